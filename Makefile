@@ -1,0 +1,41 @@
+# keel: every target creates .venv and installs what it needs on first use.
+# Only Python 3.11+ and make are needed beforehand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STACK  ?= prod
+
+.PHONY: install preview test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Warm mypy's cache for the large provider SDKs (pulumi-aws alone takes ~40 s cold), so `make test`
+	# type-checks only our own code on every later run.
+	$(BIN)/mypy --python-executable $(BIN)/python -c 'import pulumi, pulumi_aws, pulumi_eks, pulumi_kubernetes, pulumi_random, pulumi_policy, pydantic, rich, yaml' >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install keel with its dev tools
+
+preview: $(STAMP)  ## offline preview of a stack: make preview [STACK=dev]
+	$(BIN)/keel preview $(STACK)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit  ## ruff, mypy and pytest
+
+bench: $(STAMP)  ## time `keel preview prod` against the SDK floor (DESIGN.md budgets)
+	$(BIN)/python -m keel.bench $(STACK)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""keel: one stack of the platform. Thin on purpose: load and validate config, build, export.
+
+Invalid config raises ``components.config.ConfigError`` (a ``pulumi.RunError``) here, before any resource is
+registered, so ``pulumi preview`` prints the problems without a traceback.
+"""
+
+import pulumi
+
+from components import config
+from components.platform import Platform, PlatformArgs
+
+cfg = config.load()
+platform = Platform(f"keel-{cfg.stack}", PlatformArgs(config=cfg))
+
+pulumi.export("region", cfg.region)
+pulumi.export("vpcId", platform.network.vpc_id)
+pulumi.export("availabilityZones", platform.network.availability_zones)
+pulumi.export("publicSubnetIds", platform.network.public_subnet_ids)
+pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
+pulumi.export("isolatedSubnetIds", platform.network.isolated_subnet_ids)
+pulumi.export("natGatewayIds", platform.network.nat_gateway_ids)

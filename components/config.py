@@ -1,0 +1,469 @@
+"""Typed stack config: the one place that reads ``pulumi.Config``.
+
+Usage::
+
+    from components import config
+    cfg = config.load()              # raises ConfigError (a pulumi.RunError) before any resource exists
+    cfg.network.availability_zones   # 3
+
+The whole ``keel:`` namespace of ``Pulumi.<stack>.yaml`` is one pydantic model, :class:`StackConfig`. YAML
+keys are camelCase (``availabilityZones``); Python attributes are snake_case. Every model forbids unknown keys.
+
+Invalid config raises :class:`ConfigError`, which lists every problem, one per line, as
+``keel:<path>: got <value>; <what is allowed>``. It subclasses ``pulumi.RunError``, so ``pulumi up`` prints
+the message without a traceback, and ``keel preview`` exits 2 with it.
+
+Rules that span sections or depend on the environment (for example "prod needs a NAT per AZ") live in
+:func:`_cross_checks`, so the components never branch on the environment name: they read named choices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, Union
+
+import annotated_types
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+
+NAMESPACE = "keel"
+
+#: Retention values CloudWatch Logs accepts (``PutRetentionPolicy``), in days.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+#: Tags keel sets on every resource itself; stack config may not override them.
+RESERVED_TAGS = ("environment", "stack", "managed-by")
+
+#: Interface endpoints every private cluster needs to pull images and get credentials without a NAT.
+DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs")
+
+NatStrategy = Literal["None", "Single", "OnePerAz"]
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ZONE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ENDPOINT = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
+_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+_MAX_SHOWN = 60
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack config. ``problems`` holds one ``keel:<path>: ...`` line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
+
+
+def shown(value: Any) -> str:
+    """A bad value as the error message shows it: JSON-like, cut to a readable length."""
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+class _Model(BaseModel):
+    """Base for every config section: camelCase keys, unknown keys rejected, strict types, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, validate_by_name=False, strict=True, frozen=True
+    )
+
+
+class NetworkConfig(_Model):
+    """``keel:network``: the VPC and everything in it that is not a workload."""
+
+    cidr: str = "10.0.0.0/16"
+    """The VPC's IPv4 range: an RFC 1918 block from /16 to /20. Subnets are carved from it by tier."""
+
+    availability_zones: int = Field(3, ge=2, le=6)
+    """How many AZs the subnets span (2 to 6)."""
+
+    zone_names: list[str] | None = None
+    """None: the first ``availabilityZones`` zones the region offers (sorted). A list pins the zones by name,
+    which keeps subnets where they are even if the region's zone list changes."""
+
+    nat_gateways: NatStrategy = "OnePerAz"
+    """``OnePerAz``: each private subnet egresses through its own AZ's NAT (survives an AZ loss);
+    ``Single``: one NAT for all (cheaper, one AZ is a single point of failure); ``None``: no internet egress,
+    only VPC endpoints."""
+
+    allow_single_nat_in_prod: bool = False
+    """Prod refuses ``natGateways: Single`` unless this is true: a visible opt-in to the AZ risk."""
+
+    interface_endpoints: list[str] = Field(default_factory=lambda: list(DEFAULT_INTERFACE_ENDPOINTS))
+    """Interface endpoints by service suffix (``ecr.api`` becomes ``com.amazonaws.<region>.ecr.api``).
+    The S3 gateway endpoint is always created and is not listed here."""
+
+    flow_log_retention_days: int = 90
+    """Days the VPC flow log group keeps its events; one of CloudWatch's allowed values."""
+
+    flow_log_traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    """Which traffic the flow log records."""
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        allowed = "an RFC 1918 IPv4 block (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16) with a prefix from /16 to /20"
+        try:
+            net = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"got {shown(value)}; expected {allowed}") from None
+        if not isinstance(net, ipaddress.IPv4Network):
+            raise ValueError(f"got {shown(value)}; expected {allowed}")
+        if str(net) != value:
+            raise ValueError(f"got {shown(value)}, which has host bits set; did you mean {str(net)!r}?")
+        if not 16 <= net.prefixlen <= 20:
+            raise ValueError(f"got {shown(value)}; expected {allowed}")
+        if not any(net.subnet_of(block) for block in _RFC1918):
+            raise ValueError(f"got {shown(value)}, which is not private; expected {allowed}")
+        return value
+
+    @field_validator("zone_names")
+    @classmethod
+    def _zones(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for zone in value:
+            if not _ZONE.match(zone):
+                raise ValueError(f"got {shown(zone)}; expected availability zone names like 'us-east-1a'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"got {shown(value)}; each zone may appear once")
+        return value
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for service in value:
+            if service == "s3":
+                raise ValueError("got 's3'; the S3 gateway endpoint is always created, list interface endpoints only")
+            if not _ENDPOINT.match(service):
+                raise ValueError(
+                    f"got {shown(service)}; expected a service suffix such as 'ecr.api' or 'secretsmanager'"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"got {shown(value)}; each endpoint may appear once")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+    @property
+    def ip_network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+
+_RFC1918 = tuple(ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+def _tags_ok(value: dict[str, str]) -> dict[str, str]:
+    for key, tag in value.items():
+        if key in RESERVED_TAGS:
+            raise ValueError(f"got {shown(key)}, which keel sets itself; reserved: {', '.join(RESERVED_TAGS)}")
+        if key.lower().startswith("aws:") or not _TAG_KEY.match(key):
+            raise ValueError(
+                f"got key {shown(key)}; tag keys are 1-128 letters, digits, spaces or _.:/=+-@ "
+                "and may not start with 'aws:'"
+            )
+        if len(tag) > 256:
+            raise ValueError(f"got a {len(tag)}-character value for {shown(key)}; tag values are at most 256")
+    return value
+
+
+Section = dict[str, Any]
+"""A section a later issue types; until then any mapping is accepted as-is."""
+
+
+class StackConfig(_Model):
+    """The whole ``keel:`` namespace of one stack, plus the ``aws:region`` it deploys to."""
+
+    stack: str
+    """The Pulumi stack name (not config: filled in by :func:`load`)."""
+
+    region: str
+    """``aws:region``: where every regional resource goes."""
+
+    environment: Literal["dev", "prod"]
+    """Which kind of stack this is; only cross-section validation rules read it."""
+
+    account_id: str | None = None
+    """None: any account. A 12-digit id: the AWS provider refuses to touch any other account."""
+
+    protect: bool = True
+    """True: stateful resources (keys, log groups, and later databases, caches, buckets) get Pulumi's
+    ``protect`` and their own deletion protection. A stack turns it off explicitly (dev); prod may not."""
+
+    tags: Annotated[dict[str, str], Field(default_factory=dict)]
+    """Tags on every resource (through the provider's default tags), besides ``environment``, ``stack`` and
+    ``managed-by`` which keel sets."""
+
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    cluster: Section | None = None
+    database: Section | None = None
+    caches: Section | None = None
+    buckets: Section | None = None
+    email: Section | None = None
+    ingress: Section | None = None
+    services: Section | None = None
+    alerts: Section | None = None
+    backup: Section | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"got {shown(value)}; expected an AWS region name like 'us-east-1'")
+        return value
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # Pulumi.yaml declares the key with an empty default
+        if not _ACCOUNT.match(value):
+            raise ValueError(f"got {shown(value)}; expected a 12-digit AWS account id")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return _tags_ok(value)
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        """Config tags plus the ones keel always sets."""
+        return {**self.tags, "environment": self.environment, "stack": self.stack, "managed-by": "pulumi"}
+
+
+#: Keys of ``StackConfig`` that are not ``keel:`` config keys.
+_NOT_CONFIG = {"stack": None, "region": "aws:region"}
+
+
+def config_keys() -> tuple[str, ...]:
+    """The ``keel:`` keys a stack may set (camelCase, without the namespace)."""
+    return tuple(field.alias or name for name, field in StackConfig.model_fields.items() if name not in _NOT_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def validate(stack: str, raw: Mapping[str, str]) -> StackConfig:
+    """Validate a stack's raw config map (``{"keel:network": "<json>", "aws:region": "us-east-1"}``, the
+    shape Pulumi hands a program) and return the typed config, or raise :class:`ConfigError`."""
+    problems: list[str] = []
+    data: dict[str, Any] = {"stack": stack}
+    region = raw.get("aws:region")
+    if region is None:
+        problems.append("aws:region: missing; set it with `pulumi config set aws:region us-east-1`")
+    else:
+        data["region"] = region
+    allowed = config_keys()
+    for full_key, text in sorted(raw.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        if key not in allowed:
+            problems.append(f"{full_key}: unknown key; allowed keys: {', '.join(sorted(allowed))}")
+            continue
+        data[key] = text if key in _SCALARS else _decode(text)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        cfg = StackConfig.model_validate(data, by_alias=True)
+    except ValidationError as err:
+        raise ConfigError([_describe(e) for e in err.errors(include_url=False)]) from None
+    problems = list(_cross_checks(cfg))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+_SCALARS = {"environment", "accountId"}
+
+
+def _decode(text: str) -> Any:
+    """Pulumi passes object and list values as JSON text, scalars as plain text."""
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return text
+
+
+def _cross_checks(cfg: StackConfig) -> Iterable[str]:
+    """Rules that read more than one field. Each yields one ``keel:<path>: ...`` problem."""
+    net = cfg.network
+    if cfg.environment == "prod" and not cfg.protect:
+        yield "keel:protect: got false in a prod stack; allowed: true (prod stateful resources are always protected)"
+    if net.zone_names is not None and len(net.zone_names) != net.availability_zones:
+        yield (
+            f"keel:network.zoneNames: got {len(net.zone_names)} zone(s) {shown(net.zone_names)}; "
+            f"must list exactly availabilityZones ({net.availability_zones}) zones"
+        )
+    if (
+        cfg.environment == "prod"
+        and net.nat_gateways == "Single"
+        and net.availability_zones > 1
+        and not net.allow_single_nat_in_prod
+    ):
+        yield (
+            "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' or 'None' "
+            "(or set keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)"
+        )
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as ``keel:<path>: got <value>; <what is allowed>``."""
+    loc: tuple[Any, ...] = tuple(error["loc"])
+    path = _path(loc)
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    field = _field_at(loc)
+    if kind == "extra_forbidden":
+        keys = _keys_at(loc[:-1])
+        return f"{path}: unknown key; allowed keys: {', '.join(keys)}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        return f"{path}: got {shown(value)}; allowed: {ctx.get('expected')}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"{path}: got {shown(value)}; allowed: {_bounds(field, ctx)}"
+    if kind == "value_error":
+        return f"{path}: {str(error['msg']).removeprefix('Value error, ')}"
+    expected = {
+        "int_type": "a whole number",
+        "bool_type": "true or false",
+        "string_type": "a string",
+        "dict_type": "a mapping",
+        "list_type": "a list",
+        "model_type": "a mapping",
+        "model_attributes_type": "a mapping",
+    }.get(kind)
+    if expected:
+        return f"{path}: got {shown(value)}; expected {expected}"
+    return f"{path}: got {shown(value)}; {error['msg']}"
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return f"{NAMESPACE}:"
+    head, *rest = loc
+    out = _NOT_CONFIG.get(str(head)) or f"{NAMESPACE}:{head}"
+    for part in rest:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _bounds(field: FieldInfo | None, ctx: Mapping[str, Any]) -> str:
+    low = high = None
+    for meta in field.metadata if field else ():
+        if isinstance(meta, annotated_types.Ge):
+            low = meta.ge
+        elif isinstance(meta, annotated_types.Le):
+            high = meta.le
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    return ", ".join(f"{'>=' if k == 'ge' else '<=' if k == 'le' else k} {v}" for k, v in ctx.items())
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model class inside ``Model``, ``Model | None``, ``dict[str, Model]`` or ``list[Model]``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, list, dict, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """Follow a pydantic error location (aliases) through the models to the last field."""
+    model: type[BaseModel] | None = StackConfig
+    field: FieldInfo | None = None
+    for part in loc:
+        if model is None:
+            return None, None
+        if isinstance(part, int) or (field is not None and typing.get_origin(field.annotation) is dict):
+            continue
+        by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = by_alias.get(str(part))
+        if field is None:
+            return None, None
+        model = _model_in(field.annotation)
+    return model, field
+
+
+def _field_at(loc: tuple[Any, ...]) -> FieldInfo | None:
+    return _walk(loc)[1]
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    model = _walk(loc)[0] if loc else StackConfig
+    if model is None:
+        return []
+    return sorted(f.alias or n for n, f in model.model_fields.items() if n not in _NOT_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def raw_config() -> dict[str, str]:
+    """Every config value the Pulumi runtime handed this program (``namespace:key`` -> text).
+
+    ``pulumi.Config`` can only look keys up, and we must also see keys nobody asked for (a typo such as
+    ``keel:netwrok`` must fail, not be ignored). The runtime holds config in two places: what was set
+    in-process (``set_all_config``, used by mocks and the language host) and the ``PULUMI_CONFIG``
+    environment the CLI passes. Both are read through ``pulumi.runtime.config``.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, str] = {}
+    merged.update({k: str(v) for k, v in runtime_config.get_config_env().items()})
+    merged.update({k: str(v) for k, v in runtime_config.CONFIG.get().items()})
+    # Look each key up through pulumi.Config too, so per-key PULUMI_CONFIG_<KEY> overrides win as usual.
+    for full_key in list(merged):
+        namespace, _, key = full_key.partition(":")
+        value = pulumi.Config(namespace).get(key)
+        if value is not None:
+            merged[full_key] = value
+    return merged
+
+
+def load() -> StackConfig:
+    """Read and validate this stack's config. Raises :class:`ConfigError` before anything is registered."""
+    return validate(pulumi.get_stack(), raw_config())

@@ -1,0 +1,1 @@
+"""keel's offline tooling: ``keel preview`` and friends (see ``keel --help``)."""

@@ -1,0 +1,335 @@
+"""Run the Pulumi program offline and record what it registers.
+
+Usage::
+
+    preview = engine.run("prod")                 # Preview: steps, stack outputs
+    preview.to_json()                            # the `pulumi preview --json` shape (DESIGN.md)
+
+How: the program (``__main__.py``) runs exactly as the Python language host runs it, in
+``pulumi.runtime.run_in_stack``, but against :class:`RecordingMonitor` instead of the engine. The monitor
+answers every registration from :class:`keel.fake.FakeCloud` and records what the engine would record: type,
+name, parent, inputs (engine wire names, so camelCase; secrets shown as ``[secret]``), protect,
+retainOnDelete, provider reference and ``dependencies``. Those last few are only on the RegisterResource
+request (a ``Mocks.new_resource`` callback never sees them), which is why the monitor, not a ``Mocks``
+subclass, does the recording. Custom resources without an explicit provider get the engine's default
+provider (``pulumi:providers:<pkg>::default_<version>``), recorded as a step of its own as the engine does.
+
+Errors: :class:`StackError` for an unknown stack or unreadable stack file; the program's own
+``ConfigError`` (invalid config) and any other exception propagate unchanged for the CLI to map to exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import runpy
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi.runtime
+from google.protobuf import json_format
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockEngine, MockMonitor, Mocks, MockSettings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from keel import stackfiles
+from keel.fake import DEFAULT_ACCOUNT, FakeCloud
+
+SIG = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (a wire signature, not a secret)
+OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+UNKNOWN = rpc.UNKNOWN
+SECRET_SHOWN = "[secret]"  # noqa: S105 (the mask shown instead of a secret)
+
+StackError = stackfiles.StackError
+
+
+@dataclass
+class Step:
+    """One resource the preview would create: the ``steps[]`` entry of ``pulumi preview --json``."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    provider: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "type": self.type,
+            "urn": self.urn,
+            "custom": self.custom,
+            "parent": self.parent,
+            "inputs": self.inputs,
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "dependencies": self.dependencies,
+            "propertyDependencies": self.property_dependencies,
+            "provider": self.provider,
+        }
+        if self.ignore_changes:
+            state["ignoreChanges"] = self.ignore_changes
+        if self.aliases:
+            state["aliases"] = self.aliases
+        if self.outputs:
+            state["outputs"] = self.outputs
+        return {"op": "create", "urn": self.urn, "newState": state}
+
+
+@dataclass
+class Preview:
+    """What one offline run of the program would do."""
+
+    stack: str
+    project: str
+    steps: list[Step]
+
+    def by_urn(self) -> dict[str, Step]:
+        return {s.urn: s for s in self.steps}
+
+    def of_type(self, type_: str) -> list[Step]:
+        """Every step of one type token, in preview order."""
+        return [s for s in self.steps if s.type == type_]
+
+    def one(self, type_: str, name: str) -> Step:
+        """The single step with this type and name (raises if there is not exactly one)."""
+        found = [s for s in self.steps if s.type == type_ and s.name == name]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} steps of type {type_} named {name!r}")
+        return found[0]
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = {"create": len(self.steps)}
+        return {
+            "steps": [s.to_json() for s in self.steps],
+            "changeSummary": counts,
+            "policyViolations": [],
+        }
+
+
+def plain(value: Any) -> Any:
+    """A wire value (``MessageToDict`` of a Struct) as preview JSON shows it: secrets masked, integral
+    numbers as integers, output values unwrapped. Resource references and assets keep their signature."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        sig = value.get(SIG)
+        if sig == SECRET_SIG:
+            return SECRET_SHOWN
+        if sig == OUTPUT_SIG:
+            if value.get("secret"):
+                return SECRET_SHOWN
+            return plain(value["value"]) if "value" in value else UNKNOWN
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+class _Mocks(Mocks):
+    """The ``Mocks`` half: invokes and reads. Registrations go through :class:`RecordingMonitor`."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        self.cloud = cloud
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # A bare dict means "no check failures" to the mock monitor.
+        return self.cloud.invoke(args.token, args.args)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return self.cloud.resource(args.typ, args.name, f"{args.typ}::{args.name}", args.inputs)
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock resource monitor that answers from the fake cloud and records every registration."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        super().__init__(_Mocks(cloud))
+        self.cloud = cloud
+        self.steps: dict[str, Step] = {}
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's URN: the type is qualified by the parent's whole type chain (the stack excluded).
+        The SDK's mock monitor keeps only the parent's last type, which differs from real URNs as soon as
+        components nest."""
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::{type_}::{name}"
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        custom = bool(request.custom)
+        provider = request.provider
+        if custom and not provider and not request.type.startswith("pulumi:providers:"):
+            provider = self._default_provider(request.type, request.version)
+        step = Step(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=custom,
+            parent=request.parent,
+            inputs=plain(json_format.MessageToDict(request.object)),
+            protect=request.HasField("protect") and request.protect,
+            retain_on_delete=request.HasField("retainOnDelete") and request.retainOnDelete,
+            dependencies=sorted(set(request.dependencies)),
+            property_dependencies={
+                k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items()) if v.urns
+            },
+            provider=provider,
+            ignore_changes=list(request.ignoreChanges),
+            aliases=sorted(request.aliasURNs),
+        )
+        with self._lock:
+            self.steps[urn] = step
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+
+        if not custom and not request.remote:
+            # A local component: the engine records it and returns no id or state.
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+
+        inputs = rpc.deserialize_properties(request.object)
+        resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs)
+        with self._lock:
+            self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        with self._lock:
+            step = self.steps.get(request.urn)
+            if step is not None and step.type == "pulumi:pulumi:Stack":
+                step.outputs = plain(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+    def _default_provider(self, type_: str, version: str) -> str:
+        package = type_.split(":", 1)[0]
+        name = "default_" + version.replace(".", "_") if version else "default"
+        urn = f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::pulumi:providers:{package}::{name}"
+        provider_id = f"{package}-{name}-provider"
+        with self._lock:
+            if urn not in self.steps:
+                self.steps[urn] = Step(
+                    urn=urn,
+                    type=f"pulumi:providers:{package}",
+                    name=name,
+                    custom=True,
+                    parent="",
+                    inputs={"version": version} if version else {},
+                )
+        return f"{urn}::{provider_id}"
+
+
+def ordered(steps: dict[str, Step]) -> list[Step]:
+    """Steps in a stable order the engine could have used: every resource after its parent and its
+    dependencies, ties broken by URN."""
+    out: list[Step] = []
+    seen: set[str] = set()
+
+    def visit(urn: str) -> None:
+        if urn in seen or urn not in steps:
+            return
+        seen.add(urn)
+        step = steps[urn]
+        visit(step.parent)
+        provider_urn = step.provider.rsplit("::", 1)[0] if step.provider else ""
+        visit(provider_urn)
+        for dep in step.dependencies:
+            visit(dep)
+        out.append(step)
+
+    for urn in sorted(steps):
+        visit(urn)
+    return out
+
+
+def execute(
+    program: Callable[[], Any],
+    *,
+    stack: str,
+    project: str = "keel",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    cloud: FakeCloud | None = None,
+    monitor: RecordingMonitor | None = None,
+) -> Preview:
+    """Run ``program`` as the language host would (inside ``run_in_stack``) against a fresh
+    :class:`RecordingMonitor`, with ``config`` as the stack config, and return what it registered.
+
+    Tests call this with a small program (one component); :func:`run` calls it with ``__main__.py``. Pass
+    ``monitor`` to inspect what was registered even when the program raises.
+    """
+    config = dict(config or {})
+    cloud = cloud or FakeCloud(
+        region=config.get("aws:region", "us-east-1"), account=config.get("keel:accountId") or DEFAULT_ACCOUNT
+    )
+    monitor = monitor or RecordingMonitor(cloud)
+    settings.reset_options(project=project, stack=stack, preview=True)
+    settings.configure(
+        MockSettings(
+            monitor=monitor,
+            engine=MockEngine(None),
+            project=project,
+            stack=stack,
+            dry_run=True,
+            organization="organization",
+            callbacks=None,
+        )
+    )
+    pulumi.runtime.set_all_config(config, secret_keys or [])
+    saved_env = os.environ.pop("PULUMI_CONFIG", None)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(run_in_stack(program))
+    finally:
+        _close(loop)
+        asyncio.set_event_loop(None)
+        if saved_env is not None:
+            os.environ["PULUMI_CONFIG"] = saved_env
+    return Preview(stack=stack, project=project, steps=ordered(monitor.steps))
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop after joining its worker threads. The SDK gives each worker thread an event loop of its
+    own; joined here, those loops are collected while the interpreter is whole, instead of failing noisily in
+    ``BaseEventLoop.__del__`` at exit."""
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+def run(stack: str, root: Path | None = None) -> Preview:
+    """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``."""
+    root = (root or stackfiles.project_root()).resolve()
+    project = stackfiles.load_project(root)
+    config, secret_keys = stackfiles.load_config(root, stack, project)
+    main = root / str(project.get("main") or "__main__.py")
+    if main.is_dir():
+        main = main / "__main__.py"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return execute(
+        lambda: runpy.run_path(str(main), run_name="__main__"),
+        stack=stack,
+        project=str(project["name"]),
+        config=config,
+        secret_keys=secret_keys,
+    )

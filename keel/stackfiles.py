@@ -1,0 +1,150 @@
+"""Read ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` the way the Pulumi CLI hands config to a program.
+
+Usage::
+
+    root = project_root()
+    stacks(root)                               # ["dev", "prod"]
+    config, secret_keys = load_config(root, "prod", load_project(root))
+    config["keel:network"]                     # '{"cidr":"10.20.0.0/16",...}'  (JSON text, as Pulumi passes it)
+
+What the CLI does and this repeats: project-level ``config:`` declarations give defaults and types; a
+declared key without a default is required; a stack value of the wrong declared type is refused; scalars
+reach the program as text (``true``, ``3``), objects and lists as compact JSON. ``secure:`` values cannot be
+decrypted offline: they reach the program as ``[secret]`` and their keys are marked secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.\-]+)\.ya?ml$")
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (the mask shown instead of a secret)
+
+
+class StackError(Exception):
+    """An unknown stack, or a stack or project file that is not what Pulumi accepts."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: ``$KEEL_PROJECT`` or the working folder) holding
+    ``Pulumi.yaml``."""
+    here = Path(start or os.environ.get("KEEL_PROJECT") or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    raise StackError(f"no Pulumi.yaml in {here} or any folder above it; run keel inside the keel project")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise StackError(f"{path.name} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise StackError(f"{path.name}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_project(root: Path) -> dict[str, Any]:
+    project = _read_yaml(root / "Pulumi.yaml")
+    if not project.get("name"):
+        raise StackError("Pulumi.yaml: 'name' is required")
+    return project
+
+
+def stacks(root: Path) -> list[str]:
+    return sorted(m["stack"] for p in root.iterdir() if (m := _STACK_FILE.match(p.name)))
+
+
+def _stack_file(root: Path, stack: str) -> Path:
+    for suffix in ("yaml", "yml"):
+        path = root / f"Pulumi.{stack}.{suffix}"
+        if path.is_file():
+            return path
+    known = ", ".join(stacks(root)) or "none"
+    raise StackError(f"unknown stack {stack!r}; stacks in this project: {known}")
+
+
+def _text(value: Any) -> str:
+    """A config value as the program receives it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _mask_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        masked, any_secret = {}, False
+        for k, v in value.items():
+            masked[k], secret = _mask_secure(v)
+            any_secret |= secret
+        return masked, any_secret
+    if isinstance(value, list):
+        items = [_mask_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+_DECLARED_TYPES = {"string": str, "boolean": bool, "integer": int, "array": list}
+
+
+def load_config(root: Path, stack: str, project: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The config map (``namespace:key`` -> text) and the secret keys the program would get for ``stack``."""
+    path = _stack_file(root, stack)
+    values = _read_yaml(path).get("config") or {}
+    if not isinstance(values, dict):
+        raise StackError(f"{path.name}: 'config' must be a mapping")
+    name = str(project["name"])
+    problems: list[str] = []
+    merged: dict[str, Any] = {}
+    for key, declared in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(declared, dict) and "type" in declared:
+            if "default" in declared:
+                merged[full] = declared["default"]
+        elif isinstance(declared, dict) and "value" in declared:
+            merged[full] = declared["value"]
+        else:
+            merged[full] = declared
+    merged.update({k if ":" in k else f"{name}:{k}": v for k, v in values.items()})
+
+    for key, declared in (project.get("config") or {}).items():
+        if not isinstance(declared, dict) or "type" not in declared:
+            continue
+        full = key if ":" in key else f"{name}:{key}"
+        expected = _DECLARED_TYPES.get(declared["type"])
+        if full not in merged:
+            problems.append(f"{full}: missing; Pulumi.yaml declares it ({declared['type']}) with no default")
+        elif expected is not None and not _is(merged[full], expected):
+            problems.append(f"{full}: got {json.dumps(merged[full])}; Pulumi.yaml declares it as {declared['type']}")
+    if problems:
+        raise StackError(f"{path.name}: " + "; ".join(problems))
+
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in merged.items():
+        masked, secret = _mask_secure(value)
+        config[key] = _text(masked)
+        if secret:
+            secret_keys.append(key)
+    return config, sorted(secret_keys)
+
+
+def _is(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test runs Pulumi programs under keel's recording mocks (no cloud, no CLI).
+
+``preview(stack)`` runs the real ``__main__.py`` with ``Pulumi.<stack>.yaml`` once per session and returns the
+recorded :class:`keel.engine.Preview` (every registration with its type, name, parent, inputs, options and
+dependencies). ``run(program, ...)`` runs a small program (one component) the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keel import engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def preview() -> Callable[[str], engine.Preview]:
+    cache: dict[str, engine.Preview] = {}
+
+    def get(stack: str) -> engine.Preview:
+        if stack not in cache:
+            cache[stack] = engine.run(stack, ROOT)
+        return cache[stack]
+
+    return get
+
+
+def run(
+    program: Callable[[], Any],
+    *,
+    stack: str = "test",
+    config: dict[str, Any] | None = None,
+    monitor: engine.RecordingMonitor | None = None,
+) -> engine.Preview:
+    """Run ``program`` under the recording mocks; ``config`` values that are not strings become JSON."""
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
+    return engine.execute(program, stack=stack, config=raw, monitor=monitor)
+
+
+def policy_doc(step: engine.Step, key: str = "policy") -> Any:
+    """A JSON policy document input, parsed."""
+    return json.loads(step.inputs[key])

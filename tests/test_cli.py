@@ -1,0 +1,190 @@
+"""`keel preview`: text and JSON output, stability, exit codes and messages for user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError
+from keel import engine
+from keel.cli import main
+from tests.conftest import ROOT
+
+
+def keel(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's entry files in a scratch folder, for stacks with broken config."""
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = keel(capsys, "preview", "prod")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "keel / prod  (offline preview)"
+    assert "└── + keel-prod  pulumi:pulumi:Stack" in lines[1]
+    assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
+    assert any("+ keel-prod-logs  aws:kms/key:Key  (protected)" in line for line in lines)
+    assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
+    assert "53 resources to create" in out
+    assert any(
+        line.split("│")[1:3] == [" aws:ec2/subnet:Subnet                                     ", "     9 "]
+        for line in lines
+        if "aws:ec2/subnet:Subnet " in line
+    )
+    assert "vpcId: vpc-" in out
+
+
+def _walk_keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [k for k in value] + [k2 for v in value.values() for k2 in _walk_keys(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in _walk_keys(v)]
+    return []
+
+
+def test_preview_json_has_the_pulumi_shape_and_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, first, _ = keel(capsys, "preview", "prod", "--json")
+    assert code == 0
+    _, second, _ = keel(capsys, "preview", "prod", "--json")
+    assert first == second
+    doc = json.loads(first)
+    assert set(doc) == {"steps", "changeSummary", "policyViolations"}
+    assert doc["policyViolations"] == []
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 53}
+    for step in doc["steps"]:
+        assert step["op"] == "create"
+        assert step["urn"] == step["newState"]["urn"]
+        assert {
+            "type",
+            "urn",
+            "custom",
+            "parent",
+            "inputs",
+            "protect",
+            "retainOnDelete",
+            "dependencies",
+            "provider",
+        } <= set(step["newState"])
+    vpc = next(s["newState"] for s in doc["steps"] if s["newState"]["type"] == "aws:ec2/vpc:Vpc")
+    assert vpc["inputs"]["cidrBlock"] == "10.20.0.0/16"
+    assert vpc["inputs"]["enableDnsHostnames"] is True
+    assert vpc["urn"] == (
+        "urn:pulumi:prod::keel::keel:platform:Platform$keel:network:Network$aws:ec2/vpc:Vpc::keel-prod-vpc"
+    )
+    # inputs use the engine's camelCase names, never the Python SDK's snake_case
+    input_keys = [k for s in doc["steps"] for k in s["newState"]["inputs"]]
+    assert input_keys and not [k for k in input_keys if "_" in k]
+    # parents come before children and dependencies before dependents
+    seen: set[str] = set()
+    for step in doc["steps"]:
+        state = step["newState"]
+        assert not state["parent"] or state["parent"] in seen
+        assert set(state["dependencies"]) <= seen
+        seen.add(state["urn"])
+
+
+def test_dev_differs_only_by_its_config(capsys: pytest.CaptureFixture[str]) -> None:
+    _, dev, _ = keel(capsys, "preview", "dev", "--json")
+    _, prod, _ = keel(capsys, "preview", "prod", "--json")
+    dev_types = [s["newState"]["type"] for s in json.loads(dev)["steps"]]
+    prod_types = [s["newState"]["type"] for s in json.loads(prod)["steps"]]
+    assert set(dev_types) == set(prod_types)
+    assert len(dev_types) == 41
+
+
+def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = keel(capsys, "preview", "qa")
+    assert code == 2
+    assert out == ""
+    assert err == "error: unknown stack 'qa'; stacks in this project: dev, prod\n"
+
+
+def test_invalid_config_exits_2_with_the_key_and_no_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.bad.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  keel:environment: prod\n"
+        "  keel:network: {cidr: 10.0.0.0/33, availabilityZones: 9}\n"
+    )
+    code, out, err = keel(capsys, "preview", "bad")
+    assert code == 2
+    assert out == ""
+    assert err == (
+        "error: stack 'bad': invalid stack config (2 problem(s)):\n"
+        "  - keel:network.cidr: got '10.0.0.0/33'; expected an RFC 1918 IPv4 block (10.0.0.0/8, 172.16.0.0/12, "
+        "192.168.0.0/16) with a prefix from /16 to /20\n"
+        "  - keel:network.availabilityZones: got 9; allowed: 2 to 6\n"
+    )
+
+
+def test_declared_type_mismatch_and_bad_yaml_are_user_errors(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "Pulumi.typed.yaml").write_text("config:\n  aws:region: us-east-1\n  keel:environment: [prod]\n")
+    code, _, err = keel(capsys, "preview", "typed")
+    assert code == 2
+    assert err == 'error: Pulumi.typed.yaml: keel:environment: got ["prod"]; Pulumi.yaml declares it as string\n'
+    (project / "Pulumi.broken.yaml").write_text("config:\n  keel:network: {cidr: [\n")
+    code, _, err = keel(capsys, "preview", "broken")
+    assert code == 2
+    assert err.startswith("error: Pulumi.broken.yaml is not valid YAML (line ")
+
+
+def test_bad_config_registers_nothing(project: Path) -> None:
+    monitor = engine.RecordingMonitor(engine.FakeCloud("us-east-1"))
+    config = {
+        "aws:region": "us-east-1",
+        "keel:environment": "prod",
+        "keel:network": '{"natGateways":"Single"}',
+    }
+    with pytest.raises(ConfigError):
+        engine.execute(
+            lambda: runpy.run_path(str(project / "__main__.py"), run_name="__main__"),
+            stack="bad",
+            config=config,
+            monitor=monitor,
+        )
+    assert [s.type for s in monitor.steps.values()] == ["pulumi:pulumi:Stack"]
+
+
+def test_console_script_exit_codes_without_traceback(project: Path) -> None:
+    (project / "Pulumi.bad.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  keel:environment: prod\n  keel:netwrok: {}\n"
+    )
+    script = Path(sys.executable).parent / "keel"
+    done = subprocess.run(
+        [str(script), "preview", "bad"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "keel:netwrok: unknown key; allowed keys: accountId," in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    ok = subprocess.run(
+        [str(script), "preview", "dev", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
+    )
+    assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 41}
+    usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
+    assert usage.returncode == 2
+    assert "the following arguments are required: stack" in usage.stderr
