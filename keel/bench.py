@@ -39,7 +39,7 @@ def _time(cmd: list[str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 (our own venv scripts)
         times.append(time.perf_counter() - start)
     return times
 
@@ -98,7 +98,7 @@ def _import_class(kind: str) -> None:
 
     package, _, rest = kind.partition(":")
     module_path, _, name = rest.partition(":")
-    if package == "pulumi" or package == "keel":
+    if package in {"pulumi", "keel"}:
         return
     parts = [p for p in module_path.split("/") if p != "index"]
     for end in range(len(parts), -1, -1):
@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     keel = str(Path(sys.executable).parent / "keel")
-    preview = subprocess.run([keel, "preview", args.stack, "--json"], check=True, capture_output=True, text=True)
+    preview = subprocess.run(  # noqa: S603 (our own venv script)
+        [keel, "preview", args.stack, "--json"], check=True, capture_output=True, text=True
+    )
     resources = len(json.loads(preview.stdout)["steps"])
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as saved:
         saved.write(preview.stdout)

@@ -83,5 +83,5 @@ def test_stacks_and_project_root(root: Path) -> None:
 
 
 def test_no_project_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(stackfiles.StackError, match="no Pulumi.yaml in .* or any folder above it"):
+    with pytest.raises(stackfiles.StackError, match=r"no Pulumi\.yaml in .* or any folder above it"):
         stackfiles.project_root(tmp_path)
