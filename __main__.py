@@ -19,3 +19,6 @@ pulumi.export("publicSubnetIds", platform.network.public_subnet_ids)
 pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
 pulumi.export("isolatedSubnetIds", platform.network.isolated_subnet_ids)
 pulumi.export("natGatewayIds", platform.network.nat_gateway_ids)
+if platform.cluster is not None:
+    pulumi.export("clusterName", platform.cluster.name)
+    pulumi.export("clusterEndpoint", platform.cluster.endpoint)

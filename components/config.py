@@ -187,6 +187,139 @@ class NetworkConfig(_Model):
         return ipaddress.IPv4Network(self.cidr)
 
 
+#: Kubernetes versions EKS offers in standard support that keel is tested with; the cluster autoscaler's
+#: image follows the minor version (``components/addons.py``). ``keel preflight`` checks the region offers it.
+KUBERNETES_VERSIONS = ("1.33", "1.34")
+
+#: GPU instance families the NVIDIA AMI (``AL2023_x86_64_NVIDIA``) supports: x86_64 with NVIDIA GPUs.
+GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en")
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def instance_family(instance_type: str) -> str:
+    return instance_type.split(".", 1)[0]
+
+
+class NodeGroupConfig(_Model):
+    """One managed node group (``keel:cluster.nodeGroups.<general|gpu>``)."""
+
+    instance_types: list[str]
+    """Instance types, first preferred; more than one lets Spot draw from several pools."""
+
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """``SPOT`` for interruptible capacity at a discount."""
+
+    min_size: int = Field(ge=0, le=100)
+    """Smallest node count; 0 lets the autoscaler scale the group to zero when idle."""
+
+    max_size: int = Field(ge=1, le=100)
+    """Largest node count the autoscaler may reach."""
+
+    desired_size: int | None = None
+    """None: start at ``minSize``. The autoscaler owns it afterwards (changes are ignored)."""
+
+    gpu: bool = False
+    """True: NVIDIA AMI, the ``nvidia.com/gpu`` taint and GPU labels; every instance type must be a GPU type."""
+
+    disk_size_gb: int = Field(50, ge=20, le=2000)
+    """Encrypted gp3 root volume size."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra node labels (``keel.dev/pool`` is set by keel)."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("got []; list at least one instance type, such as 'm5.xlarge'")
+        for item in value:
+            if not _INSTANCE_TYPE.match(item):
+                raise ValueError(f"got {shown(item)}; expected an EC2 instance type such as 'm5.xlarge'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"got {shown(value)}; each instance type may appear once")
+        return value
+
+    @property
+    def desired(self) -> int:
+        return self.min_size if self.desired_size is None else self.desired_size
+
+
+class NodeGroupsConfig(_Model):
+    """``keel:cluster.nodeGroups``: the general pool and the optional GPU pool."""
+
+    general: NodeGroupConfig
+    """Runs everything that does not ask for a GPU, add-ons included."""
+
+    gpu: NodeGroupConfig | None = None
+    """None: no GPU pool. Else a pool tainted ``nvidia.com/gpu=true:NoSchedule`` that may scale from zero."""
+
+    def items(self) -> list[tuple[str, NodeGroupConfig]]:
+        return [(name, group) for name, group in (("general", self.general), ("gpu", self.gpu)) if group]
+
+
+class ClusterConfig(_Model):
+    """``keel:cluster``: the EKS control plane, its node groups and add-ons."""
+
+    version: str = "1.34"
+    """Kubernetes minor version; one of :data:`KUBERNETES_VERSIONS`."""
+
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    """Empty: the API endpoint is private only. CIDRs: the public endpoint is on, for these ranges only."""
+
+    admin_role_arns: list[str] = Field(default_factory=list)
+    """IAM roles given cluster-admin through EKS access entries."""
+
+    node_groups: NodeGroupsConfig
+    """The managed node groups."""
+
+    require_spot_gpus: bool = True
+    """True: the GPU group must use Spot capacity (GPUs on demand cost about three times as much)."""
+
+    deletion_protection: bool = True
+    """EKS deletion protection on the control plane."""
+
+    log_retention_days: int = 90
+    """Retention of the control-plane log group (``/aws/eks/<cluster>/cluster``)."""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in KUBERNETES_VERSIONS:
+            raise ValueError(f"got {shown(value)}; allowed: {', '.join(KUBERNETES_VERSIONS)}")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"got {shown(cidr)}; expected CIDR blocks such as '203.0.113.0/24'") from None
+            if not net.is_global and net.prefixlen:
+                raise ValueError(f"got {shown(cidr)}; the public endpoint only sees public addresses")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _ROLE_ARN.match(arn):
+                raise ValueError(
+                    f"got {shown(arn)}; expected IAM role ARNs like 'arn:aws:iam::111122223333:role/platform-admin'"
+                )
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+
 _RFC1918 = tuple(ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
@@ -232,7 +365,8 @@ class StackConfig(_Model):
     ``managed-by`` which keel sets."""
 
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    cluster: Section | None = None
+    cluster: ClusterConfig | None = None
+    """None: no EKS cluster (the network and data tier only)."""
     database: Section | None = None
     caches: Section | None = None
     buckets: Section | None = None
@@ -306,7 +440,7 @@ def validate(stack: str, raw: Mapping[str, str]) -> StackConfig:
         cfg = StackConfig.model_validate(data, by_alias=True)
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors(include_url=False)]) from None
-    problems = list(_cross_checks(cfg))
+    problems = [*_cross_checks(cfg), *_cluster_checks(cfg)]
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -343,6 +477,48 @@ def _cross_checks(cfg: StackConfig) -> Iterable[str]:
             "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' or 'None' "
             "(or set keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)"
         )
+
+
+def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
+    cluster = cfg.cluster
+    if cluster is None:
+        return
+    if cfg.environment == "prod" and any(ipaddress.ip_network(c).prefixlen == 0 for c in cluster.public_access_cidrs):
+        yield (
+            "keel:cluster.publicAccessCidrs: got '0.0.0.0/0' in a prod stack; allowed: [] (private endpoint only) "
+            "or specific CIDRs such as your VPN's"
+        )
+    for name, group in cluster.node_groups.items():
+        path = f"keel:cluster.nodeGroups.{name}"
+        if group.min_size > group.max_size:
+            yield f"{path}.minSize: got {group.min_size}; must be at most maxSize ({group.max_size})"
+        elif not group.min_size <= group.desired <= group.max_size:
+            yield (
+                f"{path}.desiredSize: got {group.desired}; must be between minSize ({group.min_size}) "
+                f"and maxSize ({group.max_size})"
+            )
+        not_gpu = [t for t in group.instance_types if instance_family(t) not in GPU_FAMILIES]
+        if group.gpu and not_gpu:
+            yield (
+                f"{path}.instanceTypes: got {shown(not_gpu)} in a GPU group; allowed families: "
+                f"{', '.join(GPU_FAMILIES)}"
+            )
+        if not group.gpu and len(not_gpu) < len(group.instance_types):
+            yield (
+                f"{path}.instanceTypes: got GPU types {shown(sorted(set(group.instance_types) - set(not_gpu)))} "
+                "in a group without gpu: true; set gpu: true or use the gpu group"
+            )
+    gpu = cluster.node_groups.gpu
+    if gpu is not None:
+        if not gpu.gpu:
+            yield "keel:cluster.nodeGroups.gpu.gpu: got false; the gpu group must set gpu: true"
+        if cluster.require_spot_gpus and gpu.capacity_type != "SPOT":
+            yield (
+                f"keel:cluster.nodeGroups.gpu.capacityType: got {shown(gpu.capacity_type)} while "
+                "keel:cluster.requireSpotGpus is true; allowed: 'SPOT' (or set requireSpotGpus: false)"
+            )
+    if cfg.environment == "prod" and not cluster.deletion_protection:
+        yield "keel:cluster.deletionProtection: got false in a prod stack; allowed: true"
 
 
 def _describe(error: Any) -> str:

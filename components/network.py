@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 import pulumi
 import pulumi_aws as aws
 
+from components import context
 from components.config import DEFAULT_INTERFACE_ENDPOINTS, NatStrategy, NetworkConfig
 
 MAX_ZONES = 6
@@ -137,9 +138,8 @@ class Network(pulumi.ComponentResource):
         super().__init__("keel:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
-        region = aws.get_region(opts=invoke).region
-        identity = aws.get_caller_identity(opts=invoke)
-        partition = aws.get_partition(opts=invoke).partition
+        ctx = context.lookup(invoke)
+        region = ctx.region
         zones = self._zones(args, invoke)
         plan = plan_subnets(ipaddress.IPv4Network(args.cidr), len(zones))
 
@@ -270,7 +270,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self._flow_logs(name, args, region, identity.account_id, partition, tags)
+        self._flow_logs(name, args, region, ctx.account, ctx.partition, tags)
 
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])

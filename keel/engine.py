@@ -141,6 +141,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _integral(value: Any) -> Any:
+    """Struct numbers are doubles; give integral ones back as ints, as the engine's property values do."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
 class _Mocks(Mocks):
     """The ``Mocks`` half: invokes and reads. Registrations go through :class:`RecordingMonitor`."""
 
@@ -206,10 +217,16 @@ class RecordingMonitor(MockMonitor):
             # A local component: the engine records it and returns no id or state.
             return resource_pb2.RegisterResourceResponse(urn=urn)
 
-        inputs = rpc.deserialize_properties(request.object)
-        resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs)
+        # The wire form, not `rpc.deserialize_properties`: that would rebuild referenced resources (and
+        # schedule their RPCs) on this worker thread's event loop. References and secrets stay as the
+        # engine would hand them to a provider, and go back to the program the same way.
+        inputs = _integral(json_format.MessageToDict(request.object))
         with self._lock:
+            resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs)
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
+            for child_urn, child_id, child_state in self.cloud.virtual:
+                self.resources[child_urn] = MockMonitor.ResourceRegistration(child_urn, child_id, child_state)
+            self.cloud.virtual.clear()
         obj = _sync_await(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 

@@ -17,6 +17,7 @@ would let a program run on values no real account would give.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from collections.abc import Callable
@@ -59,6 +60,11 @@ _SERVICE = {
 _GLOBAL_SERVICES = {"iam", "s3", "route53", "cloudfront"}
 
 
+#: Signature keys of a resource reference on the wire (``pulumi.runtime.rpc``).
+_SIG = "4dabf18193072939515e22adb298388d"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+
+
 class UnknownInvoke(LookupError):
     """A program called a data source the fake cloud does not know."""
 
@@ -78,6 +84,13 @@ class FakeCloud:
         self.region = region
         self.account = account
         self.partition = partition
+        #: Resources a remote component creates inside its provider, which a real engine would register and
+        #: which its outputs reference: the monitor serves them to ``getResource``. Not steps of the preview.
+        self.virtual: list[tuple[str, str, dict[str, Any]]] = []
+        self._components: dict[str, Callable[[str, str, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
+            "eks:index:Cluster": self._eks_cluster,
+            "eks:index:ManagedNodeGroup": self._managed_node_group,
+        }
         self._invokes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:index/getRegion:getRegion": self._region,
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
@@ -89,6 +102,8 @@ class FakeCloud:
 
     def resource(self, type_: str, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The physical id and the output state the real provider would report for a new resource."""
+        if type_ in self._components:
+            return self._components[type_](name, urn, inputs)
         h = digest(urn)
         resource_id = self._id(type_, name, inputs, h)
         state = dict(inputs)
@@ -140,7 +155,100 @@ class FakeCloud:
             return {"keyId": state["arn"].rsplit("/", 1)[-1]}
         if type_ == "aws:iam/role:Role":
             return {"uniqueId": "AROA" + h[:17].upper()}
+        if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return {"latestVersion": 1, "defaultVersion": 1}
+        if type_ == "kubernetes:helm.sh/v3:Release":
+            return {"status": {"status": "deployed", "namespace": state.get("namespace", "default"), "version": 1}}
         return {}
+
+    # ------------------------------------------------------------------ remote components (pulumi-eks)
+
+    def _child(self, parent_urn: str, type_: str, name: str, resource_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Register a resource a remote component creates and return a reference to it."""
+        stack_project, _, _name = parent_urn.rpartition("::")
+        head, _, parent_type = stack_project.rpartition("::")
+        urn = f"{head}::{parent_type}${type_}::{name}"
+        self.virtual.append((urn, resource_id, {"urn": urn, "id": resource_id, **state}))
+        return {_SIG: _RESOURCE_SIG, "urn": urn, "id": resource_id, "packageVersion": ""}
+
+    def _eks_cluster(self, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        h = digest(urn)
+        cluster_name = str(inputs.get("name") or f"{name}-eksCluster-{h[:7]}")
+        endpoint = f"https://{h[:32].upper()}.gr7.{self.region}.eks.amazonaws.com"
+        cluster_sg = f"sg-{h[:17]}"
+        ca_data = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCmtlZWwtcHJldmlldwotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg=="
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "kubernetes", "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
+            "current-context": "aws",
+            "users": [
+                {
+                    "name": "aws",
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--output", "json"],
+                        }
+                    },
+                }
+            ],
+        }
+        eks_cluster = self._child(
+            urn,
+            "aws:eks/cluster:Cluster",
+            f"{name}-eksCluster",
+            cluster_name,
+            {
+                "name": cluster_name,
+                "arn": f"arn:{self.partition}:eks:{self.region}:{self.account}:cluster/{cluster_name}",
+                "endpoint": endpoint,
+                "version": inputs.get("version", ""),
+                "status": "ACTIVE",
+                "certificateAuthority": {"data": ca_data},
+                "vpcConfig": {"clusterSecurityGroupId": cluster_sg, "vpcId": inputs.get("vpcId", "")},
+            },
+        )
+        return f"{name}-{h[:7]}", {
+            "eksCluster": eks_cluster,
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "clusterSecurityGroupId": cluster_sg,
+            "nodeSecurityGroupId": cluster_sg,
+            "clusterIngressRuleId": "",
+            "defaultNodeGroupAsgName": "",
+            "fargateProfileId": "",
+            "fargateProfileStatus": "",
+            "oidcProviderArn": "",
+            "oidcProviderUrl": "",
+            "oidcIssuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{h[:32].upper()}",
+            "autoModeNodeRoleName": "",
+            "instanceRoles": [],
+        }
+
+    def _managed_node_group(self, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        h = digest(urn)
+        group_name = f"{name}-{h[:7]}"
+        asg = f"eks-{group_name}-{h[7:15]}-{h[15:19]}-{h[19:23]}-{h[23:27]}-{h[27:39]}"
+        node_group = self._child(
+            urn,
+            "aws:eks/nodeGroup:NodeGroup",
+            name,
+            group_name,
+            {
+                "nodeGroupName": group_name,
+                "arn": f"arn:{self.partition}:eks:{self.region}:{self.account}:nodegroup/{group_name}",
+                "status": "ACTIVE",
+                "capacityType": inputs.get("capacityType", "ON_DEMAND"),
+                "instanceTypes": inputs.get("instanceTypes", []),
+                "resources": [{"autoscalingGroups": [{"name": asg}], "remoteAccessSecurityGroupId": ""}],
+            },
+        )
+        return group_name, {"nodeGroup": node_group}
 
     # ------------------------------------------------------------------ invokes
 

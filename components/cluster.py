@@ -1,0 +1,517 @@
+"""Cluster: the EKS control plane (pulumi-eks), its managed node groups and the EKS-managed add-ons.
+
+Usage::
+
+    cluster = Cluster("keel-prod", ClusterArgs.from_config(cfg.cluster, protect=True), network=network,
+                      opts=pulumi.ResourceOptions(parent=platform))
+    cluster.node_security_group     # created before the control plane: the data tier admits it
+    cluster.k8s_provider            # a Kubernetes provider for the cluster, for add-ons and workloads
+
+Creates (``<n>`` is the component name, which is also the EKS cluster name):
+
+- ``<n>-cluster`` KMS key (rotation on) and alias: envelope encryption of Kubernetes secrets and the
+  control-plane log group; ``<n>-control-plane`` log group ``/aws/eks/<n>/cluster`` created before the cluster
+  so it has retention and encryption (EKS would create it without either).
+- ``<n>-control-plane`` security group (extra SG of the control plane: 443 from nodes) and ``<n>-nodes``, the
+  node security group, with the rules nodes and the control plane need between them. Both exist before the
+  control plane, so the data tier can admit the node group without waiting for EKS.
+- ``<n>-cluster`` service role (AmazonEKSClusterPolicy, plus use of the cluster key) and ``<n>-nodes`` node
+  role (worker node, ECR pull-only and VPC CNI policies: nothing else).
+- ``<n>-eks``: ``eks.Cluster`` in the private subnets, API authentication with an access entry per admin role
+  (cluster-admin), private endpoint, public endpoint only for the configured CIDRs, all five log types,
+  secrets encryption, no default node group, managed vpc-cni (network policy on), coredns and kube-proxy.
+- Per node group ``<g>``: ``<n>-<g>`` launch template (IMDSv2 required, hop limit 2, encrypted gp3 root volume,
+  no key pair, the node SG, no public IP), ``<n>-<g>`` ``eks.ManagedNodeGroup`` (AL2023; the GPU group uses the
+  NVIDIA AMI, the ``nvidia.com/gpu=true:NoSchedule`` taint and GPU labels; desired size left to the autoscaler)
+  and ``<n>-<g>-ca-<tag>`` ``aws.autoscaling.Tag`` for each cluster-autoscaler tag on the group's ASG, so the
+  autoscaler can build the node from the tags alone when the group is at zero (AWS does not propagate a managed
+  node group's labels and taints to its ASG).
+- EKS add-ons ``<n>-pod-identity-agent``, ``<n>-ebs-csi`` (its role ``<n>-ebs-csi`` bound by Pod Identity) and
+  ``<n>-metrics-server``, after the general node group so their pods can schedule.
+- ``<n>-k8s``: a Kubernetes provider built from the cluster's kubeconfig.
+
+Outputs: ``name`` (an Output: it waits for the control plane), ``cluster_name`` (the same, as text),
+``arn``, ``endpoint``, ``kubeconfig``, ``control_plane`` (the ``eks.Cluster``), ``node_security_group``,
+``node_role``, ``node_groups`` (by name), ``k8s_provider``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components import context
+from components.config import ClusterConfig, NodeGroupConfig, NodeGroupsConfig
+from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, managed_policy, statement
+from components.network import Network
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+AUTOSCALER_PREFIX = "k8s.io/cluster-autoscaler"
+
+
+def gpus_per_instance(instance_type: str) -> int:
+    """NVIDIA GPUs in one instance of a GPU type (the scale-from-zero resource tag)."""
+    family, _, size = instance_type.partition(".")
+    if family in ("p4d", "p4de", "p5", "p5e", "p5en") or size in ("48xlarge", "metal"):
+        return 8
+    if family == "p3" and size == "16xlarge":
+        return 8
+    if size in ("12xlarge", "24xlarge") or (family == "p3" and size == "8xlarge"):
+        return 4
+    return 1
+
+
+def node_labels(group_name: str, group: NodeGroupConfig) -> dict[str, str]:
+    labels = {"keel.dev/pool": group_name, **group.labels}
+    if group.gpu:
+        labels["nvidia.com/gpu.present"] = "true"
+    return labels
+
+
+def autoscaler_tags(cluster_name: str, group_name: str, group: NodeGroupConfig) -> dict[str, str]:
+    """The tags the cluster autoscaler reads from a group's ASG: auto-discovery, and the node template
+    (labels, taints, GPU count) it needs to scale a group up from zero nodes."""
+    template = f"{AUTOSCALER_PREFIX}/node-template"
+    tags = {
+        f"{AUTOSCALER_PREFIX}/enabled": "true",
+        f"{AUTOSCALER_PREFIX}/{cluster_name}": "owned",
+        f"{template}/label/eks.amazonaws.com/capacityType": group.capacity_type,
+    }
+    for key, value in node_labels(group_name, group).items():
+        tags[f"{template}/label/{key}"] = value
+    if group.gpu:
+        tags[f"{template}/taint/{GPU_TAINT['key']}"] = f"{GPU_TAINT['value']}:NoSchedule"
+        gpus = min(gpus_per_instance(t) for t in group.instance_types)
+        tags[f"{template}/resources/nvidia.com/gpu"] = str(gpus)
+    return tags
+
+
+def first_asg_name(node_group: eks.ManagedNodeGroup) -> pulumi.Output[str]:
+    """The name of the Auto Scaling group EKS created for a managed node group."""
+
+    def from_group(group: aws.eks.NodeGroup) -> pulumi.Output[str]:
+        return group.resources.apply(lambda res: str(next(iter(res[0].autoscaling_groups or [])).name))
+
+    return node_group.node_group.apply(from_group)
+
+
+def _slug(tag_key: str, cluster_name: str) -> str:
+    """A short, stable resource name for an autoscaler tag: ``ca-enabled``, ``ca-owned``,
+    ``ca-label-keel-dev-pool``, ``ca-taint-nvidia-com-gpu``, ``ca-resources-nvidia-com-gpu``."""
+    rest = tag_key.removeprefix(f"{AUTOSCALER_PREFIX}/")
+    if rest == cluster_name:
+        return "ca-owned"
+    rest = rest.removeprefix("node-template/")
+    return "ca-" + rest.replace("/", "-").replace(".", "-")
+
+
+def cluster_key_policy(ctx: context.AwsContext, log_group_arn: str) -> dict[str, Any]:
+    """Key policy of the cluster key: the account administers it through IAM (the cluster role's policy
+    grants EKS its use); CloudWatch Logs may use it for the control-plane log group only."""
+    return document(
+        [
+            {
+                "Sid": "AccountAdministersKeyThroughIam",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{ctx.partition}:iam::{ctx.account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsUsesKeyForControlPlaneLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{ctx.region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+            },
+        ]
+    )
+
+
+def _trust(service: str) -> str:
+    return json.dumps(document([{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]))
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    """Arguments of :class:`Cluster`."""
+
+    node_groups: NodeGroupsConfig
+    """The managed node groups (``general`` and optionally ``gpu``)."""
+
+    version: str = "1.34"
+    """Kubernetes minor version."""
+
+    public_access_cidrs: tuple[str, ...] = ()
+    """Empty: private API endpoint only. Else the public endpoint is on for these CIDRs only."""
+
+    admin_role_arns: tuple[str, ...] = ()
+    """IAM roles that get cluster-admin through access entries."""
+
+    deletion_protection: bool = True
+    """EKS deletion protection on the control plane."""
+
+    log_retention_days: int = 90
+    """Retention of the control-plane log group."""
+
+    protect: bool = True
+    """True: the cluster, its key and log group get Pulumi ``protect``."""
+
+    @classmethod
+    def from_config(cls, cfg: ClusterConfig, *, protect: bool) -> ClusterArgs:
+        return cls(
+            node_groups=cfg.node_groups,
+            version=cfg.version,
+            public_access_cidrs=tuple(cfg.public_access_cidrs),
+            admin_role_arns=tuple(cfg.admin_role_arns),
+            deletion_protection=cfg.deletion_protection,
+            log_retention_days=cfg.log_retention_days,
+            protect=protect,
+        )
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster with managed node groups that the cluster autoscaler can scale from zero."""
+
+    name: pulumi.Output[str]
+    cluster_name: str
+    arn: str
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    control_plane: eks.Cluster
+    key: aws.kms.Key
+    node_security_group: aws.ec2.SecurityGroup
+    control_plane_security_group: aws.ec2.SecurityGroup
+    node_role: aws.iam.Role
+    node_groups: dict[str, eks.ManagedNodeGroup]
+    k8s_provider: k8s.Provider
+    region: str
+
+    def __init__(
+        self, name: str, args: ClusterArgs, network: Network, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("keel:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        ctx = context.lookup(pulumi.InvokeOptions(parent=self))
+        self.region = ctx.region
+        self.cluster_name = name
+        self.arn = ctx.arn("eks", f"cluster/{name}")
+        log_group_name = f"/aws/eks/{name}/cluster"
+        log_group_arn = ctx.arn("logs", f"log-group:{log_group_name}")
+
+        self.key = aws.kms.Key(
+            f"{name}-cluster",
+            description=f"{name}: EKS secrets envelope encryption and control-plane logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json.dumps(cluster_key_policy(ctx, log_group_arn)),
+            opts=kept,
+        )
+        aws.kms.Alias(f"{name}-cluster", name=f"alias/{name}-cluster", target_key_id=self.key.key_id, opts=child)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane",
+            name=log_group_name,
+            kms_key_id=self.key.arn,
+            retention_in_days=args.log_retention_days,
+            opts=kept,
+        )
+
+        self._security_groups(name, network)
+        service_role = self._service_role(name, ctx)
+        self.node_role, node_policies = self._node_role(name, ctx)
+
+        self.control_plane = eks.Cluster(
+            f"{name}-eks",
+            name=name,
+            version=args.version,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=bool(args.public_access_cidrs),
+            public_access_cidrs=list(args.public_access_cidrs) or None,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                f"admin-{index}": eks.AccessEntryArgs(
+                    principal_arn=arn,
+                    access_policies={
+                        "cluster-admin": eks.AccessPolicyAssociationArgs(
+                            policy_arn=ADMIN_POLICY,
+                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                        )
+                    },
+                )
+                for index, arn in enumerate(args.admin_role_arns)
+            },
+            enabled_cluster_log_types=list(LOG_TYPES),
+            encryption_config_key_arn=self.key.arn,
+            service_role=service_role,
+            skip_default_node_group=True,
+            skip_default_security_groups=True,
+            cluster_security_group=self.control_plane_security_group,
+            create_oidc_provider=False,
+            deletion_protection=args.deletion_protection,
+            bootstrap_self_managed_addons=False,
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=True),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[log_group]),
+        )
+        self.name = self.control_plane.eks_cluster.name
+        self.endpoint = self.control_plane.eks_cluster.endpoint
+        self.kubeconfig = self.control_plane.kubeconfig_json
+
+        self.node_groups = {
+            group_name: self._node_group(name, group_name, group, args, network, node_policies)
+            for group_name, group in args.node_groups.items()
+        }
+        self._managed_addons(name, ctx)
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=child
+        )
+        self.register_outputs(
+            {
+                "name": self.name,
+                "arn": self.arn,
+                "endpoint": self.endpoint,
+                "node_security_group": self.node_security_group.id,
+                "node_role": self.node_role.arn,
+                "node_groups": {k: v.node_group.node_group_name for k, v in self.node_groups.items()},
+            }
+        )
+
+    # ------------------------------------------------------------------ security groups
+
+    def _security_groups(self, name: str, network: Network) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        self.control_plane_security_group = aws.ec2.SecurityGroup(
+            f"{name}-control-plane",
+            vpc_id=network.vpc_id,
+            description=f"{name}: EKS control plane (API server) - HTTPS from the nodes",
+            tags={"Name": f"{name}-control-plane"},
+            opts=child,
+        )
+        self.node_security_group = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=network.vpc_id,
+            description=f"{name}: EKS nodes of every managed node group",
+            tags={"Name": f"{name}-nodes", f"kubernetes.io/cluster/{name}": "owned"},
+            opts=child,
+        )
+        cp, nodes = self.control_plane_security_group.id, self.node_security_group.id
+        for rule_name, sg, source, protocol, low, high, description in (
+            ("control-plane-from-nodes", cp, nodes, "tcp", 443, 443, "Nodes and pods reach the API server"),
+            (
+                "nodes-from-control-plane",
+                nodes,
+                cp,
+                "tcp",
+                1025,
+                65535,
+                "API server reaches kubelets (10250) and webhooks on nodes",
+            ),
+            (
+                "nodes-from-control-plane-https",
+                nodes,
+                cp,
+                "tcp",
+                443,
+                443,
+                "API server reaches webhooks and aggregated APIs serving on 443",
+            ),
+            ("nodes-from-nodes", nodes, nodes, "-1", None, None, "Node to node and pod to pod traffic"),
+        ):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{rule_name}",
+                security_group_id=sg,
+                referenced_security_group_id=source,
+                ip_protocol=protocol,
+                from_port=low,
+                to_port=high,
+                description=description,
+                opts=child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-nodes-egress",
+            security_group_id=nodes,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="Nodes reach AWS APIs, registries and the internet (through NAT)",
+            opts=child,
+        )
+
+    # ------------------------------------------------------------------ IAM
+
+    def _service_role(self, name: str, ctx: context.AwsContext) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-cluster",
+            description=f"{name}: the EKS control plane",
+            assume_role_policy=_trust("eks.amazonaws.com"),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-cluster",
+            role=role.name,
+            policy_arn=managed_policy(ctx.partition, "AmazonEKSClusterPolicy"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=role.id,
+            policy=self.key.arn.apply(
+                lambda arn: json.dumps(
+                    document([statement(["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], arn)])
+                )
+            ),
+            opts=child,
+        )
+        return role
+
+    def _node_role(self, name: str, ctx: context.AwsContext) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-nodes",
+            description=f"{name}: EC2 instances of the managed node groups",
+            assume_role_policy=_trust("ec2.amazonaws.com"),
+            opts=child,
+        )
+        attachments: list[pulumi.Resource] = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}",
+                role=role.name,
+                policy_arn=managed_policy(ctx.partition, policy),
+                opts=child,
+            )
+            for policy in NODE_POLICIES
+        ]
+        return role, attachments
+
+    # ------------------------------------------------------------------ node groups
+
+    def _node_group(
+        self,
+        name: str,
+        group_name: str,
+        group: NodeGroupConfig,
+        args: ClusterArgs,
+        network: Network,
+        node_policies: list[pulumi.Resource],
+    ) -> eks.ManagedNodeGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        label = f"{name}-{group_name}"
+        template = aws.ec2.LaunchTemplate(
+            label,
+            description=f"{label}: IMDSv2-only, encrypted gp3 root volume, node security group",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=2,
+                instance_metadata_tags="disabled",
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=group.disk_size_gb,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            vpc_security_group_ids=[self.node_security_group.id],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags={"Name": label})
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            opts=child,
+        )
+        ami_type = "AL2023_x86_64_NVIDIA" if group.gpu else "AL2023_x86_64_STANDARD"
+        node_group = eks.ManagedNodeGroup(
+            label,
+            cluster=self.control_plane,
+            node_role=self.node_role,
+            subnet_ids=network.private_subnet_ids,
+            version=args.version,
+            ami_type=ami_type,
+            capacity_type=group.capacity_type,
+            instance_types=list(group.instance_types),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=group.min_size, max_size=group.max_size, desired_size=group.desired
+            ),
+            ignore_scaling_changes=True,
+            labels=node_labels(group_name, group),
+            taints=[aws.eks.NodeGroupTaintArgs(**GPU_TAINT)] if group.gpu else None,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=node_policies),
+        )
+        asg_name = first_asg_name(node_group)
+        for key, value in autoscaler_tags(name, group_name, group).items():
+            aws.autoscaling.Tag(
+                f"{label}-{_slug(key, name)}",
+                autoscaling_group_name=asg_name,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=child,
+            )
+        return node_group
+
+    # ------------------------------------------------------------------ EKS add-ons
+
+    def _managed_addons(self, name: str, ctx: context.AwsContext) -> None:
+        after_nodes = list(self.node_groups.values())[:1]  # the general group: add-on pods schedule there
+        common: dict[str, Any] = {
+            "cluster_name": self.name,
+            "resolve_conflicts_on_create": "OVERWRITE",
+            "resolve_conflicts_on_update": "OVERWRITE",
+        }
+        agent = aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            addon_name="eks-pod-identity-agent",
+            **common,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
+        )
+        ebs_role = PodIdentityRole(
+            f"{name}-ebs-csi",
+            PodIdentityRoleArgs(
+                cluster_name=self.name,
+                cluster_arn=self.arn,
+                account=ctx.account,
+                namespace="kube-system",
+                service_account="ebs-csi-controller-sa",
+                managed_policy_arns=(managed_policy(ctx.partition, "service-role/AmazonEBSCSIDriverPolicy"),),
+                description=f"{name}: EBS CSI driver controller",
+                associate=False,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.eks.Addon(
+            f"{name}-ebs-csi",
+            addon_name="aws-ebs-csi-driver",
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(
+                    role_arn=ebs_role.role_arn, service_account="ebs-csi-controller-sa"
+                )
+            ],
+            **common,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nodes, agent]),
+        )
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            addon_name="metrics-server",
+            **common,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
+        )
