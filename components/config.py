@@ -503,7 +503,7 @@ def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
                 f"{path}.instanceTypes: got {shown(not_gpu)} in a GPU group; allowed families: "
                 f"{', '.join(GPU_FAMILIES)}"
             )
-        if not group.gpu and len(not_gpu) < len(group.instance_types):
+        if not group.gpu and name != "gpu" and len(not_gpu) < len(group.instance_types):
             yield (
                 f"{path}.instanceTypes: got GPU types {shown(sorted(set(group.instance_types) - set(not_gpu)))} "
                 "in a group without gpu: true; set gpu: true or use the gpu group"

@@ -98,9 +98,12 @@ def _import_class(kind: str) -> None:
 
     package, _, rest = kind.partition(":")
     module_path, _, name = rest.partition(":")
+    if package == "pulumi" and module_path == "providers":
+        package, module_path, name = name, "index", "Provider"
     if package in {"pulumi", "keel"}:
         return
-    parts = [p for p in module_path.split("/") if p != "index"]
+    # "helm.sh/v3" is the Python module helm.v3; "ec2/vpc" is ec2 (plus its file module vpc)
+    parts = [p.split(".")[0] for p in module_path.split("/") if p != "index"]
     for end in range(len(parts), -1, -1):
         try:
             module = importlib.import_module(".".join([f"pulumi_{package}", *parts[:end]]))

@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi.runtime
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockEngine, MockMonitor, Mocks, MockSettings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
 
 from keel import stackfiles
 from keel.fake import DEFAULT_ACCOUNT, FakeCloud
@@ -227,7 +226,9 @@ class RecordingMonitor(MockMonitor):
             for child_urn, child_id, child_state in self.cloud.virtual:
                 self.resources[child_urn] = MockMonitor.ResourceRegistration(child_urn, child_id, child_state)
             self.cloud.virtual.clear()
-        obj = _sync_await(rpc.serialize_properties(state, {}))
+        # The state is already in wire form (plain JSON values, reference and secret signatures): build the
+        # Struct directly instead of awaiting the SDK's serializer on this worker thread.
+        obj = json_format.ParseDict(state, struct_pb2.Struct())
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:

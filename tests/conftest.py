@@ -43,6 +43,11 @@ def run(
     return engine.execute(program, stack=stack, config=raw, monitor=monitor)
 
 
+def physical_id(step: engine.Step) -> str:
+    """The id the fake cloud gave a resource (ids are derived from the URN, so this is the same id)."""
+    return engine.FakeCloud("us-east-1").resource(step.type, step.name, step.urn, {})[0]
+
+
 def policy_doc(step: engine.Step, key: str = "policy") -> Any:
     """A JSON policy document input, parsed."""
     return json.loads(step.inputs[key])
