@@ -226,6 +226,11 @@ class RecordingMonitor(MockMonitor):
             for child_urn, child_id, child_state in self.cloud.virtual:
                 self.resources[child_urn] = MockMonitor.ResourceRegistration(child_urn, child_id, child_state)
             self.cloud.virtual.clear()
+        # What the engine does for `additionalSecretOutputs` (RandomPassword.result, an AUTH token): those
+        # outputs come back as secrets, so everything built from them stays secret.
+        for key in request.additionalSecretOutputs:
+            if key in state and not (isinstance(state[key], dict) and state[key].get(SIG) == SECRET_SIG):
+                state = {**state, key: {SIG: SECRET_SIG, "value": state[key]}}
         # The state is already in wire form (plain JSON values, reference and secret signatures): build the
         # Struct directly instead of awaiting the SDK's serializer on this worker thread.
         obj = json_format.ParseDict(state, struct_pb2.Struct())

@@ -96,6 +96,7 @@ class FakeCloud:
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
             "aws:index/getPartition:getPartition": self._partition,
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:elb/getServiceAccount:getServiceAccount": self._elb_account,
         }
 
     # ------------------------------------------------------------------ resources
@@ -155,6 +156,58 @@ class FakeCloud:
             return {"keyId": state["arn"].rsplit("/", 1)[-1]}
         if type_ == "aws:iam/role:Role":
             return {"uniqueId": "AROA" + h[:17].upper()}
+        if type_ == "aws:rds/instance:Instance":
+            address = f"{state.get('identifier', 'db')}.{h[:12]}.{self.region}.rds.amazonaws.com"
+            secret = f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:rds!db-{h[:8]}-{h[8:14]}"
+            return {
+                "address": address,
+                "endpoint": f"{address}:{state.get('port', 5432)}",
+                "masterUserSecrets": [
+                    {
+                        "secretArn": secret,
+                        "kmsKeyId": state.get("masterUserSecretKmsKeyId", ""),
+                        "secretStatus": "active",
+                    }
+                ],
+            }
+        if type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            host = f"{h[:10]}.{h[10:16]}.ng.0001.{self.region[:3]}{self.region[-1]}.cache.amazonaws.com"
+            clustered = state.get("clusterMode") == "enabled"
+            return {
+                "primaryEndpointAddress": "" if clustered else f"master.{host}",
+                "readerEndpointAddress": "" if clustered else f"replica.{host}",
+                "configurationEndpointAddress": f"clustercfg.{host}" if clustered else "",
+            }
+        if type_ == "random:index/randomPassword:RandomPassword":
+            return {"result": digest("password", h)[: int(state.get("length", 32))], "bcryptHash": "$2a$10$" + h[:53]}
+        if type_ == "aws:s3/bucket:Bucket":
+            return {
+                "bucket": state["name"],
+                "arn": f"arn:{self.partition}:s3:::{state['name']}",
+                "bucketRegionalDomainName": f"{state['name']}.s3.{self.region}.amazonaws.com",
+            }
+        if type_ == "aws:sesv2/emailIdentity:EmailIdentity":
+            tokens = [digest("dkim", h, str(i))[:32] for i in range(3)]
+            return {
+                "arn": f"arn:{self.partition}:ses:{self.region}:{self.account}:identity/{state['emailIdentity']}",
+                "dkimSigningAttributes": {
+                    "tokens": tokens,
+                    "nextSigningKeyLength": "RSA_2048_BIT",
+                    "status": "PENDING",
+                },
+            }
+        if type_ == "aws:sesv2/configurationSet:ConfigurationSet":
+            return {
+                "arn": f"arn:{self.partition}:ses:{self.region}:{self.account}:configuration-set/"
+                f"{state['configurationSetName']}"
+            }
+        if type_ == "aws:sns/topic:Topic":
+            return {"arn": f"arn:{self.partition}:sns:{self.region}:{self.account}:{state['name']}"}
+        if type_ == "aws:secretsmanager/secret:Secret":
+            return {
+                "arn": f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:"
+                f"{state['name']}-{h[:6]}"
+            }
         if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
             return {"latestVersion": 1, "defaultVersion": 1}
         if type_ == "kubernetes:helm.sh/v3:Release":
@@ -285,6 +338,10 @@ class FakeCloud:
             "dnsSuffix": "amazonaws.com",
             "reverseDnsPrefix": "com.amazonaws",
         }
+
+    def _elb_account(self, args: dict[str, Any]) -> dict[str, Any]:
+        # The account ELB delivers access logs from in us-east-1 (a fixed, published id per region).
+        return {"id": "127311923021", "arn": f"arn:{self.partition}:iam::127311923021:root", "region": self.region}
 
     def _zones(self, args: dict[str, Any]) -> dict[str, Any]:
         names = [f"{self.region}{letter}" for letter in ZONE_LETTERS]

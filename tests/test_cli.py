@@ -39,11 +39,11 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == "keel / prod  (offline preview)"
-    assert "└── + keel-prod  pulumi:pulumi:Stack" in lines[1]
+    assert lines[1].endswith("+ keel-prod  pulumi:pulumi:Stack")
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "111 resources to create" in out
+    assert "180 resources to create" in out
     assert any(
         line.split("│")[1:3] == [" aws:ec2/subnet:Subnet                                     ", "     9 "]
         for line in lines
@@ -68,7 +68,7 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(capsys: pytest.CaptureF
     doc = json.loads(first)
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 111}
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 180}
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -113,7 +113,7 @@ def test_dev_differs_only_by_its_config(capsys: pytest.CaptureFixture[str]) -> N
     dev_types = [s["newState"]["type"] for s in json.loads(dev)["steps"]]
     prod_types = [s["newState"]["type"] for s in json.loads(prod)["steps"]]
     assert set(dev_types) == set(prod_types)
-    assert len(dev_types) == 99
+    assert len(dev_types) == 168
 
 
 def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +190,7 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
         [str(script), "preview", "dev", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
-    assert json.loads(ok.stdout)["changeSummary"] == {"create": 99}
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 168}
     usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2
     assert "the following arguments are required: stack" in usage.stderr

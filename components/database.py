@@ -1,0 +1,261 @@
+"""Database: RDS PostgreSQL in the isolated subnets, reachable only from the cluster's nodes.
+
+Usage::
+
+    db = Database("keel-prod", DatabaseArgs.from_config(cfg.database, protect=True), network=network,
+                  client_security_group=cluster.node_security_group, opts=pulumi.ResourceOptions(parent=platform))
+    db.endpoint, db.port, db.master_secret_arn
+
+Creates (``<n>`` is the component name):
+
+- ``<n>-database`` KMS key and alias: storage, Performance Insights, the master secret and the log groups.
+- ``<n>-db`` subnet group (isolated subnets), ``<n>-db`` security group admitting 5432 only from the client
+  security group (the node group's), no egress.
+- ``<n>-db`` parameter group (``postgres<major>``): ``rds.force_ssl=1``, ``shared_buffers`` 25% and
+  ``effective_cache_size`` 75% of the instance class's memory (:func:`tuning`), ``max_connections``,
+  ``log_min_duration_statement``.
+- ``<n>-db-postgresql`` and ``<n>-db-upgrade`` log groups (``/aws/rds/instance/<n>-db/...``), encrypted, with
+  retention, created before RDS would create them without either.
+- ``<n>-db-monitoring`` role for enhanced monitoring.
+- ``<n>-db``: the instance (identifier ``<n>-db``): gp3 with storage autoscaling, encrypted with the key,
+  master password managed by RDS in Secrets Manager (encrypted with the key), IAM authentication, not public,
+  Multi-AZ, backups and PITR, log exports, Performance Insights, deletion protection and a final snapshot as
+  configured, copy tags to snapshots, automatic minor upgrades; Pulumi ``protect`` when the stack protects.
+
+Depends only on the network and the client security group, never on the EKS cluster.
+
+Outputs: ``instance``, ``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import context
+from components.config import DatabaseConfig
+from components.iam import managed_policy
+from components.keys import create_key, logs_may_use
+from components.network import Network
+
+PORT = 5432
+LOG_EXPORTS = ("postgresql", "upgrade")
+_VCPUS = {"large": 2, "xlarge": 4}
+_BURSTABLE_GIB = {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32}
+_GIB_PER_VCPU = {"m": 4, "r": 8}
+
+
+def memory_gib(instance_class: str) -> int:
+    """Memory of an RDS instance class, from its family and size (``db.r6g.xlarge`` -> 32)."""
+    _, family, size = instance_class.split(".")
+    if family.startswith("t"):
+        return _BURSTABLE_GIB[size]
+    if size in _VCPUS:
+        vcpus = _VCPUS[size]
+    else:
+        match = re.fullmatch(r"(\d+)xlarge", size)
+        if match is None:
+            raise ValueError(f"unknown instance size {size!r} in {instance_class!r}")
+        vcpus = 4 * int(match.group(1))
+    return vcpus * _GIB_PER_VCPU[family[0]]
+
+
+def tuning(instance_class: str, max_connections: int, slow_query_ms: int) -> dict[str, str]:
+    """PostgreSQL parameters from the source design. ``shared_buffers`` and ``effective_cache_size`` are
+    counted in 8 kB pages, as PostgreSQL expects them."""
+    pages = memory_gib(instance_class) * 1024 * 1024 // 8
+    return {
+        "shared_buffers": str(pages // 4),
+        "effective_cache_size": str(pages * 3 // 4),
+        "max_connections": str(max_connections),
+        "log_min_duration_statement": str(slow_query_ms),
+        "rds.force_ssl": "1",
+    }
+
+
+#: Parameters PostgreSQL reads only at start: applied at the next reboot, never by surprise.
+STATIC_PARAMETERS = ("shared_buffers", "max_connections")
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """Arguments of :class:`Database`."""
+
+    config: DatabaseConfig
+    """Engine, sizing, backups and protection, from ``keel:database``."""
+
+    log_retention_days: int = 30
+    """Retention of the PostgreSQL log groups."""
+
+    protect: bool = True
+    """True: Pulumi ``protect`` and ``retainOnDelete`` on the instance and its key."""
+
+    @classmethod
+    def from_config(cls, cfg: DatabaseConfig, *, protect: bool) -> DatabaseArgs:
+        return cls(config=cfg, protect=protect, log_retention_days=cfg.log_retention_days)
+
+
+class Database(pulumi.ComponentResource):
+    """RDS PostgreSQL for the platform's services."""
+
+    instance: aws.rds.Instance
+    endpoint: pulumi.Output[str]
+    port: int
+    master_secret_arn: pulumi.Output[str]
+    security_group: aws.ec2.SecurityGroup
+    key: aws.kms.Key
+
+    def __init__(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        network: Network,
+        client_security_group: aws.ec2.SecurityGroup,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("keel:database:Database", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        ctx = context.lookup(pulumi.InvokeOptions(parent=self))
+        identifier = f"{name}-db"
+        groups = {kind: f"/aws/rds/instance/{identifier}/{kind}" for kind in LOG_EXPORTS}
+        self.key = create_key(
+            f"{name}-database",
+            "RDS storage, Performance Insights, the master secret and PostgreSQL logs",
+            ctx,
+            service_statements=[logs_may_use(ctx, [ctx.arn("logs", f"log-group:{g}") for g in groups.values()])],
+            protect=args.protect,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        subnets = aws.rds.SubnetGroup(
+            identifier, subnet_ids=network.isolated_subnet_ids, description=f"{name}: isolated subnets", opts=child
+        )
+        self.security_group = aws.ec2.SecurityGroup(
+            identifier,
+            vpc_id=network.vpc_id,
+            description=f"{name}: PostgreSQL, from the cluster nodes only",
+            tags={"Name": identifier},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{identifier}-from-nodes",
+            security_group_id=self.security_group.id,
+            referenced_security_group_id=client_security_group.id,
+            ip_protocol="tcp",
+            from_port=PORT,
+            to_port=PORT,
+            description="PostgreSQL from the EKS node security group",
+            opts=child,
+        )
+        major = cfg.engine_version.split(".")[0]
+        parameters = aws.rds.ParameterGroup(
+            identifier,
+            family=f"postgres{major}",
+            description=f"{name}: TLS only, tuned for {cfg.instance_class}",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(
+                    name=key, value=value, apply_method="pending-reboot" if key in STATIC_PARAMETERS else "immediate"
+                )
+                for key, value in tuning(cfg.instance_class, cfg.max_connections, cfg.slow_query_ms).items()
+            ],
+            opts=child,
+        )
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{identifier}-{kind}",
+                name=group,
+                kms_key_id=self.key.arn,
+                retention_in_days=args.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            for kind, group in groups.items()
+        ]
+        monitoring = aws.iam.Role(
+            f"{identifier}-monitoring",
+            description=f"{name}: RDS enhanced monitoring",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account}},
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        monitoring_policy = aws.iam.RolePolicyAttachment(
+            f"{identifier}-monitoring",
+            role=monitoring.name,
+            policy_arn=managed_policy(ctx.partition, "service-role/AmazonRDSEnhancedMonitoringRole"),
+            opts=child,
+        )
+        self.instance = aws.rds.Instance(
+            identifier,
+            identifier=identifier,
+            engine="postgres",
+            engine_version=cfg.engine_version,
+            instance_class=cfg.instance_class,
+            db_name=cfg.database_name,
+            username=cfg.master_username,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=self.key.arn,
+            iam_database_authentication_enabled=True,
+            port=PORT,
+            storage_type="gp3",
+            allocated_storage=cfg.allocated_storage_gb,
+            max_allocated_storage=cfg.max_allocated_storage_gb,
+            storage_encrypted=True,
+            kms_key_id=self.key.arn,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            multi_az=cfg.multi_az,
+            parameter_group_name=parameters.name,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            backup_retention_period=cfg.backup_retention_days,
+            backup_window=cfg.backup_window,
+            maintenance_window=cfg.maintenance_window,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            deletion_protection=cfg.deletion_protection,
+            skip_final_snapshot=not cfg.final_snapshot,
+            final_snapshot_identifier=f"{identifier}-final" if cfg.final_snapshot else None,
+            delete_automated_backups=not args.protect,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=self.key.arn,
+            performance_insights_retention_period=7,
+            monitoring_interval=60,
+            monitoring_role_arn=monitoring.arn,
+            apply_immediately=False,
+            tags={"Name": identifier, "keel.dev/backup": "true"},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=args.protect,
+                depends_on=[*log_groups, monitoring_policy],
+            ),
+        )
+        self.endpoint = self.instance.address
+        self.port = PORT
+        self.master_secret_arn = self.instance.master_user_secrets.apply(
+            lambda secrets: str(secrets[0].secret_arn or "") if secrets else ""
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "port": self.port,
+                "master_secret_arn": self.master_secret_arn,
+                "security_group": self.security_group.id,
+            }
+        )

@@ -1,0 +1,76 @@
+"""Customer-managed KMS keys: one per data concern (database, caches, storage, email), each with an alias.
+
+Usage::
+
+    key = create_key(f"{name}-database", "RDS storage, Performance Insights and the master secret", ctx,
+                     service_statements=[logs_may_use(ctx, [group_arn])], protect=True,
+                     opts=pulumi.ResourceOptions(parent=self))
+
+Why one key per concern (not one per stack): a key's policy and grants then name one service's principals, a
+compromise or a mistaken key deletion touches one concern, and CloudTrail shows per-concern key usage. The cost is
+$1 per key and month. Every key rotates yearly, waits 30 days before deletion, and its policy names no wildcard
+principal: the account root (so IAM policies decide, as AWS recommends) and specific service principals with
+conditions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.context import AwsContext
+from components.iam import Statement, document
+
+
+def key_policy(ctx: AwsContext, service_statements: Sequence[Statement] = ()) -> dict[str, Any]:
+    return document(
+        [
+            {
+                "Sid": "AccountAdministersKeyThroughIam",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{ctx.partition}:iam::{ctx.account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            *service_statements,
+        ]
+    )
+
+
+def logs_may_use(ctx: AwsContext, log_group_arns: Sequence[str]) -> Statement:
+    """CloudWatch Logs may use the key, for the named log groups only."""
+    return {
+        "Sid": "CloudWatchLogsUsesKeyForItsLogGroups",
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{ctx.region}.amazonaws.com"},
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": list(log_group_arns)}},
+    }
+
+
+def create_key(
+    name: str,
+    purpose: str,
+    ctx: AwsContext,
+    *,
+    service_statements: Sequence[Statement] = (),
+    protect: bool,
+    opts: pulumi.ResourceOptions,
+) -> aws.kms.Key:
+    """A rotating customer-managed key ``<name>`` and its alias ``alias/<name>``. ``opts`` carries the parent
+    (and, outside a component that has one, the provider); ``protect`` and ``retainOnDelete`` are merged in."""
+    key = aws.kms.Key(
+        name,
+        description=f"{name}: {purpose}",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=json.dumps(key_policy(ctx, service_statements)),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)),
+    )
+    aws.kms.Alias(name, name=f"alias/{name}", target_key_id=key.key_id, opts=opts)
+    return key
