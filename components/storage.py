@@ -163,7 +163,10 @@ class Buckets(pulumi.ComponentResource):
         self.region = ctx.region
         self._name = name
         self.key = create_key(
-            f"{name}-storage", "SSE-KMS of the artifacts and uploads buckets", ctx, protect=args.protect,
+            f"{name}-storage",
+            "SSE-KMS of the artifacts and uploads buckets",
+            ctx,
+            protect=args.protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
         elb_account = aws.elb.get_service_account(opts=pulumi.InvokeOptions(parent=self)).arn

@@ -44,11 +44,9 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
     assert "180 resources to create" in out
-    assert any(
-        line.split("│")[1:3] == [" aws:ec2/subnet:Subnet                                     ", "     9 "]
-        for line in lines
-        if "aws:ec2/subnet:Subnet " in line
-    )
+    rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
+    assert rows["aws:ec2/subnet:Subnet"] == "9"
+    assert rows["aws:rds/instance:Instance"] == "1"
     assert "vpcId: vpc-" in out
 
 
