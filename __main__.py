@@ -22,3 +22,16 @@ pulumi.export("natGatewayIds", platform.network.nat_gateway_ids)
 if platform.cluster is not None:
     pulumi.export("clusterName", platform.cluster.name)
     pulumi.export("clusterEndpoint", platform.cluster.endpoint)
+if platform.database is not None:
+    pulumi.export("databaseEndpoint", platform.database.endpoint)
+    pulumi.export("databaseSecretArn", platform.database.master_secret_arn)
+pulumi.export(
+    "cacheEndpoints",
+    {
+        name: cache.configuration_endpoint if cache.cluster_mode else cache.primary_endpoint
+        for name, cache in platform.caches.items()
+    },
+)
+pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})
+if platform.email is not None:
+    pulumi.export("emailDnsRecords", platform.email.dns_records)

@@ -34,7 +34,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.config import CacheConfig
-from components.network import Network
+from components.network import Network, security_group_admitting
 
 PORT = 6379
 ENGINE = {"redis": ("7.1", "redis7"), "valkey": ("8.0", "valkey8")}
@@ -94,22 +94,8 @@ class Cache(pulumi.ComponentResource):
         subnets = aws.elasticache.SubnetGroup(
             name, subnet_ids=network.isolated_subnet_ids, description=f"{name}: isolated subnets", opts=child
         )
-        self.security_group = aws.ec2.SecurityGroup(
-            name,
-            vpc_id=network.vpc_id,
-            description=f"{name}: Redis over TLS, from the cluster nodes only",
-            tags={"Name": name},
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-nodes",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=client_security_group.id,
-            ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
-            description="Redis (TLS) from the EKS node security group",
-            opts=child,
+        self.security_group = security_group_admitting(
+            name, network=network, port=PORT, client=client_security_group, what="Redis (TLS)", opts=child
         )
         token = random.RandomPassword(f"{name}-auth", length=64, special=False, opts=child)
         secret = aws.secretsmanager.Secret(

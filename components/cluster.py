@@ -49,6 +49,7 @@ import pulumi_kubernetes as k8s
 from components import context
 from components.config import ClusterConfig, NodeGroupConfig, NodeGroupsConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, managed_policy, statement
+from components.keys import create_key, logs_may_use
 from components.network import Network
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -112,30 +113,6 @@ def _slug(tag_key: str, cluster_name: str) -> str:
         return "ca-owned"
     rest = rest.removeprefix("node-template/")
     return "ca-" + rest.replace("/", "-").replace(".", "-")
-
-
-def cluster_key_policy(ctx: context.AwsContext, log_group_arn: str) -> dict[str, Any]:
-    """Key policy of the cluster key: the account administers it through IAM (the cluster role's policy
-    grants EKS its use); CloudWatch Logs may use it for the control-plane log group only."""
-    return document(
-        [
-            {
-                "Sid": "AccountAdministersKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{ctx.partition}:iam::{ctx.account}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsUsesKeyForControlPlaneLogs",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{ctx.region}.amazonaws.com"},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                "Resource": "*",
-                "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-            },
-        ]
-    )
 
 
 def _trust(service: str) -> str:
@@ -210,15 +187,14 @@ class Cluster(pulumi.ComponentResource):
         log_group_name = f"/aws/eks/{name}/cluster"
         log_group_arn = ctx.arn("logs", f"log-group:{log_group_name}")
 
-        self.key = aws.kms.Key(
+        self.key = create_key(
             f"{name}-cluster",
-            description=f"{name}: EKS secrets envelope encryption and control-plane logs",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=json.dumps(cluster_key_policy(ctx, log_group_arn)),
-            opts=kept,
+            "EKS secrets envelope encryption and control-plane logs",
+            ctx,
+            service_statements=[logs_may_use(ctx, [log_group_arn])],
+            protect=args.protect,
+            opts=child,
         )
-        aws.kms.Alias(f"{name}-cluster", name=f"alias/{name}-cluster", target_key_id=self.key.key_id, opts=child)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             name=log_group_name,

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, Union
 
 import annotated_types
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
@@ -92,6 +92,16 @@ def shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+#: Days a CloudWatch log group keeps events: one of the values CloudWatch accepts.
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+
+
 class _Model(BaseModel):
     """Base for every config section: camelCase keys, unknown keys rejected, strict types, immutable."""
 
@@ -125,7 +135,7 @@ class NetworkConfig(_Model):
     """Interface endpoints by service suffix (``ecr.api`` becomes ``com.amazonaws.<region>.ecr.api``).
     The S3 gateway endpoint is always created and is not listed here."""
 
-    flow_log_retention_days: int = 90
+    flow_log_retention_days: LogRetentionDays = 90
     """Days the VPC flow log group keeps its events; one of CloudWatch's allowed values."""
 
     flow_log_traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
@@ -173,13 +183,6 @@ class NetworkConfig(_Model):
                 )
         if len(set(value)) != len(value):
             raise ValueError(f"got {shown(value)}; each endpoint may appear once")
-        return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
     @property
@@ -280,7 +283,7 @@ class ClusterConfig(_Model):
     deletion_protection: bool = True
     """EKS deletion protection on the control plane."""
 
-    log_retention_days: int = 90
+    log_retention_days: LogRetentionDays = 90
     """Retention of the control-plane log group (``/aws/eks/<cluster>/cluster``)."""
 
     @field_validator("version")
@@ -310,13 +313,6 @@ class ClusterConfig(_Model):
                 raise ValueError(
                     f"got {shown(arn)}; expected IAM role ARNs like 'arn:aws:iam::111122223333:role/platform-admin'"
                 )
-        return value
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
 
 
@@ -384,7 +380,7 @@ class DatabaseConfig(_Model):
     max_connections: int = Field(200, ge=20, le=5000)
     """``max_connections``."""
 
-    log_retention_days: int = 30
+    log_retention_days: LogRetentionDays = 30
     """Retention of the PostgreSQL and upgrade log groups."""
 
     @field_validator("engine_version")
@@ -410,13 +406,6 @@ class DatabaseConfig(_Model):
     @classmethod
     def _maintenance_window(cls, value: str) -> str:
         return _pattern(value, _WEEKLY_WINDOW, "a weekly UTC window such as 'sun:04:30-sun:05:30'")
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _log_retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"got {value}; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
-        return value
 
     @field_validator("database_name", "master_username")
     @classmethod

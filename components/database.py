@@ -40,7 +40,7 @@ from components import context
 from components.config import DatabaseConfig
 from components.iam import managed_policy
 from components.keys import create_key, logs_may_use
-from components.network import Network
+from components.network import Network, security_group_admitting
 
 PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -134,22 +134,8 @@ class Database(pulumi.ComponentResource):
         subnets = aws.rds.SubnetGroup(
             identifier, subnet_ids=network.isolated_subnet_ids, description=f"{name}: isolated subnets", opts=child
         )
-        self.security_group = aws.ec2.SecurityGroup(
-            identifier,
-            vpc_id=network.vpc_id,
-            description=f"{name}: PostgreSQL, from the cluster nodes only",
-            tags={"Name": identifier},
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{identifier}-from-nodes",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=client_security_group.id,
-            ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
-            description="PostgreSQL from the EKS node security group",
-            opts=child,
+        self.security_group = security_group_admitting(
+            identifier, network=network, port=PORT, client=client_security_group, what="PostgreSQL", opts=child
         )
         major = cfg.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(

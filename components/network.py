@@ -21,7 +21,7 @@ Creates (``<n>`` is the component name, ``<az>`` each zone name):
 - ``<n>-s3`` S3 gateway endpoint on the private route tables; interface endpoints ``<n>-<service>``
   (ECR api/dkr, STS, CloudWatch Logs by default) in the private subnets behind ``<n>-endpoints``, a
   security group admitting 443 from the VPC CIDR only.
-- Flow logs: ``<n>-logs`` KMS key (rotation on) and alias, ``<n>-flow-logs`` log group
+- Flow logs: ``<n>-logs`` KMS key (rotation on, see ``components/keys.py``) and alias, ``<n>-flow-logs`` log group
   (``/<n>/vpc/flow-logs``, encrypted, retention set), the role the flow-log service assumes (scoped to this
   account) and ``<n>-vpc`` flow log.
 
@@ -46,6 +46,7 @@ import pulumi_aws as aws
 
 from components import context
 from components.config import DEFAULT_INTERFACE_ENDPOINTS, NatStrategy, NetworkConfig
+from components.keys import create_key, logs_may_use
 
 MAX_ZONES = 6
 _SLOTS = 8  # the VPC is cut in 8: six private blocks, one block of public and one of isolated subnets
@@ -270,7 +271,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self._flow_logs(name, args, region, ctx.account, ctx.partition, tags)
+        self._flow_logs(name, args, ctx, tags)
 
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
@@ -363,21 +364,20 @@ class Network(pulumi.ComponentResource):
             )
         return nats
 
-    def _flow_logs(self, name: str, args: NetworkArgs, region: str, account: str, partition: str, tags: Any) -> None:
+    def _flow_logs(self, name: str, args: NetworkArgs, ctx: context.AwsContext, tags: Any) -> None:
         child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         group_name = f"/{name}/vpc/flow-logs"
-        group_arn = f"arn:{partition}:logs:{region}:{account}:log-group:{group_name}"
-        self.log_key = aws.kms.Key(
+        group_arn = ctx.arn("logs", f"log-group:{group_name}")
+        region, account, partition = ctx.region, ctx.account, ctx.partition
+        self.log_key = create_key(
             f"{name}-logs",
-            description=f"{name}: encrypts the VPC flow log group",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=json.dumps(log_key_policy(partition, region, account, group_arn)),
-            tags=tags(f"{name}-logs"),
-            opts=kept,
+            "the VPC flow log group",
+            ctx,
+            service_statements=[logs_may_use(ctx, [group_arn])],
+            protect=args.protect,
+            opts=child,
         )
-        aws.kms.Alias(f"{name}-logs", name=f"alias/{name}-logs", target_key_id=self.log_key.key_id, opts=child)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=group_name,
@@ -412,35 +412,35 @@ class Network(pulumi.ComponentResource):
         )
 
 
-def log_key_policy(partition: str, region: str, account: str, group_arn: str) -> dict[str, Any]:
-    """Key policy: the account administers the key (through IAM); CloudWatch Logs in this region may use it
-    only for the one log group it encrypts."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsUsesKeyForFlowLogGroup",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": [
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                "Resource": "*",
-                "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}},
-            },
-        ],
-    }
+def security_group_admitting(
+    name: str,
+    *,
+    network: Network,
+    port: int,
+    client: aws.ec2.SecurityGroup,
+    what: str,
+    opts: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """A security group ``<name>`` for a data store: TCP ``port`` from the ``client`` security group only, and
+    no egress (AWS's default allow-all egress rule is removed by the provider when none is declared)."""
+    group = aws.ec2.SecurityGroup(
+        name,
+        vpc_id=network.vpc_id,
+        description=f"{name}: {what}, from the cluster nodes only",
+        tags={"Name": name},
+        opts=opts,
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name}-from-nodes",
+        security_group_id=group.id,
+        referenced_security_group_id=client.id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=f"{what} from the EKS node security group",
+        opts=opts,
+    )
+    return group
 
 
 def flow_log_trust_policy(partition: str, region: str, account: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert lines[0] == "keel / prod  (offline preview)"
     assert lines[1].endswith("+ keel-prod  pulumi:pulumi:Stack")
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
-    assert any("+ keel-prod-logs  aws:kms/key:Key  (protected)" in line for line in lines)
+    assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
     assert "180 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}

@@ -227,8 +227,9 @@ def test_cluster_key_policy_and_service_role(preview: Callable[[str], Preview]) 
     ]
     assert statements[1]["Condition"] == {
         "ArnEquals": {
-            "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:"
-            "/aws/eks/keel-prod/cluster"
+            "kms:EncryptionContext:aws:logs:arn": [
+                f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/eks/keel-prod/cluster"
+            ]
         }
     }
     role = p.one(ROLE, "keel-prod-cluster")

@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
+from components.context import AwsContext
+from components.keys import key_policy, logs_may_use
 from components.network import (
     Network,
     NetworkArgs,
     flow_log_trust_policy,
     flow_log_write_policy,
-    log_key_policy,
     plan_subnets,
 )
 from keel.engine import Preview, Step
@@ -200,7 +201,8 @@ def test_flow_logs_encrypted_with_retention(
 
     assert key.inputs["enableKeyRotation"] is True
     assert key.inputs["deletionWindowInDays"] == 30
-    assert policy_doc(key) == log_key_policy("aws", "us-east-1", ACCOUNT, group_arn)
+    ctx = AwsContext("us-east-1", ACCOUNT, "aws")
+    assert policy_doc(key) == key_policy(ctx, [logs_may_use(ctx, [group_arn])])
     assert (key.protect, group.protect) == (protected, protected)
 
     assert group.inputs["name"] == f"/{name}/vpc/flow-logs"
@@ -245,12 +247,13 @@ def test_flow_log_iam_documents_are_least_privilege() -> None:
             "Resource": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:*",
         },
     ]
-    key_statements = log_key_policy("aws", "us-east-1", ACCOUNT, group_arn)["Statement"]
+    ctx = AwsContext("us-east-1", ACCOUNT, "aws")
+    key_statements = key_policy(ctx, [logs_may_use(ctx, [group_arn])])["Statement"]
     assert [s["Principal"] for s in key_statements] == [
         {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
         {"Service": "logs.us-east-1.amazonaws.com"},
     ]
-    assert key_statements[1]["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}}
+    assert key_statements[1]["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [group_arn]}}
     assert "*" not in json.dumps([s["Principal"] for s in key_statements])
 
 
