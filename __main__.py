@@ -35,3 +35,5 @@ pulumi.export(
 pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})
 if platform.email is not None:
     pulumi.export("emailDnsRecords", platform.email.dns_records)
+if platform.load_balancer is not None:
+    pulumi.export("albDnsName", platform.load_balancer.dns_name)

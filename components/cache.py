@@ -33,7 +33,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import context
 from components.config import CacheConfig
+from components.iam import grant_secret_read
 from components.network import Network, security_group_admitting
 
 PORT = 6379
@@ -68,6 +70,8 @@ class Cache(pulumi.ComponentResource):
     auth_secret_arn: pulumi.Output[str]
     security_group: aws.ec2.SecurityGroup
     cluster_mode: bool
+    key: aws.kms.Key
+    region: str
 
     def __init__(
         self,
@@ -82,6 +86,8 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         version, family = ENGINE[cfg.engine]
         self.cluster_mode = cfg.cluster_mode
+        self.key = args.key
+        self.region = context.lookup(pulumi.InvokeOptions(parent=self)).region
         group = aws.elasticache.ParameterGroup(
             name,
             family=family,
@@ -157,3 +163,13 @@ class Cache(pulumi.ComponentResource):
                 "cluster_mode": self.cluster_mode,
             }
         )
+
+    @property
+    def endpoint(self) -> pulumi.Output[str]:
+        """Where clients connect: the configuration endpoint in cluster mode, else the primary endpoint."""
+        return self.configuration_endpoint if self.cluster_mode else self.primary_endpoint
+
+    def grant_connect(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let ``role`` read the AUTH token secret (decrypting it through Secrets Manager only)."""
+        label = self._name.rsplit("-", 1)[-1]
+        return grant_secret_read(f"cache-{label}", role, self.auth_secret_arn, self.key.arn, self.region)

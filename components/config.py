@@ -516,6 +516,206 @@ class EmailConfig(_Model):
         )
 
 
+_CERT_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+_IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_QUANTITY_CPU = re.compile(r"^\d+(\.\d+)?m?$")
+_QUANTITY_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+#: Grants a service may ask for besides ``<cache>:connect`` for each configured cache.
+BUCKET_GRANTS = ("artifacts:read", "artifacts:read-write", "uploads:read", "uploads:read-write")
+
+
+class WafConfig(_Model):
+    """``keel:ingress.waf``: the WAFv2 web ACL in front of the ALB."""
+
+    enabled: bool = True
+    """Associate a web ACL (AWS common, known-bad-inputs and IP-reputation rules, and a rate limit)."""
+
+    rate_limit_per_5min: int = Field(2000, ge=100, le=2_000_000_000)
+    """Requests one client IP may send in 5 minutes before it is blocked."""
+
+
+class IngressConfig(_Model):
+    """``keel:ingress``: the internet-facing ALB."""
+
+    certificate_arn: str | None = None
+    """An ACM certificate covering every service host. None: keel requests one, validated in ``hostedZoneId``."""
+
+    hosted_zone_id: str | None = None
+    """A Route 53 zone: DNS validation of a created certificate and alias records for the service hosts."""
+
+    deletion_protection: bool = True
+    """ALB deletion protection."""
+
+    idle_timeout_seconds: int = Field(60, ge=1, le=4000)
+    """ALB idle timeout."""
+
+    waf: WafConfig = Field(default_factory=WafConfig)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else _pattern(
+                value,
+                _CERT_ARN,
+                "an ACM certificate ARN such as 'arn:aws:acm:us-east-1:111122223333:certificate/<uuid>'",
+            )
+        )
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return (
+            None if value is None else _pattern(value, _ZONE_ID, "a Route 53 hosted zone id such as 'Z0123456789ABC'")
+        )
+
+
+class ReplicasConfig(_Model):
+    """``replicas``: the bounds the autoscaler moves between."""
+
+    min: int = Field(1, ge=0, le=100)
+    max: int = Field(1, ge=1, le=100)
+
+
+class QueueTriggerConfig(_Model):
+    """``scaleOn.queue``: scale on the length of a Redis list."""
+
+    cache: str
+    """A ``keel:caches`` name."""
+
+    list: str
+    """The Redis list holding waiting jobs (``bull:forecast:wait``)."""
+
+    length: int = Field(ge=1, le=100_000)
+    """Target list length per replica."""
+
+
+class ScaleOnConfig(_Model):
+    """``scaleOn``: what the autoscaler watches (exactly one, CPU may be combined as a floor)."""
+
+    cpu: int | None = Field(None, ge=1, le=100)
+    memory: int | None = Field(None, ge=1, le=100)
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    queue: QueueTriggerConfig | None = None
+
+
+class IngressRouteConfig(_Model):
+    """``ingress``: where the ALB routes to the service."""
+
+    host: str
+    """Host header (``app.example.com``)."""
+
+    paths: list[str] = Field(default_factory=lambda: ["/*"])
+    """ALB path patterns; ``/*`` is everything."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _pattern(value, _DOMAIN, "a lowercase host name such as 'app.example.com'")
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or len(path) > 128:
+                raise ValueError(f"got {shown(path)}; expected ALB path patterns starting with '/' such as '/api/*'")
+        return value
+
+
+class BuildConfig(_Model):
+    """``build``: build the image from source and push it to the service's ECR repository."""
+
+    context: str
+    """Build context, relative to the project."""
+
+    dockerfile: str = "Dockerfile"
+    """Dockerfile path inside the context."""
+
+
+class ResourcesConfig(_Model):
+    """Container requests; limits equal requests for memory and are twice the request for CPU."""
+
+    cpu: str = "250m"
+    memory: str = "512Mi"
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        return _pattern(value, _QUANTITY_CPU, "a CPU quantity such as '250m' or '2'")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        return _pattern(value, _QUANTITY_MEMORY, "a memory quantity such as '512Mi' or '2Gi'")
+
+
+class ServiceConfig(_Model):
+    """One ``keel:services.<name>`` entry: a workload on the cluster."""
+
+    kind: Literal["deployment", "job"] = "deployment"
+    """``deployment``: a long-running server. ``job``: a pod template run by KEDA per pending job."""
+
+    image: str | None = None
+    """An image reference pinned by digest (``...@sha256:...``) or by an immutable tag; never ``latest``."""
+
+    build: BuildConfig | None = None
+    """Build and push instead of ``image``."""
+
+    port: int | None = Field(None, ge=1024, le=65535)
+    """The container port (unprivileged: the container runs as non-root)."""
+
+    replicas: ReplicasConfig = Field(default_factory=ReplicasConfig)
+    scale_on: ScaleOnConfig | None = None
+
+    ingress: IngressRouteConfig | None = None
+    """None: not exposed through the ALB."""
+
+    health_path: str = "/healthz"
+    """HTTP path of the readiness, liveness and startup probes."""
+
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    gpu: int = Field(0, ge=0, le=8)
+    """NVIDIA GPUs per pod; more than zero schedules the pod on the GPU pool."""
+
+    grants: list[str] = Field(default_factory=list)
+    """What the service's IAM role may do: ``artifacts:read``, ``uploads:read-write``, ``email:send``,
+    ``database:secret``, ``<cache>:connect``. Nothing else is granted."""
+
+    allow_from: list[str] = Field(default_factory=list)
+    """Services whose pods may connect to this one (NetworkPolicy); the ALB is allowed when ``ingress`` is set."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Plain environment variables (no secrets: those are read at run time with the service's role)."""
+
+    backoff_limit: int = Field(3, ge=0, le=20)
+    """``job``: retries of a failed pod (a Spot interruption counts as one)."""
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.endswith(":latest") or ("@" not in value and ":" not in value.rsplit("/", 1)[-1]):
+            raise ValueError(
+                f"got {shown(value)}; pin the image by digest (@sha256:...) or an immutable tag, not latest"
+            )
+        return _pattern(
+            value, _IMAGE, "an image reference such as '111122223333.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2'"
+        )
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            _pattern(key, _ENV_NAME, "environment variable names in upper case such as 'LOG_LEVEL'")
+        return value
+
+
 _RFC1918 = tuple(ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
@@ -572,8 +772,11 @@ class StackConfig(_Model):
     buckets: BucketsConfig = Field(default_factory=BucketsConfig)
     email: EmailConfig | None = None
     """None: no SES identity."""
-    ingress: Section | None = None
-    services: Section | None = None
+    ingress: IngressConfig | None = None
+    """None: no ALB (no service may set ``ingress``)."""
+
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    """Workloads by name (``web``, ``api``, ``forecast-engine``, ``forecast-trainer``)."""
     alerts: Section | None = None
     backup: Section | None = None
 
@@ -641,7 +844,7 @@ def validate(stack: str, raw: Mapping[str, str]) -> StackConfig:
         cfg = StackConfig.model_validate(data, by_alias=True)
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors(include_url=False)]) from None
-    problems = [*_cross_checks(cfg), *_cluster_checks(cfg), *_data_checks(cfg)]
+    problems = [*_cross_checks(cfg), *_cluster_checks(cfg), *_data_checks(cfg), *_service_checks(cfg)]
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -765,6 +968,59 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
         yield "keel:buckets.forceDestroy: got true in a prod stack; allowed: false"
 
 
+def _service_checks(cfg: StackConfig) -> Iterable[str]:
+    grants = {*BUCKET_GRANTS, *(f"{name}:connect" for name in cfg.caches)}
+    if cfg.email is not None:
+        grants.add("email:send")
+    if cfg.database is not None:
+        grants.add("database:secret")
+    routes: dict[tuple[str, str], str] = {}
+    if cfg.services and cfg.cluster is None:
+        yield "keel:cluster: missing while keel:services is set; services run on the cluster"
+    for name, svc in cfg.services.items():
+        path = f"keel:services.{name}"
+        if not _SERVICE_NAME.match(name):
+            yield f"{path}: got the name {shown(name)}; service names are DNS labels: lowercase letters, digits, dashes"
+        if (svc.image is None) == (svc.build is None):
+            yield f"{path}: got {'both image and build' if svc.image else 'neither image nor build'}; set exactly one"
+        if svc.kind == "deployment" and svc.port is None:
+            yield f"{path}.port: required key is missing (a deployment serves on a port)"
+        if svc.kind == "job" and svc.ingress is not None:
+            yield f"{path}.ingress: got an ingress on a job; allowed only on kind: deployment"
+        if svc.replicas.min > svc.replicas.max:
+            yield f"{path}.replicas.min: got {svc.replicas.min}; must be at most replicas.max ({svc.replicas.max})"
+        if svc.gpu and (cfg.cluster is None or cfg.cluster.node_groups.gpu is None):
+            yield f"{path}.gpu: got {svc.gpu} but keel:cluster.nodeGroups.gpu is not configured"
+        for grant in svc.grants:
+            if grant not in grants:
+                yield f"{path}.grants: got {shown(grant)}; allowed: {', '.join(sorted(grants))}"
+        for other in svc.allow_from:
+            if other not in cfg.services or other == name:
+                allowed = sorted(n for n in cfg.services if n != name)
+                yield f"{path}.allowFrom: got {shown(other)}; allowed: {', '.join(allowed)}"
+        if svc.ingress is not None:
+            if cfg.ingress is None:
+                yield f"{path}.ingress: got a route but keel:ingress (the ALB) is not configured"
+            for route_path in svc.ingress.paths:
+                key = (svc.ingress.host, route_path)
+                if key in routes:
+                    yield (
+                        f"{path}.ingress: got {svc.ingress.host}{route_path}, already routed to service "
+                        f"{routes[key]!r}; each host and path goes to one service"
+                    )
+                routes[key] = name
+    if cfg.ingress is not None and cfg.ingress.certificate_arn is None and cfg.ingress.hosted_zone_id is None:
+        yield (
+            "keel:ingress.certificateArn: missing; set certificateArn, or hostedZoneId so keel requests a "
+            "DNS-validated certificate"
+        )
+    if cfg.ingress is not None and cfg.environment == "prod":
+        if not cfg.ingress.deletion_protection:
+            yield "keel:ingress.deletionProtection: got false in a prod stack; allowed: true"
+        if not cfg.ingress.waf.enabled:
+            yield "keel:ingress.waf.enabled: got false in a prod stack; allowed: true"
+
+
 def _describe(error: Any) -> str:
     """One pydantic error as ``keel:<path>: got <value>; <what is allowed>``."""
     loc: tuple[Any, ...] = tuple(error["loc"])
@@ -835,16 +1091,19 @@ def _walk(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | Non
     """Follow a pydantic error location (aliases) through the models to the last field."""
     model: type[BaseModel] | None = StackConfig
     field: FieldInfo | None = None
+    dict_key_next = False
     for part in loc:
         if model is None:
             return None, None
-        if isinstance(part, int) or (field is not None and typing.get_origin(field.annotation) is dict):
+        if isinstance(part, int) or dict_key_next:
+            dict_key_next = False  # a list index or a mapping key: same model, next part is a field
             continue
         by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
         field = by_alias.get(str(part))
         if field is None:
             return None, None
         model = _model_in(field.annotation)
+        dict_key_next = typing.get_origin(field.annotation) is dict
     return model, field
 
 

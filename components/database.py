@@ -38,7 +38,7 @@ import pulumi_aws as aws
 
 from components import context
 from components.config import DatabaseConfig
-from components.iam import managed_policy
+from components.iam import grant_secret_read, managed_policy
 from components.keys import create_key, logs_may_use
 from components.network import Network, security_group_admitting
 
@@ -108,6 +108,8 @@ class Database(pulumi.ComponentResource):
     master_secret_arn: pulumi.Output[str]
     security_group: aws.ec2.SecurityGroup
     key: aws.kms.Key
+    region: str
+    database_name: str
 
     def __init__(
         self,
@@ -122,6 +124,7 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         identifier = f"{name}-db"
+        self.database_name = cfg.database_name
         groups = {kind: f"/aws/rds/instance/{identifier}/{kind}" for kind in LOG_EXPORTS}
         self.key = create_key(
             f"{name}-database",
@@ -232,6 +235,7 @@ class Database(pulumi.ComponentResource):
                 depends_on=[*log_groups, monitoring_policy],
             ),
         )
+        self.region = ctx.region
         self.endpoint = self.instance.address
         self.port = PORT
         self.master_secret_arn = self.instance.master_user_secrets.apply(
@@ -245,3 +249,7 @@ class Database(pulumi.ComponentResource):
                 "security_group": self.security_group.id,
             }
         )
+
+    def grant_secret_read(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let ``role`` read the master secret (and decrypt it through Secrets Manager only)."""
+        return grant_secret_read("database-secret", role, self.master_secret_arn, self.key.arn, self.region)

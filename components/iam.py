@@ -139,3 +139,28 @@ class PodIdentityRole(pulumi.ComponentResource):
             )
         self.role_arn = self.role.arn
         self.register_outputs({"role_arn": self.role_arn})
+
+
+def secret_read_statements(secret_arn: str, key_arn: str, region: str) -> list[Statement]:
+    """Read one Secrets Manager secret, decrypting it only through Secrets Manager."""
+    return [
+        statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], secret_arn, sid="ReadSecret"),
+        statement(
+            "kms:Decrypt",
+            key_arn,
+            {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            sid="DecryptThroughSecretsManager",
+        ),
+    ]
+
+
+def grant_secret_read(
+    label: str, role: aws.iam.Role, secret_arn: pulumi.Input[str], key_arn: pulumi.Input[str], region: str
+) -> aws.iam.RolePolicy:
+    """Attach :func:`secret_read_statements` to ``role`` as ``<role>-<label>``."""
+    doc = pulumi.Output.all(secret_arn, key_arn).apply(
+        lambda arns: json.dumps(document(secret_read_statements(arns[0], arns[1], region)))
+    )
+    return aws.iam.RolePolicy(
+        f"{role._name}-{label}", role=role.id, policy=doc, opts=pulumi.ResourceOptions(parent=role)
+    )

@@ -128,6 +128,7 @@ class Network(pulumi.ComponentResource):
     cidr: str
     availability_zones: list[str]
     public_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_cidrs: list[str]
     private_subnet_ids: pulumi.Output[list[str]]
     isolated_subnet_ids: pulumi.Output[list[str]]
     nat_gateway_ids: pulumi.Output[list[str]]
@@ -149,6 +150,7 @@ class Network(pulumi.ComponentResource):
 
         self.cidr = args.cidr
         self.availability_zones = zones
+        self.public_subnet_cidrs = [str(z.public) for z in plan]
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr,

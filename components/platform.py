@@ -19,7 +19,10 @@ Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``)
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -31,9 +34,19 @@ from components.cluster import Cluster, ClusterArgs
 from components.config import StackConfig
 from components.database import Database, DatabaseArgs
 from components.email import Email, EmailArgs
+from components.ingress import LoadBalancer, LoadBalancerArgs, Route
 from components.keys import create_key
 from components.network import Network, NetworkArgs
+from components.service import Service, ServiceArgs
 from components.storage import Buckets, BucketsArgs
+
+#: Pod Security Admission for the application namespace: every pod must meet the "restricted" profile.
+APP_NAMESPACE = "apps"
+PSA_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,8 @@ class Platform(pulumi.ComponentResource):
     caches: dict[str, Cache]
     buckets: Buckets
     email: Email | None
+    load_balancer: LoadBalancer | None
+    services: dict[str, Service]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("keel:platform:Platform", name, None, opts)
@@ -80,6 +95,7 @@ class Platform(pulumi.ComponentResource):
                 opts=children,
             )
         self._data_tier(name, cfg, children)
+        self._workloads(name, cfg, children)
         self.register_outputs({"network": self.network.vpc_id, "cluster": self.cluster.name if self.cluster else None})
 
     def _data_tier(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
@@ -117,3 +133,105 @@ class Platform(pulumi.ComponentResource):
         self.buckets = Buckets(name, BucketsArgs.from_config(cfg.buckets, protect=cfg.protect), opts=children)
         if cfg.email is not None:
             self.email = Email(name, EmailArgs.from_config(cfg.email, protect=cfg.protect), opts=children)
+
+    def _workloads(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
+        """The ALB and one Service per ``keel:services`` entry, in the application namespace."""
+        import pulumi_kubernetes as k8s
+
+        self.load_balancer = None
+        self.services = {}
+        if not cfg.services or self.cluster is None or self.addons is None:
+            return
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.k8s_provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-{APP_NAMESPACE}", metadata={"name": APP_NAMESPACE, "labels": PSA_LABELS}, opts=k8s_opts
+        )
+        deny: Any = {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-{APP_NAMESPACE}-default-deny",
+            metadata={"name": "default-deny-ingress", "namespace": APP_NAMESPACE},
+            spec=deny,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
+        )
+        routes = {
+            svc_name: Route(svc.ingress.host, tuple(svc.ingress.paths), svc.port, svc.health_path)
+            for svc_name, svc in cfg.services.items()
+            if svc.ingress is not None and svc.port is not None
+        }
+        if cfg.ingress is not None and routes:
+            self.load_balancer = LoadBalancer(
+                name,
+                LoadBalancerArgs.from_config(cfg.ingress, routes=routes),
+                network=self.network,
+                nodes=self.cluster.node_security_group,
+                logs_bucket=self.buckets.buckets["logs"],
+                depends_on_logs=[self.buckets.policies["logs"]],
+                opts=children,
+            )
+        for svc_name, svc in cfg.services.items():
+            env, grants = self._connections(svc_name, svc.grants)
+            target = self.load_balancer.target_groups.get(svc_name) if self.load_balancer else None
+            self.services[svc_name] = Service(
+                f"{name}-{svc_name}",
+                svc_name,
+                ServiceArgs(
+                    config=svc,
+                    namespace=APP_NAMESPACE,
+                    env=env,
+                    grants=grants,
+                    target_group=target,
+                    alb_cidrs=self.network.public_subnet_cidrs if target is not None else (),
+                    protect=cfg.protect,
+                ),
+                cluster=self.cluster,
+                addons=self.addons,
+                opts=pulumi.ResourceOptions.merge(children, pulumi.ResourceOptions(depends_on=[namespace])),
+            )
+
+    def _connections(
+        self, service: str, grants: list[str]
+    ) -> tuple[dict[str, pulumi.Input[str]], list[Callable[[aws.iam.Role], pulumi.Resource]]]:
+        """For each intent grant: the environment variables that locate the resource and the policy to attach.
+        Only granted resources are described to the pod."""
+        env: dict[str, pulumi.Input[str]] = {}
+        attach: list[Callable[[aws.iam.Role], pulumi.Resource]] = []
+        for grant in grants:
+            target, _, access = grant.partition(":")
+            if target in ("artifacts", "uploads", "logs"):
+                bucket = target
+                env[f"BUCKET_{bucket.upper()}"] = self.buckets.buckets[bucket].bucket
+                grant_fn = self.buckets.grant_read if access == "read" else self.buckets.grant_read_write
+                attach.append(functools.partial(grant_fn, bucket))
+            elif target == "email" and self.email is not None:
+                email = self.email
+                env["SES_CONFIGURATION_SET"] = email.configuration_set.configuration_set_name
+                env["SES_IDENTITY"] = email.identity.email_identity
+                attach.append(email.grant_send)
+            elif target == "database" and self.database is not None:
+                db = self.database
+                env.update(
+                    {
+                        "DATABASE_HOST": db.endpoint,
+                        "DATABASE_PORT": str(db.port),
+                        "DATABASE_NAME": db.database_name,
+                        "DATABASE_SECRET_ARN": db.master_secret_arn,
+                        "DATABASE_SSLMODE": "verify-full",
+                    }
+                )
+                attach.append(db.grant_secret_read)
+            elif target in self.caches:
+                cache = self.caches[target]
+                prefix = f"REDIS_{target.upper().replace('-', '_')}"
+                env.update(
+                    {
+                        f"{prefix}_HOST": cache.endpoint,
+                        f"{prefix}_PORT": str(cache.port),
+                        f"{prefix}_TLS": "true",
+                        f"{prefix}_CLUSTER_MODE": str(cache.cluster_mode).lower(),
+                        f"{prefix}_AUTH_SECRET_ARN": cache.auth_secret_arn,
+                    }
+                )
+                attach.append(cache.grant_connect)
+            else:  # pragma: no cover - config validation lists the grants that exist
+                raise ValueError(f"keel:services.{service}.grants: got {grant!r}")
+        return env, attach

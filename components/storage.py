@@ -22,7 +22,7 @@ Creates (``<n>`` is the component name; ``<b>`` each of ``artifacts``, ``uploads
 Stateful: ``forceDestroy`` only when configured (dev), ``protect`` and ``retainOnDelete`` when the stack
 protects. Buckets carry ``keel.dev/backup=true`` (artifacts, uploads) for the backup plan.
 
-Outputs: ``buckets`` (by name), ``names``, ``arns``, ``key``.
+Outputs: ``buckets`` and ``policies`` (by name), ``names``, ``key``.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ class Buckets(pulumi.ComponentResource):
     """The platform's S3 buckets."""
 
     buckets: dict[str, aws.s3.Bucket]
+    policies: dict[str, aws.s3.BucketPolicy]
     key: aws.kms.Key
     region: str
 
@@ -172,6 +173,7 @@ class Buckets(pulumi.ComponentResource):
         elb_account = aws.elb.get_service_account(opts=pulumi.InvokeOptions(parent=self)).arn
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
         self.buckets = {}
+        self.policies = {}
         for bucket_name in ("logs", *[n for n in args.names if n != "logs"]):
             tags = {"Name": f"{name}-{bucket_name}", "keel.dev/bucket": bucket_name}
             if bucket_name in BACKED_UP:
@@ -233,7 +235,7 @@ class Buckets(pulumi.ComponentResource):
                 statements += logs_bucket_statements(arn, elb_account, ctx.account)
             return json.dumps(document(statements))
 
-        aws.s3.BucketPolicy(
+        self.policies[bucket_name] = aws.s3.BucketPolicy(
             label,
             bucket=bucket.id,
             policy=bucket.arn.apply(policy),

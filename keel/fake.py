@@ -97,6 +97,7 @@ class FakeCloud:
             "aws:index/getPartition:getPartition": self._partition,
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
             "aws:elb/getServiceAccount:getServiceAccount": self._elb_account,
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
         }
 
     # ------------------------------------------------------------------ resources
@@ -208,6 +209,39 @@ class FakeCloud:
                 "arn": f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:"
                 f"{state['name']}-{h[:6]}"
             }
+        if type_ == "aws:ecr/repository:Repository":
+            return {
+                "registryId": self.account,
+                "repositoryUrl": f"{self.account}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}",
+            }
+        if type_ == "docker:index/image:Image":
+            repository = str(state.get("imageName", "image")).split(":")[0]
+            return {"repoDigest": f"{repository}@sha256:{digest('image', h)}", "baseImageName": state.get("imageName")}
+        if type_ == "aws:lb/loadBalancer:LoadBalancer":
+            return {
+                "dnsName": f"{state['name']}-{int(h[:8], 16)}.{self.region}.elb.amazonaws.com",
+                "zoneId": "Z35SXDOTRQ7X7K",
+                "arnSuffix": f"app/{state['name']}/{h[:16]}",
+            }
+        if type_ == "aws:lb/targetGroup:TargetGroup":
+            return {"arnSuffix": f"targetgroup/{state['name']}/{h[:16]}"}
+        if type_ == "aws:acm/certificate:Certificate":
+            hosts = [state["domainName"], *state.get("subjectAlternativeNames", [])]
+            return {
+                "domainValidationOptions": [
+                    {
+                        "domainName": host,
+                        "resourceRecordName": f"_{digest(host)[:32]}.{host}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": f"_{digest('acm', host)[:32]}.acm-validations.aws.",
+                    }
+                    for host in hosts
+                ]
+            }
+        if type_ == "aws:route53/record:Record":
+            return {"fqdn": str(state.get("name", "")).rstrip(".")}
+        if type_ == "aws:acm/certificateValidation:CertificateValidation":
+            return {"certificateArn": state.get("certificateArn")}
         if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
             return {"latestVersion": 1, "defaultVersion": 1}
         if type_ == "kubernetes:helm.sh/v3:Release":
@@ -342,6 +376,17 @@ class FakeCloud:
     def _elb_account(self, args: dict[str, Any]) -> dict[str, Any]:
         # The account ELB delivers access logs from in us-east-1 (a fixed, published id per region).
         return {"id": "127311923021", "arn": f"arn:{self.partition}:iam::127311923021:root", "region": self.region}
+
+    def _ecr_token(self, args: dict[str, Any]) -> dict[str, Any]:
+        registry = args.get("registryId") or self.account
+        return {
+            "id": self.region,
+            "authorizationToken": "ZmFrZTpmYWtl",
+            "userName": "AWS",
+            "password": digest("ecr-token", registry)[:40],
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+            "expiresAt": "2099-01-01T00:00:00Z",
+        }
 
     def _zones(self, args: dict[str, Any]) -> dict[str, Any]:
         names = [f"{self.region}{letter}" for letter in ZONE_LETTERS]

@@ -51,3 +51,27 @@ def physical_id(step: engine.Step) -> str:
 def policy_doc(step: engine.Step, key: str = "policy") -> Any:
     """A JSON policy document input, parsed."""
     return json.loads(step.inputs[key])
+
+
+CRDS = ROOT / "tests" / "data" / "crds"
+
+
+def crd_schema(group_plural: str, version: str) -> dict[str, Any]:
+    """The OpenAPI v3 schema of one served CRD version (``targetgroupbindings.elbv2.k8s.aws``, ``v1beta1``)."""
+    import yaml
+
+    plural, _, group = group_plural.partition(".")
+    doc = yaml.safe_load((CRDS / f"{group}_{plural}.yaml").read_text())
+    for served in doc["spec"]["versions"]:
+        if served["name"] == version and served.get("served"):
+            return dict(served["schema"]["openAPIV3Schema"])
+    raise LookupError(f"{group_plural} does not serve {version}")
+
+
+def k8s_object(step: engine.Step) -> dict[str, Any]:
+    """A Kubernetes resource's inputs as the object the API server would receive."""
+    return {
+        k: v
+        for k, v in step.inputs.items()
+        if k in ("apiVersion", "kind", "metadata", "spec", "data", "automountServiceAccountToken", "stringData", "type")
+    }

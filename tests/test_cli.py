@@ -43,7 +43,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "180 resources to create" in out
+    assert "250 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "1"
@@ -66,7 +66,7 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(capsys: pytest.CaptureF
     doc = json.loads(first)
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 180}
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 250}
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -110,8 +110,18 @@ def test_dev_differs_only_by_its_config(capsys: pytest.CaptureFixture[str]) -> N
     _, prod, _ = keel(capsys, "preview", "prod", "--json")
     dev_types = [s["newState"]["type"] for s in json.loads(dev)["steps"]]
     prod_types = [s["newState"]["type"] for s in json.loads(prod)["steps"]]
-    assert set(dev_types) == set(prod_types)
-    assert len(dev_types) == 168
+    # the stacks differ only where their config makes them: dev requests its certificate in its hosted zone,
+    # prod brings one and adds the WAF
+    assert set(dev_types) - set(prod_types) == {
+        "aws:acm/certificate:Certificate",
+        "aws:acm/certificateValidation:CertificateValidation",
+        "aws:route53/record:Record",
+    }
+    assert set(prod_types) - set(dev_types) == {
+        "aws:wafv2/webAcl:WebAcl",
+        "aws:wafv2/webAclAssociation:WebAclAssociation",
+    }
+    assert len(dev_types) == 242
 
 
 def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,7 +198,7 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
         [str(script), "preview", "dev", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
-    assert json.loads(ok.stdout)["changeSummary"] == {"create": 168}
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 242}
     usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2
     assert "the following arguments are required: stack" in usage.stderr

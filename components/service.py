@@ -1,0 +1,327 @@
+"""Service: one workload on the cluster, with its image, identity, pods, disruption budget and network rules.
+
+Usage::
+
+    web = Service("web", ServiceArgs(config=cfg.services["web"], namespace="apps", env={...},
+                  grants=[lambda role: buckets.grant_read("uploads", role)], target_group=lb.target_groups["web"]),
+                  cluster=cluster, addons=addons, opts=pulumi.ResourceOptions(parent=platform))
+    web.pod_template          # the pod spec (a job's template for its KEDA ScaledJob)
+
+Creates (``<s>`` is the service name, ``<n>`` the component's resource name ``<stack>-<s>``):
+
+- ``<n>`` ECR repository: immutable tags, scan on push, KMS encryption, a lifecycle policy keeping the last
+  images; with ``build``, ``<n>`` docker image built and pushed there, and the pods run its digest.
+- ``<n>`` ServiceAccount (no token automount) bound through EKS Pod Identity to ``<n>`` IAM role, whose only
+  policies are the intent grants the service's config asks for.
+- ``kind: deployment``: ``<n>`` Deployment (requests and limits; readiness, liveness and startup probes; non-root
+  uid 10001, no privilege escalation, all capabilities dropped, read-only root filesystem with an emptyDir on
+  /tmp, seccomp RuntimeDefault; no service-account token; spread over zones and hosts; on the general pool),
+  ``<n>`` PodDisruptionBudget (one pod may be disrupted), ``<n>`` ClusterIP Service, and, when exposed,
+  ``<n>`` TargetGroupBinding to its ALB target group (after the load balancer controller).
+- ``kind: job``: no workload object: ``pod_template`` (GPU limit, GPU node selector and toleration,
+  ``restartPolicy: Never``, 2 minutes of grace to checkpoint on a Spot interruption notice) is what the KEDA
+  ScaledJob runs.
+- ``<n>`` NetworkPolicy admitting, on the service's port, the ALB's subnets (when exposed) and the pods of the
+  services in ``allowFrom``; the namespace denies all other ingress.
+
+Connection settings (endpoints, ports, secret ARNs) reach the pods as environment variables; secret values never
+do: the service reads them at run time with its role.
+
+Outputs: ``repository_url``, ``image``, ``role_arn``, ``service_account``, ``pod_template``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from components import context
+from components.addons import ClusterAddons
+from components.cluster import GPU_TAINT, Cluster
+from components.config import ServiceConfig
+from components.iam import PodIdentityRole, PodIdentityRoleArgs
+
+UID = 10001
+KEEP_IMAGES = 30
+SPOT_GRACE_SECONDS = 120
+
+
+def labels(service: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "keel"}
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _double_cpu(cpu: str) -> str:
+    if cpu.endswith("m"):
+        return f"{int(float(cpu[:-1]) * 2)}m"
+    return f"{int(float(cpu) * 2000)}m"
+
+
+def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod spec every replica (or job pod) runs."""
+    limits: dict[str, Any] = {"cpu": _double_cpu(cfg.resources.cpu), "memory": cfg.resources.memory}
+    if cfg.gpu:
+        limits["nvidia.com/gpu"] = str(cfg.gpu)
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": {"requests": {"cpu": cfg.resources.cpu, "memory": cfg.resources.memory}, "limits": limits},
+        "securityContext": container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir: the root FS is read-only)
+    }
+    if cfg.port is not None:
+        probe = {"httpGet": {"path": cfg.health_path, "port": "http"}}
+        container["ports"] = [{"name": "http", "containerPort": cfg.port, "protocol": "TCP"}]
+        container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 3}
+        container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
+        container["startupProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 30}
+    spec: dict[str, Any] = {
+        "serviceAccountName": name,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "fsGroup": UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+    }
+    if cfg.gpu:
+        spec["nodeSelector"] = {"keel.dev/pool": "gpu"}
+        spec["tolerations"] = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+    else:
+        spec["nodeSelector"] = {"keel.dev/pool": "general"}
+    if cfg.kind == "job":
+        spec["restartPolicy"] = "Never"
+        spec["terminationGracePeriodSeconds"] = SPOT_GRACE_SECONDS
+    else:
+        spec["terminationGracePeriodSeconds"] = 30
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": labels(name)},
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ]
+    return spec
+
+
+def ecr_lifecycle_policy(keep: int = KEEP_IMAGES) -> dict[str, Any]:
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"keep the last {keep} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """Arguments of :class:`Service`."""
+
+    config: ServiceConfig
+    """The service's ``keel:services`` entry."""
+
+    namespace: str
+    """The application namespace."""
+
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Connection settings and plain variables for the container."""
+
+    grants: Sequence[Callable[[aws.iam.Role], pulumi.Resource]] = ()
+    """Intent grants to attach to the service's role (``lambda role: buckets.grant_read("artifacts", role)``)."""
+
+    target_group: aws.lb.TargetGroup | None = None
+    """The ALB target group to bind the pods to (exposed services)."""
+
+    alb_cidrs: Sequence[str] = ()
+    """Where the ALB's traffic comes from (its subnets), admitted by the NetworkPolicy."""
+
+    project_root: str = "."
+    """Where ``build.context`` is resolved from."""
+
+    protect: bool = True
+    """True: the ECR repository keeps its images when the stack is destroyed."""
+
+
+class Service(pulumi.ComponentResource):
+    """One workload of the platform."""
+
+    repository: aws.ecr.Repository
+    repository_url: pulumi.Output[str]
+    image: pulumi.Output[str]
+    role: PodIdentityRole
+    service_account: k8s.core.v1.ServiceAccount
+    pod_template: pulumi.Output[dict[str, Any]]
+    deployment: k8s.apps.v1.Deployment | None
+
+    def __init__(
+        self,
+        name: str,
+        service: str,
+        args: ServiceArgs,
+        cluster: Cluster,
+        addons: ClusterAddons,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("keel:service:Service", name, None, opts)
+        cfg = args.config
+        ctx = context.lookup(pulumi.InvokeOptions(parent=self))
+        child = pulumi.ResourceOptions(parent=self)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider)
+        self.repository = aws.ecr.Repository(
+            name,
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")],
+            force_delete=not args.protect,
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            name, repository=self.repository.name, policy=json.dumps(ecr_lifecycle_policy()), opts=child
+        )
+        self.repository_url = self.repository.repository_url
+        self.image = self._image(name, cfg, args, ctx)
+
+        self.role = PodIdentityRole(
+            name,
+            PodIdentityRoleArgs(
+                cluster_name=cluster.name,
+                cluster_arn=cluster.arn,
+                account=ctx.account,
+                namespace=args.namespace,
+                service_account=service,
+                description=f"{name}: the {service} service",
+            ),
+            opts=child,
+        )
+        for grant in args.grants:
+            grant(self.role.role)
+        meta: Any = {"name": service, "namespace": args.namespace, "labels": labels(service)}
+        self.service_account = k8s.core.v1.ServiceAccount(
+            name, metadata=meta, automount_service_account_token=False, opts=k8s_opts
+        )
+        env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **cfg.env, **args.env}
+        spec = pulumi.Output.all(self.image, pulumi.Output.from_input(env)).apply(
+            lambda parts: pod_spec(service, cfg, parts[0], parts[1])
+        )
+        self.pod_template = spec.apply(lambda s: {"metadata": {"labels": labels(service)}, "spec": s})
+        self.deployment = None
+        if cfg.kind == "deployment":
+            self._deployment(name, service, args, addons, k8s_opts)
+        self._network_policy(name, service, args, k8s_opts)
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "image": self.image,
+                "role_arn": self.role.role_arn,
+                "service_account": service,
+            }
+        )
+
+    def _image(self, name: str, cfg: ServiceConfig, args: ServiceArgs, ctx: context.AwsContext) -> pulumi.Output[str]:
+        if cfg.image is not None:
+            return pulumi.Output.from_input(cfg.image)
+        assert cfg.build is not None  # config validation: exactly one of image and build
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=self.repository.registry_id, opts=pulumi.InvokeOptions(parent=self)
+        )
+        built = docker.Image(
+            name,
+            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{pulumi.get_stack()}"),
+            build=docker.DockerBuildArgs(
+                context=f"{args.project_root}/{cfg.build.context}",
+                dockerfile=f"{args.project_root}/{cfg.build.context}/{cfg.build.dockerfile}",
+                platform="linux/amd64",
+            ),
+            registry=docker.RegistryArgs(
+                server=self.repository.repository_url,
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return built.repo_digest
+
+    def _deployment(
+        self, name: str, service: str, args: ServiceArgs, addons: ClusterAddons, k8s_opts: pulumi.ResourceOptions
+    ) -> None:
+        cfg = args.config
+        meta: Any = {"name": service, "namespace": args.namespace, "labels": labels(service)}
+        selector = {"matchLabels": labels(service)}
+        autoscaled = cfg.scale_on is not None
+        deployment_spec: Any = {
+            "selector": selector,
+            "template": self.pod_template,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "revisionHistoryLimit": 5,
+        }
+        if not autoscaled:
+            deployment_spec["replicas"] = cfg.replicas.min
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=meta,
+            spec=deployment_spec,
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts,
+                pulumi.ResourceOptions(
+                    depends_on=[self.service_account, self.role],
+                    # the autoscaler owns the replica count (issue: scaling) when the service scales
+                    ignore_changes=["spec.replicas"] if autoscaled else None,
+                ),
+            ),
+        )
+        pdb_spec: Any = {"maxUnavailable": 1, "selector": selector}
+        k8s.policy.v1.PodDisruptionBudget(name, metadata=meta, spec=pdb_spec, opts=k8s_opts)
+        assert cfg.port is not None  # config validation: deployments have a port
+        service_spec: Any = {
+            "type": "ClusterIP",
+            "selector": labels(service),
+            "ports": [{"name": "http", "port": cfg.port, "targetPort": "http", "protocol": "TCP"}],
+        }
+        k8s.core.v1.Service(name, metadata=meta, spec=service_spec, opts=k8s_opts)
+        if args.target_group is not None:
+            k8s.apiextensions.CustomResource(
+                name,
+                api_version="elbv2.k8s.aws/v1beta1",
+                kind="TargetGroupBinding",
+                metadata=meta,
+                spec={
+                    "serviceRef": {"name": service, "port": cfg.port},
+                    "targetGroupARN": args.target_group.arn,
+                    "targetType": "ip",
+                },
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[addons.lb_controller])),
+            )
+
+    def _network_policy(self, name: str, service: str, args: ServiceArgs, k8s_opts: pulumi.ResourceOptions) -> None:
+        cfg = args.config
+        if cfg.port is None:
+            return  # a job serves nothing: the namespace's default deny covers it
+        sources: list[dict[str, Any]] = [{"ipBlock": {"cidr": cidr}} for cidr in args.alb_cidrs]
+        sources += [{"podSelector": {"matchLabels": labels(other)}} for other in sorted(cfg.allow_from)]
+        spec: Any = {"podSelector": {"matchLabels": labels(service)}, "policyTypes": ["Ingress"]}
+        spec["ingress"] = [{"from": sources, "ports": [{"protocol": "TCP", "port": cfg.port}]}] if sources else []
+        meta: Any = {"name": f"{service}-ingress", "namespace": args.namespace, "labels": labels(service)}
+        k8s.networking.v1.NetworkPolicy(name, metadata=meta, spec=spec, opts=k8s_opts)

@@ -1,0 +1,560 @@
+"""Edge and workloads: the ALB, images, the four services, their IAM, pods, bindings and network policies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from components.config import ConfigError, validate
+from keel.engine import Preview, Step
+from tests.conftest import crd_schema, k8s_object, physical_id, policy_doc
+
+ACCOUNT = "123456789012"
+IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
+K8S_VERSION = "1.35.0"  # the oldest schema kubernetes-validate ships in strict mode for 1.34+ clusters
+
+# ------------------------------------------------------------------------------------------ config rules
+
+BASE_SERVICES: dict[str, Any] = {
+    "web": {"image": IMAGE, "port": 3000, "ingress": {"host": "app.example.com"}},
+    "trainer": {"kind": "job", "image": IMAGE, "gpu": 1},
+}
+CLUSTER = {
+    "nodeGroups": {
+        "general": {"instanceTypes": ["m5.xlarge"], "minSize": 2, "maxSize": 4},
+        "gpu": {"instanceTypes": ["g4dn.xlarge"], "capacityType": "SPOT", "minSize": 0, "maxSize": 1, "gpu": True},
+    }
+}
+CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f6e2c1a-7b7d-4a57-9d55-1f0a3c9e8b21"
+
+
+def services_stack(services: dict[str, Any], ingress: dict[str, Any] | None = None) -> dict[str, str]:
+    return {
+        "aws:region": "us-east-1",
+        "keel:environment": "prod",
+        "keel:cluster": json.dumps(CLUSTER),
+        "keel:ingress": json.dumps(ingress if ingress is not None else {"certificateArn": CERT}),
+        "keel:services": json.dumps(services),
+    }
+
+
+def with_web(**changes: Any) -> dict[str, Any]:
+    return {**BASE_SERVICES, "web": {**BASE_SERVICES["web"], **changes}}
+
+
+CASES: list[tuple[str, dict[str, str], str]] = [
+    (
+        "unknown grant",
+        services_stack(with_web(grants=["uploads:admin"])),
+        "keel:services.web.grants: got 'uploads:admin'; allowed: artifacts:read, artifacts:read-write, uploads:read, "
+        "uploads:read-write",
+    ),
+    (
+        "ingress on a job",
+        services_stack(
+            {**BASE_SERVICES, "trainer": {**BASE_SERVICES["trainer"], "ingress": {"host": "t.example.com"}}}
+        ),
+        "keel:services.trainer.ingress: got an ingress on a job; allowed only on kind: deployment",
+    ),
+    (
+        "latest tag",
+        services_stack(with_web(image="111122223333.dkr.ecr.us-east-1.amazonaws.com/web:latest")),
+        "keel:services.web.image: got '111122223333.dkr.ecr.us-east-1.amazonaws.com/web:latest'; pin the image by "
+        "digest (@sha256:...) or an immutable tag, not latest",
+    ),
+    (
+        "untagged image",
+        services_stack(with_web(image="111122223333.dkr.ecr.us-east-1.amazonaws.com/web")),
+        "keel:services.web.image: got '111122223333.dkr.ecr.us-east-1.amazonaws.com/web'; pin the image by digest "
+        "(@sha256:...) or an immutable tag, not latest",
+    ),
+    ("privileged port", services_stack(with_web(port=80)), "keel:services.web.port: got 80; allowed: 1024 to 65535"),
+    (
+        "port out of range",
+        services_stack(with_web(port=70000)),
+        "keel:services.web.port: got 70000; allowed: 1024 to 65535",
+    ),
+    (
+        "neither image nor build",
+        services_stack({"web": {"port": 3000}}),
+        "keel:services.web: got neither image nor build; set exactly one",
+    ),
+    (
+        "both image and build",
+        services_stack(with_web(build={"context": "web"})),
+        "keel:services.web: got both image and build; set exactly one",
+    ),
+    (
+        "duplicate host and path",
+        services_stack(
+            {**BASE_SERVICES, "api": {"image": IMAGE, "port": 3001, "ingress": {"host": "app.example.com"}}}
+        ),
+        "keel:services.api.ingress: got app.example.com/*, already routed to service 'web'; each host and path goes to "
+        "one service",
+    ),
+    (
+        "unknown allowFrom",
+        services_stack(with_web(allowFrom=["worker"])),
+        "keel:services.web.allowFrom: got 'worker'; allowed: trainer",
+    ),
+    (
+        "deployment without a port",
+        services_stack({"web": {"image": IMAGE}}),
+        "keel:services.web.port: required key is missing (a deployment serves on a port)",
+    ),
+    (
+        "bad service name",
+        services_stack({"Web_1": {"image": IMAGE, "port": 3000}}),
+        "keel:services.Web_1: got the name 'Web_1'; service names are DNS labels: lowercase letters, digits, dashes",
+    ),
+    (
+        "no certificate",
+        services_stack(BASE_SERVICES, ingress={}),
+        "keel:ingress.certificateArn: missing; set certificateArn, or hostedZoneId so keel requests a DNS-validated "
+        "certificate",
+    ),
+    (
+        "prod without WAF",
+        services_stack(BASE_SERVICES, ingress={"certificateArn": CERT, "waf": {"enabled": False}}),
+        "keel:ingress.waf.enabled: got false in a prod stack; allowed: true",
+    ),
+    (
+        "replicas inverted",
+        services_stack(with_web(replicas={"min": 3, "max": 2})),
+        "keel:services.web.replicas.min: got 3; must be at most replicas.max (2)",
+    ),
+    (
+        "secret in env name",
+        services_stack(with_web(env={"db-password": "x"})),
+        "keel:services.web.env: got 'db-password'; expected environment variable names in upper case such as "
+        "'LOG_LEVEL'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_service_config_rules(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate("prod", raw)
+    assert caught.value.problems == [message]
+
+
+# ------------------------------------------------------------------------------------------ load balancer
+
+
+def sg_rules(p: Preview, sg: Step) -> list[tuple[str, Any, Any, Any]]:
+    urns = p.by_urn()
+    out = []
+    for kind in ("Ingress", "Egress"):
+        for rule in p.of_type(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule"):
+            if rule.property_dependencies.get("securityGroupId") == [sg.urn]:
+                source = rule.property_dependencies.get("referencedSecurityGroupId")
+                out.append(
+                    (
+                        kind,
+                        urns[source[0]].name if source else rule.inputs.get("cidrIpv4"),
+                        rule.inputs["ipProtocol"],
+                        (rule.inputs.get("fromPort"), rule.inputs.get("toPort")),
+                    )
+                )
+    return sorted(out, key=str)
+
+
+def test_alb_security_group_is_the_only_open_door(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    sg = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-alb")
+    assert sg_rules(p, sg) == sorted(
+        [
+            ("Ingress", "0.0.0.0/0", "tcp", (80, 80)),
+            ("Ingress", "0.0.0.0/0", "tcp", (443, 443)),
+            ("Egress", "keel-prod-nodes", "tcp", (3000, 3000)),
+            ("Egress", "keel-prod-nodes", "tcp", (3001, 3001)),
+        ],
+        key=str,
+    )
+    nodes = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-nodes")
+    from_alb = [r for r in sg_rules(p, nodes) if r[1] == "keel-prod-alb"]
+    assert from_alb == [
+        ("Ingress", "keel-prod-alb", "tcp", (3000, 3000)),
+        ("Ingress", "keel-prod-alb", "tcp", (3001, 3001)),
+    ]
+    open_rules = [
+        r
+        for r in p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs.get("cidrIpv4") == "0.0.0.0/0"
+    ]
+    assert sorted(r.name for r in open_rules) == ["keel-prod-alb-443", "keel-prod-alb-80"]
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_alb_and_listeners(preview: Callable[[str], Preview], env: str) -> None:
+    p = preview(env)
+    prod = env == "prod"
+    alb = p.one("aws:lb/loadBalancer:LoadBalancer", f"keel-{env}")
+    i = alb.inputs
+    assert (i["loadBalancerType"], i["internal"]) == ("application", False)
+    assert i["dropInvalidHeaderFields"] is True
+    assert i["desyncMitigationMode"] == "strictest"
+    assert i["enableDeletionProtection"] is prod
+    logs = p.one("aws:s3/bucket:Bucket", f"keel-{env}-logs")
+    assert i["accessLogs"] == {"bucket": physical_id(logs), "prefix": "alb", "enabled": True}
+    assert p.one("aws:s3/bucketPolicy:BucketPolicy", f"keel-{env}-logs").urn in alb.dependencies
+    assert sorted(p.by_urn()[u].name for u in alb.property_dependencies["subnets"]) == sorted(
+        s.name for s in p.of_type("aws:ec2/subnet:Subnet") if "-public-" in s.name
+    )
+    https = p.one("aws:lb/listener:Listener", f"keel-{env}-https").inputs
+    assert (https["port"], https["protocol"], https["sslPolicy"]) == (
+        443,
+        "HTTPS",
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    )
+    assert https["defaultActions"][0]["type"] == "fixed-response"
+    http = p.one("aws:lb/listener:Listener", f"keel-{env}-http").inputs
+    assert (http["port"], http["protocol"]) == (80, "HTTP")
+    assert http["defaultActions"] == [
+        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
+    ]
+    if prod:
+        assert (
+            https["certificateArn"]
+            == "arn:aws:acm:us-east-1:111122223333:certificate/0f6e2c1a-7b7d-4a57-9d55-1f0a3c9e8b21"
+        )
+        assert not p.of_type("aws:acm/certificate:Certificate")
+    else:
+        cert = p.one("aws:acm/certificate:Certificate", "keel-dev")
+        assert cert.inputs["domainName"] == "api.dev.example.com"
+        assert cert.inputs["subjectAlternativeNames"] == ["app.dev.example.com"]
+        assert cert.inputs["validationMethod"] == "DNS"
+        aliases = sorted(r.inputs["name"] for r in p.of_type("aws:route53/record:Record") if r.inputs["type"] == "A")
+        assert aliases == ["api.dev.example.com", "app.dev.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("service", "host", "port"), [("web", "app.example.com", 3000), ("api", "api.example.com", 3001)]
+)
+def test_target_groups_and_rules(preview: Callable[[str], Preview], service: str, host: str, port: int) -> None:
+    p = preview("prod")
+    group = p.one("aws:lb/targetGroup:TargetGroup", f"keel-prod-{service}")
+    assert (group.inputs["targetType"], group.inputs["port"], group.inputs["protocol"]) == ("ip", port, "HTTP")
+    assert group.inputs["healthCheck"]["path"] == "/healthz"
+    rule = p.one("aws:lb/listenerRule:ListenerRule", f"keel-prod-{service}-0")
+    assert rule.inputs["conditions"] == [{"hostHeader": {"values": [host]}}, {"pathPattern": {"values": ["/*"]}}]
+    assert rule.property_dependencies["actions"] == [group.urn]
+    assert rule.inputs["actions"][0]["type"] == "forward"
+
+
+def test_waf_in_prod_only(preview: Callable[[str], Preview]) -> None:
+    acl = preview("prod").one("aws:wafv2/webAcl:WebAcl", "keel-prod")
+    rules = acl.inputs["rules"]
+    managed = [
+        r["statement"]["managedRuleGroupStatement"]["name"]
+        for r in rules
+        if "managedRuleGroupStatement" in r["statement"]
+    ]
+    assert managed == [
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    ]
+    rate = rules[-1]
+    assert rate["statement"]["rateBasedStatement"] == {
+        "limit": 2000,
+        "aggregateKeyType": "IP",
+        "evaluationWindowSec": 300,
+    }
+    assert rate["action"] == {"block": {}}
+    assert acl.inputs["scope"] == "REGIONAL"
+    association = preview("prod").one("aws:wafv2/webAclAssociation:WebAclAssociation", "keel-prod")
+    assert association.property_dependencies["webAclArn"] == [acl.urn]
+    assert not preview("dev").of_type("aws:wafv2/webAcl:WebAcl")
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def test_ecr_repositories(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    repos = p.of_type("aws:ecr/repository:Repository")
+    assert sorted(r.name for r in repos) == [
+        f"keel-prod-{s}" for s in ("api", "forecast-engine", "forecast-trainer", "web")
+    ]
+    for repo in repos:
+        assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert repo.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
+        assert repo.inputs["forceDelete"] is False
+        lifecycle = json.loads(p.one("aws:ecr/lifecyclePolicy:LifecyclePolicy", repo.name).inputs["policy"])
+        assert lifecycle["rules"][0]["selection"] == {
+            "tagStatus": "any",
+            "countType": "imageCountMoreThan",
+            "countNumber": 30,
+        }
+
+
+def test_build_pushes_to_the_service_repository_and_pods_run_the_digest() -> None:
+    raw = services_stack({"web": {"build": {"context": "apps/web"}, "port": 3000}})
+    raw["keel:caches"] = "{}"
+    from components.platform import Platform, PlatformArgs
+    from tests.conftest import run
+
+    cfg = validate("prod", raw)
+    p = run(lambda: Platform("keel-prod", PlatformArgs(config=cfg)), stack="prod")
+    image = p.one("docker:index/image:Image", "keel-prod-web")
+    assert image.inputs["build"]["context"] == "./apps/web"
+    assert image.inputs["build"]["platform"] == "linux/amd64"
+    assert image.inputs["registry"]["password"] == "[secret]"
+    assert image.inputs["registry"]["username"] == "AWS"
+    repo = p.one("aws:ecr/repository:Repository", "keel-prod-web")
+    assert image.property_dependencies["registry"] == [repo.urn]
+    deployment = p.one("kubernetes:apps/v1:Deployment", "keel-prod-web")
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert "@sha256:" in container["image"]
+    assert container["image"].startswith(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/keel-prod-web")
+    assert image.urn in deployment.dependencies
+
+
+# ------------------------------------------------------------------------------------------ identity
+
+EXPECTED_POLICIES = {
+    "web": [],
+    "api": [
+        "keel-prod-api-cache-cache",
+        "keel-prod-api-cache-queue",
+        "keel-prod-api-database-secret",
+        "keel-prod-api-email-send",
+        "keel-prod-api-uploads-read-write",
+    ],
+    "forecast-engine": ["keel-prod-forecast-engine-artifacts-read", "keel-prod-forecast-engine-cache-queue"],
+    "forecast-trainer": ["keel-prod-forecast-trainer-artifacts-read-write", "keel-prod-forecast-trainer-cache-queue"],
+}
+
+
+@pytest.mark.parametrize("service", list(EXPECTED_POLICIES))
+def test_service_roles_hold_only_their_grants(preview: Callable[[str], Preview], service: str) -> None:
+    p = preview("prod")
+    role = p.one("aws:iam/role:Role", f"keel-prod-{service}")
+    attached = sorted(
+        r.name for r in p.of_type("aws:iam/rolePolicy:RolePolicy") if r.property_dependencies.get("role") == [role.urn]
+    )
+    assert attached == EXPECTED_POLICIES[service]
+    assert not [
+        a
+        for a in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.property_dependencies.get("role") == [role.urn]
+    ]
+    trust = policy_doc(role, "assumeRolePolicy")["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    association = p.one("aws:eks/podIdentityAssociation:PodIdentityAssociation", f"keel-prod-{service}")
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == ("apps", service)
+
+
+def test_api_policy_documents_exactly(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    docs = {
+        r.name: policy_doc(r)["Statement"]
+        for r in p.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.startswith("keel-prod-api-")
+    }
+    uploads = f"arn:aws:s3:::{physical_id(p.one('aws:s3/bucket:Bucket', 'keel-prod-uploads'))}"
+    storage_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{physical_id(p.one('aws:kms/key:Key', 'keel-prod-storage'))}"
+    assert docs["keel-prod-api-uploads-read-write"] == [
+        {"Sid": "ListBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": uploads},
+        {
+            "Sid": "ReadWriteObjects",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+            ],
+            "Resource": f"{uploads}/*",
+        },
+        {
+            "Sid": "UseKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": storage_key,
+            "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+        },
+    ]
+    db_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{physical_id(p.one('aws:kms/key:Key', 'keel-prod-database'))}"
+    secret = docs["keel-prod-api-database-secret"]
+    assert secret[0]["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    assert secret[0]["Resource"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds!db-")
+    assert secret[1] == {
+        "Sid": "DecryptThroughSecretsManager",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": db_key,
+        "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}},
+    }
+    assert docs["keel-prod-api-email-send"] == [
+        {
+            "Sid": "SendAsIdentity",
+            "Effect": "Allow",
+            "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+            "Resource": [
+                f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com",
+                f"arn:aws:ses:us-east-1:{ACCOUNT}:configuration-set/keel-prod-mail",
+            ],
+        }
+    ]
+    for statements in docs.values():
+        for statement in statements:
+            assert statement["Resource"] != "*"
+            assert "*" not in str(statement["Action"])
+
+
+# ------------------------------------------------------------------------------------------ pods
+
+
+def deployment(p: Preview, service: str) -> dict[str, Any]:
+    return dict(p.one("kubernetes:apps/v1:Deployment", f"keel-prod-{service}").inputs)
+
+
+@pytest.mark.parametrize(("service", "port"), [("web", 3000), ("api", 3001), ("forecast-engine", 8000)])
+def test_deployments_are_hardened(preview: Callable[[str], Preview], service: str, port: int) -> None:
+    p = preview("prod")
+    step = p.one("kubernetes:apps/v1:Deployment", f"keel-prod-{service}")
+    d = step.inputs
+    assert d["metadata"]["namespace"] == "apps"
+    assert "replicas" not in d["spec"]  # the autoscaler owns it
+    assert step.ignore_changes == ["spec.replicas"]
+    pod = d["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == service
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["nodeSelector"] == {"keel.dev/pool": "general"}
+    assert [c["topologyKey"] for c in pod["topologySpreadConstraints"]] == [
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    ]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    [container] = pod["containers"]
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["resources"]["limits"]["memory"] == container["resources"]["requests"]["memory"]
+    assert "@sha256:" in container["image"]
+    pdb = p.one("kubernetes:policy/v1:PodDisruptionBudget", f"keel-prod-{service}").inputs["spec"]
+    assert pdb == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "keel"}},
+    }
+    svc = p.one("kubernetes:core/v1:Service", f"keel-prod-{service}").inputs["spec"]
+    assert svc["type"] == "ClusterIP"
+    assert svc["ports"] == [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_connection_settings_are_references_not_secrets(preview: Callable[[str], Preview]) -> None:
+    env = {
+        e["name"]: e["value"]
+        for e in deployment(preview("prod"), "api")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["DATABASE_HOST"].startswith("keel-prod-db.")
+    assert env["DATABASE_PORT"] == "5432"
+    assert env["DATABASE_SECRET_ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:")
+    assert env["REDIS_QUEUE_TLS"] == "true"
+    assert env["REDIS_CACHE_CLUSTER_MODE"] == "true"
+    assert env["REDIS_QUEUE_AUTH_SECRET_ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:")
+    assert env["SES_CONFIGURATION_SET"] == "keel-prod-mail"
+    assert not [k for k in env if "PASSWORD" in k or k.endswith("TOKEN")]
+    web = {e["name"] for e in deployment(preview("prod"), "web")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert web == {"AWS_REGION", "SERVICE_NAME"}  # nothing granted, nothing described
+
+
+def test_target_group_bindings(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    schema = crd_schema("targetgroupbindings.elbv2.k8s.aws", "v1beta1")
+    controller = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-aws-load-balancer-controller")
+    bindings = p.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert sorted(b.name for b in bindings) == ["keel-prod-api", "keel-prod-web"]
+    for binding in bindings:
+        service = binding.name.removeprefix("keel-prod-")
+        spec = binding.inputs["spec"]
+        assert spec["serviceRef"] == {"name": service, "port": 3000 if service == "web" else 3001}
+        assert spec["targetType"] == "ip"
+        assert binding.property_dependencies["spec"] == [p.one("aws:lb/targetGroup:TargetGroup", binding.name).urn]
+        assert controller.urn in binding.dependencies
+        jsonschema.validate(k8s_object(binding), schema)
+
+
+def test_network_policies(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    policies = {
+        s.inputs["metadata"]["name"]: s.inputs["spec"]
+        for s in p.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}
+    public = ["10.20.192.0/22", "10.20.196.0/22", "10.20.200.0/22"]
+    assert policies["web-ingress"]["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": c}} for c in public], "ports": [{"protocol": "TCP", "port": 3000}]}
+    ]
+    api_sources = policies["api-ingress"]["ingress"][0]["from"]
+    assert api_sources[-1] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "keel"}}
+    }
+    assert policies["forecast-engine-ingress"]["ingress"] == [
+        {
+            "from": [
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "api", "app.kubernetes.io/part-of": "keel"}}}
+            ],
+            "ports": [{"protocol": "TCP", "port": 8000}],
+        }
+    ]
+    assert "forecast-trainer-ingress" not in policies  # a job: default deny
+    namespace = p.one("kubernetes:core/v1:Namespace", "keel-prod-apps").inputs["metadata"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_trainer_pod_template(preview: Callable[[str], Preview]) -> None:
+    from components.service import pod_spec
+
+    cfg = validate("prod", {**services_stack(BASE_SERVICES)}).services["trainer"]
+    spec = pod_spec("trainer", cfg, IMAGE, {})
+    assert spec["restartPolicy"] == "Never"
+    assert spec["terminationGracePeriodSeconds"] == 120
+    assert spec["nodeSelector"] == {"keel.dev/pool": "gpu"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "ports" not in spec["containers"][0]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "trainer", "namespace": "apps"}, "spec": spec}
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    p = preview("prod")
+    assert not p.of_type("kubernetes:batch/v1:Job")  # KEDA's ScaledJob runs it (scaling)
+    assert p.one("kubernetes:core/v1:ServiceAccount", "keel-prod-forecast-trainer")
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_every_core_object_passes_strict_schema_validation(preview: Callable[[str], Preview], env: str) -> None:
+    p = preview(env)
+    core = [
+        s
+        for s in p.steps
+        if s.type.startswith("kubernetes:") and "helm.sh" not in s.type and "elbv2.k8s.aws" not in s.type and s.custom
+    ]
+    assert len(core) == 18  # namespace, default deny, 4 service accounts, 3 x (deployment, PDB, service, policy)
+    for step in core:
+        kubernetes_validate.validate(k8s_object(step), K8S_VERSION, strict=True)
