@@ -170,7 +170,8 @@ class Buckets(pulumi.ComponentResource):
             protect=args.protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        elb_account = aws.elb.get_service_account(opts=pulumi.InvokeOptions(parent=self)).arn
+        # An Output, not a blocking invoke: only the logs bucket's policy needs it.
+        elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOptions(parent=self)).arn
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
         self.buckets = {}
         self.policies = {}
@@ -184,7 +185,9 @@ class Buckets(pulumi.ComponentResource):
             self._configure(bucket_name, args, ctx, elb_account)
         self.register_outputs({"names": {k: b.bucket for k, b in self.buckets.items()}})
 
-    def _configure(self, bucket_name: str, args: BucketsArgs, ctx: context.AwsContext, elb_account: str) -> None:
+    def _configure(
+        self, bucket_name: str, args: BucketsArgs, ctx: context.AwsContext, elb_account: pulumi.Output[str]
+    ) -> None:
         label = f"{self._name}-{bucket_name}"
         bucket = self.buckets[bucket_name]
         child = pulumi.ResourceOptions(parent=self)
@@ -229,16 +232,16 @@ class Buckets(pulumi.ComponentResource):
             opts=child,
         )
 
-        def policy(arn: str) -> str:
-            statements = [deny_insecure_transport(arn)]
+        def policy(arns: list[str]) -> str:
+            statements = [deny_insecure_transport(arns[0])]
             if bucket_name == "logs":
-                statements += logs_bucket_statements(arn, elb_account, ctx.account)
+                statements += logs_bucket_statements(arns[0], arns[1], ctx.account)
             return json.dumps(document(statements))
 
         self.policies[bucket_name] = aws.s3.BucketPolicy(
             label,
             bucket=bucket.id,
-            policy=bucket.arn.apply(policy),
+            policy=pulumi.Output.all(bucket.arn, elb_account).apply(policy),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
         )
         rules: list[Any] = [
