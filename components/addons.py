@@ -24,7 +24,8 @@ Creates (``<n>`` is the component name), each release pinned in :data:`CHARTS`, 
   (``components/ingress.py``), so the controller's only job is ``TargetGroupBinding``: the documented
   permissions to create and delete load balancers, listeners, rules and security groups are left out.
 
-Outputs: ``cluster_autoscaler``, ``nvidia_device_plugin``, ``keda``, ``lb_controller`` (the releases).
+Outputs: ``cluster_autoscaler``, ``nvidia_device_plugin``, ``keda``, ``lb_controller`` (the releases), ``roles``
+by chart and ``keda_role`` (scaling grants it the secrets its triggers read).
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ class ClusterAddons(pulumi.ComponentResource):
     nvidia_device_plugin: k8s.helm.v3.Release
     keda: k8s.helm.v3.Release
     lb_controller: k8s.helm.v3.Release
+    roles: dict[str, PodIdentityRole]
+    keda_role: PodIdentityRole
 
     def __init__(
         self, name: str, args: ClusterAddonsArgs, cluster: Cluster, opts: pulumi.ResourceOptions | None = None
@@ -235,6 +238,7 @@ class ClusterAddons(pulumi.ComponentResource):
         }
         node_groups = list(cluster.node_groups.values())
         self.releases = {}
+        self.roles = {}
         for key, chart in CHARTS.items():
             after: list[pulumi.Resource] = list(node_groups)
             if chart.service_account and key in statements:
@@ -252,6 +256,7 @@ class ClusterAddons(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 after.append(role)
+                self.roles[key] = role
             self.releases[key] = k8s.helm.v3.Release(
                 f"{name}-{key}",
                 name=key,
@@ -270,4 +275,5 @@ class ClusterAddons(pulumi.ComponentResource):
         self.nvidia_device_plugin = self.releases["nvidia-device-plugin"]
         self.keda = self.releases["keda"]
         self.lb_controller = self.releases["aws-load-balancer-controller"]
+        self.keda_role = self.roles["keda"]
         self.register_outputs({key: release.name for key, release in self.releases.items()})

@@ -968,6 +968,48 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
         yield "keel:buckets.forceDestroy: got true in a prod stack; allowed: false"
 
 
+def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable[str]:
+    path = f"keel:services.{name}.scaleOn"
+    scale = svc.scale_on
+    if scale is None:
+        if svc.kind == "job":
+            yield f"{path}: required key is missing; a job runs when its queue has work (scaleOn.queue)"
+        return
+    kinds = [
+        k
+        for k, v in (
+            ("cpu", scale.cpu),
+            ("memory", scale.memory),
+            ("requestsPerMinute", scale.requests_per_minute),
+            ("queue", scale.queue),
+        )
+        if v is not None
+    ]
+    events = [k for k in kinds if k in ("requestsPerMinute", "queue")]
+    if not kinds:
+        yield f"{path}: got no trigger; set one of cpu, memory, requestsPerMinute or queue"
+    elif "cpu" in kinds and "memory" in kinds:
+        yield f"{path}: got both cpu and memory; an HPA scales on one resource, pick one"
+    elif len(events) > 1:
+        yield f"{path}: got {' and '.join(events)}; one KEDA trigger per service (cpu may be added as a floor)"
+    elif events and "memory" in kinds:
+        yield f"{path}.memory: got a memory floor with {events[0]}; only cpu can be combined with a KEDA trigger"
+    if scale.requests_per_minute is not None and svc.ingress is None:
+        yield f"{path}.requestsPerMinute: got {scale.requests_per_minute} but the service has no ingress to count"
+    if scale.queue is not None and scale.queue.cache not in cfg.caches:
+        allowed = ", ".join(sorted(cfg.caches)) or "none configured"
+        yield f"{path}.queue.cache: got {shown(scale.queue.cache)}; allowed: {allowed}"
+    if svc.kind == "job" and kinds != ["queue"]:
+        yield f"{path}: got {', '.join(kinds)} for a job; a job scales on queue only"
+    if "cpu" in kinds and svc.resources.cpu in ("0", "0m"):
+        yield f"keel:services.{name}.resources.cpu: got {shown(svc.resources.cpu)}; a CPU trigger needs a CPU request"
+    if cfg.environment == "prod" and svc.kind == "deployment" and svc.ingress is not None and svc.replicas.min < 2:
+        yield (
+            f"keel:services.{name}.replicas.min: got {svc.replicas.min} for an exposed service in a prod stack; "
+            "allowed: 2 or more (one pod per zone failure)"
+        )
+
+
 def _service_checks(cfg: StackConfig) -> Iterable[str]:
     grants = {*BUCKET_GRANTS, *(f"{name}:connect" for name in cfg.caches)}
     if cfg.email is not None:
@@ -998,6 +1040,7 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             if other not in cfg.services or other == name:
                 allowed = sorted(n for n in cfg.services if n != name)
                 yield f"{path}.allowFrom: got {shown(other)}; allowed: {', '.join(allowed)}"
+        yield from _scaling_checks(cfg, name, svc)
         if svc.ingress is not None:
             if cfg.ingress is None:
                 yield f"{path}.ingress: got a route but keel:ingress (the ALB) is not configured"

@@ -37,6 +37,7 @@ from components.email import Email, EmailArgs
 from components.ingress import LoadBalancer, LoadBalancerArgs, Route
 from components.keys import create_key
 from components.network import Network, NetworkArgs
+from components.scaling import Scaling, ScalingArgs
 from components.service import Service, ServiceArgs
 from components.storage import Buckets, BucketsArgs
 
@@ -70,6 +71,7 @@ class Platform(pulumi.ComponentResource):
     email: Email | None
     load_balancer: LoadBalancer | None
     services: dict[str, Service]
+    scaling: dict[str, Scaling]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("keel:platform:Platform", name, None, opts)
@@ -140,6 +142,7 @@ class Platform(pulumi.ComponentResource):
 
         self.load_balancer = None
         self.services = {}
+        self.scaling = {}
         if not cfg.services or self.cluster is None or self.addons is None:
             return
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.k8s_provider)
@@ -187,6 +190,7 @@ class Platform(pulumi.ComponentResource):
                 addons=self.addons,
                 opts=pulumi.ResourceOptions.merge(children, pulumi.ResourceOptions(depends_on=[namespace])),
             )
+        self._scaling(name, cfg)
 
     def _connections(
         self, service: str, grants: list[str]
@@ -235,3 +239,37 @@ class Platform(pulumi.ComponentResource):
             else:  # pragma: no cover - config validation lists the grants that exist
                 raise ValueError(f"keel:services.{service}.grants: got {grant!r}")
         return env, attach
+
+    def _scaling(self, name: str, cfg: StackConfig) -> None:
+        """One HPA, ScaledObject or ScaledJob per service with ``scaleOn``; KEDA's role may read the AUTH
+        secrets of the caches its queue triggers watch."""
+        assert self.cluster is not None and self.addons is not None
+        watched = sorted(
+            {
+                svc.scale_on.queue.cache
+                for svc in cfg.services.values()
+                if svc.scale_on is not None and svc.scale_on.queue is not None
+            }
+        )
+        for cache_name in watched:
+            self.caches[cache_name].grant_connect(self.addons.keda_role.role)
+        region = self.cluster.region
+        scaling_opts = pulumi.ResourceOptions(parent=self, providers=[self.provider, self.cluster.k8s_provider])
+        for svc_name, svc in cfg.services.items():
+            if svc.scale_on is None:
+                continue
+            target = self.load_balancer.target_groups.get(svc_name) if self.load_balancer else None
+            self.scaling[svc_name] = Scaling(
+                f"{name}-{svc_name}",
+                ScalingArgs(
+                    service=svc_name,
+                    config=svc,
+                    namespace=APP_NAMESPACE,
+                    region=region,
+                    target_group=target,
+                    caches=self.caches,
+                ),
+                workload=self.services[svc_name],
+                keda=self.addons.keda,
+                opts=scaling_opts,
+            )

@@ -22,7 +22,13 @@ K8S_VERSION = "1.35.0"  # the oldest schema kubernetes-validate ships in strict 
 
 BASE_SERVICES: dict[str, Any] = {
     "web": {"image": IMAGE, "port": 3000, "ingress": {"host": "app.example.com"}},
-    "trainer": {"kind": "job", "image": IMAGE, "gpu": 1},
+    "trainer": {
+        "kind": "job",
+        "image": IMAGE,
+        "gpu": 1,
+        "replicas": {"min": 0, "max": 1},
+        "scaleOn": {"queue": {"cache": "queue", "list": "jobs", "length": 1}},
+    },
 }
 CLUSTER = {
     "nodeGroups": {
@@ -39,6 +45,7 @@ def services_stack(services: dict[str, Any], ingress: dict[str, Any] | None = No
         "keel:environment": "prod",
         "keel:cluster": json.dumps(CLUSTER),
         "keel:ingress": json.dumps(ingress if ingress is not None else {"certificateArn": CERT}),
+        "keel:caches": json.dumps({"queue": {"replicasPerShard": 1}}),
         "keel:services": json.dumps(services),
     }
 
@@ -51,8 +58,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "unknown grant",
         services_stack(with_web(grants=["uploads:admin"])),
-        "keel:services.web.grants: got 'uploads:admin'; allowed: artifacts:read, artifacts:read-write, uploads:read, "
-        "uploads:read-write",
+        "keel:services.web.grants: got 'uploads:admin'; allowed: artifacts:read, artifacts:read-write, queue:connect, "
+        "uploads:read, uploads:read-write",
     ),
     (
         "ingress on a job",
@@ -297,7 +304,7 @@ def test_ecr_repositories(preview: Callable[[str], Preview]) -> None:
 
 
 def test_build_pushes_to_the_service_repository_and_pods_run_the_digest() -> None:
-    raw = services_stack({"web": {"build": {"context": "apps/web"}, "port": 3000}})
+    raw = services_stack({"web": {"build": {"context": "apps/web"}, "port": 3000, "replicas": {"min": 2, "max": 2}}})
     raw["keel:caches"] = "{}"
     from components.platform import Platform, PlatformArgs
     from tests.conftest import run
@@ -553,8 +560,11 @@ def test_every_core_object_passes_strict_schema_validation(preview: Callable[[st
     core = [
         s
         for s in p.steps
-        if s.type.startswith("kubernetes:") and "helm.sh" not in s.type and "elbv2.k8s.aws" not in s.type and s.custom
+        if s.type.startswith("kubernetes:")
+        and s.custom
+        and not any(group in s.type for group in ("helm.sh", "elbv2.k8s.aws", "keda.sh"))  # custom resources
     ]
-    assert len(core) == 18  # namespace, default deny, 4 service accounts, 3 x (deployment, PDB, service, policy)
+    # namespace, default deny, 4 service accounts, 3 x (deployment, PDB, service, policy), web's HPA
+    assert len(core) == 19
     for step in core:
         kubernetes_validate.validate(k8s_object(step), K8S_VERSION, strict=True)
