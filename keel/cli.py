@@ -3,9 +3,10 @@
 Usage::
 
     keel preview prod            # resource tree and summary of the prod stack, offline
-    keel preview dev --json      # the `pulumi preview --json` document
+    keel preview dev --json      # the `pulumi preview --json` document, policyViolations filled
+    keel policy saved.json       # the policy pack on a saved document
 
-Exit codes: 0 ok; 1 the program failed (or, once the policy pack runs, a mandatory policy is violated);
+Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated;
 2 invalid stack config, unknown stack or bad command line. User errors print one clear message, never a
 traceback; ``--traceback`` shows one for program failures.
 """
@@ -18,6 +19,8 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -31,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("stack", help="stack name: the STACK of a Pulumi.STACK.yaml file")
     preview.add_argument("--json", action="store_true", help="print the `pulumi preview --json` document")
     preview.add_argument("--traceback", action="store_true", help="show the traceback of a program failure")
+    preview.add_argument("--no-policy", action="store_true", help="skip the policy pack (never in CI)")
+    check = sub.add_parser("policy", help="run the policy pack on a saved `keel preview --json` document")
+    check.add_argument("file", help="a preview document (`keel preview STACK --json > FILE`)")
+    check.add_argument("--json", action="store_true", help="print the document with policyViolations filled")
+    check.add_argument("--stack", help="policy config of this stack (default: read from the document's URNs)")
     return parser
 
 
@@ -64,15 +72,66 @@ def preview(args: argparse.Namespace) -> int:
             + ("" if args.traceback else " (run with --traceback for details)")
         )
         return EXIT_FAILED
+    document = result.to_json()
+    if not args.no_policy:
+        code = _analyze(document, args.stack)
+        if code is not None:
+            return code
+    console = _console()
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2, sort_keys=True)
+        json.dump(document, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)  # piped or captured: no wrapping of long type tokens
         render.preview(console, result)
-    return EXIT_OK
+        render.violations(console, document["policyViolations"])
+    return EXIT_FAILED if _blocking(document) else EXIT_OK
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=200)  # piped: no wrapping of long type tokens
+
+
+def _analyze(document: dict[str, Any], stack: str | None) -> int | None:
+    """Fill ``policyViolations`` by running the pack; an exit code if the pack itself failed."""
+    from keel import policy
+
+    try:
+        violations = policy.analyze(document, stack=stack)
+    except policy.PolicyError as err:
+        _error(str(err))
+        return EXIT_FAILED
+    document["policyViolations"] = [v.to_json() for v in violations]
+    return None
+
+
+def _blocking(document: dict[str, Any]) -> bool:
+    return any(v["enforcementLevel"] == "mandatory" for v in document.get("policyViolations", []))
+
+
+def check(args: argparse.Namespace) -> int:
+    from keel import render
+
+    try:
+        document = json.loads(Path(args.file).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        _error(f"{args.file}: cannot read a preview document ({err})")
+        return EXIT_USAGE
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+        _error(f"{args.file}: not a preview document (expected an object with 'steps')")
+        return EXIT_USAGE
+    stack = args.stack
+    if stack is None and document["steps"]:
+        stack = str(document["steps"][0].get("urn", "")).removeprefix("urn:pulumi:").split("::")[0] or None
+    code = _analyze(document, stack)
+    if code is not None:
+        return code
+    if args.json:
+        json.dump(document, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        render.violations(_console(), document["policyViolations"])
+    return EXIT_FAILED if _blocking(document) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return preview(args)
+        if args.command == "policy":
+            return check(args)
         return EXIT_USAGE  # unreachable: argparse requires a known command
     except BrokenPipeError:
         # The reader went away (`keel preview prod --json | head`): not an error of ours.

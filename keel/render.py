@@ -67,3 +67,23 @@ def preview(console: Console, result: Preview) -> None:
         console.print("[bold]Outputs[/bold]")
         for key, value in sorted(stack.outputs.items()):
             console.print(f"  {key}: {value}", highlight=False)
+
+
+def violations(console: Console, found: list[dict[str, str]]) -> None:
+    """Policy violations grouped by severity, mandatory ones marked."""
+    console.print()
+    if not found:
+        console.print("[green]Policies: no violations[/green]")
+        return
+    mandatory = sum(1 for v in found if v["enforcementLevel"] == "mandatory")
+    console.print(f"[bold]Policies: {len(found)} violation(s), {mandatory} mandatory[/bold]")
+    for severity in ("critical", "high", "medium", "low", ""):
+        group = [v for v in found if v["severity"] == severity]
+        if not group:
+            continue
+        console.print(f"  [bold]{severity or 'unrated'}[/bold]")
+        for v in group:
+            level = "[red]mandatory[/red]" if v["enforcementLevel"] == "mandatory" else v["enforcementLevel"]
+            where = v["urn"].rsplit("::", 1)[-1] if v["urn"] else "stack"
+            message = v["message"].splitlines()[-1]
+            console.print(f"    {level}  {v['policyName']}  {where}: {message}", highlight=False)

@@ -2,6 +2,17 @@
 
 from pulumi_policy import Policy
 
-from . import network
+from . import alb, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack
 
-ALL: list[Policy] = [*network.POLICIES]
+ALL: list[Policy] = [
+    *network.POLICIES,
+    *s3.POLICIES,
+    *rds.POLICIES,
+    *elasticache.POLICIES,
+    *eks.POLICIES,
+    *iam.POLICIES,
+    *alb.POLICIES,
+    *security.POLICIES,
+    *kubernetes.POLICIES,
+    *stack.POLICIES,
+]

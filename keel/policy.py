@@ -1,0 +1,253 @@
+"""Run the CrossGuard policy pack on a preview, the way the Pulumi engine runs it.
+
+Usage::
+
+    violations = policy.analyze(preview_document)            # the `--json` document of `keel preview`
+    policy.mandatory(violations)                              # the ones that fail a deployment
+
+How: the pack (``policies/``) is started as its own process (``python __main__.py`` in its folder, as the
+engine's Python policy host does); it prints the port of its analyzer gRPC server. We then call, over
+``pulumi.runtime.proto.analyzer_pb2_grpc``: ``GetAnalyzerInfo``, ``Configure`` with the stack's policy config,
+``Analyze`` once per resource and ``AnalyzeStack`` once with all of them, sending inputs as the engine sends them
+(a protobuf Struct of the engine's property values) together with the resource options and the provider's
+properties. The results are the same diagnostics ``pulumi preview --policy-pack policies`` prints.
+
+Policy config: ``policies/config.<stack>.json`` (the same file ``pulumi preview --policy-pack-config`` takes),
+``policies/config.json`` when the stack has none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
+_LEVELS = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.DISABLED: "disabled",
+    analyzer_pb2.REMEDIATE: "remediate",
+}
+_LEVEL_VALUES = {v: k for k, v in _LEVELS.items()}
+_SEVERITIES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "")
+STARTUP_TIMEOUT = 60.0
+CALL_TIMEOUT = 60.0
+
+
+class PolicyError(Exception):
+    """The pack could not be started or answered something unexpected."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One diagnostic, in the ``policyViolations`` shape of the preview document."""
+
+    policy_pack: str
+    policy_name: str
+    enforcement_level: str
+    severity: str
+    urn: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "policyPack": self.policy_pack,
+            "policyName": self.policy_name,
+            "enforcementLevel": self.enforcement_level,
+            "severity": self.severity,
+            "urn": self.urn,
+            "message": self.message,
+        }
+
+
+def mandatory(violations: Iterable[Violation]) -> list[Violation]:
+    return [v for v in violations if v.enforcement_level == "mandatory"]
+
+
+def config_file(stack: str | None, pack_dir: Path = PACK_DIR) -> Path | None:
+    for candidate in ([pack_dir / f"config.{stack}.json"] if stack else []) + [pack_dir / "config.json"]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise PolicyError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: expected an object mapping policy names to settings")
+    return data
+
+
+_SIG = "4dabf18193072939515e22adb298388d"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+
+
+def _downgrade(value: Any) -> Any:
+    """Resource references as the engine hands them to analyzers (which do not keep resources): the
+    resource's id when it has one, else its URN."""
+    if isinstance(value, list):
+        return [_downgrade(v) for v in value]
+    if isinstance(value, dict):
+        if value.get(_SIG) == _RESOURCE_SIG:
+            return value.get("id") or value.get("urn", "")
+        return {k: _downgrade(v) for k, v in value.items()}
+    return value
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    json_format.ParseDict(_downgrade(dict(value)), out)
+    return out
+
+
+def _options(state: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions:
+    return analyzer_pb2.AnalyzerResourceOptions(
+        protect=bool(state.get("protect")),
+        ignoreChanges=list(state.get("ignoreChanges", [])),
+        aliases=list(state.get("aliases", [])),
+        parent=str(state.get("parent", "")),
+    )
+
+
+def _providers(steps: Sequence[Mapping[str, Any]]) -> dict[str, analyzer_pb2.AnalyzerProviderResource]:
+    out = {}
+    for step in steps:
+        state = step["newState"]
+        if str(state["type"]).startswith("pulumi:providers:"):
+            out[state["urn"]] = analyzer_pb2.AnalyzerProviderResource(
+                type=state["type"],
+                urn=state["urn"],
+                name=state["urn"].rsplit("::", 1)[1],
+                properties=_struct(state.get("inputs", {})),
+            )
+    return out
+
+
+def _resource(state: Mapping[str, Any], providers: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResource:
+    provider = providers.get(str(state.get("provider", "")).rsplit("::", 1)[0])
+    resource = analyzer_pb2.AnalyzerResource(
+        type=state["type"],
+        urn=state["urn"],
+        name=state["urn"].rsplit("::", 1)[1],
+        properties=_struct(state.get("inputs", {})),
+        options=_options(state),
+        parent=str(state.get("parent", "")),
+        dependencies=list(state.get("dependencies", [])),
+    )
+    if provider is not None:
+        resource.provider.CopyFrom(provider)
+    for key, urns in (state.get("propertyDependencies") or {}).items():
+        resource.propertyDependencies[key].urns.extend(urns)
+    return resource
+
+
+class _Pack:
+    """A running policy pack process and a stub to its analyzer server."""
+
+    def __init__(self, pack_dir: Path) -> None:
+        if not (pack_dir / "__main__.py").is_file():
+            raise PolicyError(f"no policy pack in {pack_dir} (expected __main__.py)")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "__main__.py"],
+            cwd=pack_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.close()
+            err = self.process.stderr.read().decode() if self.process.stderr else ""
+            raise PolicyError(f"the policy pack did not start: {err.strip() or line or 'no output'}")
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{line}")
+        grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT)
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+
+    def close(self) -> None:
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        self.process.kill()
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def analyze(
+    document: Mapping[str, Any],
+    *,
+    stack: str | None = None,
+    pack_dir: Path = PACK_DIR,
+    config: Mapping[str, Any] | None = None,
+) -> list[Violation]:
+    """Every policy diagnostic for the resources of a preview document, ordered by severity, policy, URN."""
+    steps = list(document.get("steps", []))
+    settings = dict(config) if config is not None else load_config(config_file(stack, pack_dir))
+    pack = _Pack(pack_dir)
+    try:
+        info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=CALL_TIMEOUT)
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        known = {p.name for p in info.policies}
+        for name, value in settings.items():
+            if name not in known and name != "all":
+                raise PolicyError(f"policy config names {name!r}, which the pack {info.name!r} does not have")
+            entry = request.policyConfig[name]
+            level = value if isinstance(value, str) else value.get("enforcementLevel")
+            if level:
+                entry.enforcementLevel = _LEVEL_VALUES[level]
+            if isinstance(value, dict):
+                entry.properties.CopyFrom(_struct({k: v for k, v in value.items() if k != "enforcementLevel"}))
+        pack.stub.Configure(request, timeout=CALL_TIMEOUT)
+        providers = _providers(steps)
+        resources = [_resource(step["newState"], providers) for step in steps]
+        diagnostics: list[tuple[str, Any]] = []
+        for resource in resources:
+            analyzed = pack.stub.Analyze(
+                analyzer_pb2.AnalyzeRequest(
+                    type=resource.type,
+                    properties=resource.properties,
+                    urn=resource.urn,
+                    name=resource.name,
+                    options=resource.options,
+                    provider=resource.provider,
+                ),
+                timeout=CALL_TIMEOUT,
+            )
+            diagnostics += [(resource.urn, d) for d in analyzed.diagnostics]
+        stacked = pack.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT)
+        diagnostics += [("", d) for d in stacked.diagnostics]
+    except grpc.RpcError as err:
+        raise PolicyError(f"the policy pack failed: {err.details() if hasattr(err, 'details') else err}") from None
+    finally:
+        pack.close()
+    violations = [
+        Violation(
+            policy_pack=d.policyPackName or info.name,
+            policy_name=d.policyName,
+            enforcement_level=_LEVELS.get(d.enforcementLevel, "advisory"),
+            severity=_SEVERITIES.get(int(d.severity), ""),
+            urn=d.urn or urn,  # the engine names the analyzed resource when a policy does not
+            message=d.message.strip(),
+        )
+        for urn, d in diagnostics
+        if d.enforcementLevel != analyzer_pb2.DISABLED
+    ]
+    return sorted(violations, key=lambda v: (SEVERITY_ORDER.index(v.severity), v.policy_name, v.urn, v.message))

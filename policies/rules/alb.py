@@ -1,0 +1,131 @@
+"""Load balancer policies: TLS, redirects, logs, header hygiene, desync mitigation, deletion protection and WAF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+
+from ._util import as_list, configured, dig, of_type, referenced, resource_policy, stack_policy
+
+LOAD_BALANCER = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
+LISTENER = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+TLS_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04",
+)
+
+
+def _application(props: Mapping[str, Any]) -> bool:
+    return props.get("loadBalancerType", "application") == "application"
+
+
+def _https(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("protocol") != "HTTPS":
+        return
+    allowed = configured(args, "sslPolicies", list(TLS_POLICIES))
+    if props.get("sslPolicy") not in allowed:
+        yield f"HTTPS listeners must use a TLS 1.2+ policy such as {TLS_POLICIES[0]} (got {props.get('sslPolicy')})."
+
+
+def _http_redirects(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("protocol") != "HTTP":
+        return
+    actions = as_list(props.get("defaultActions"))
+    if not actions or any(a.get("type") != "redirect" or dig(a, "redirect.protocol") != "HTTPS" for a in actions):
+        yield "HTTP listeners may only redirect to HTTPS."
+
+
+def _access_logs(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _application(props) and not (dig(props, "accessLogs.enabled") is True and dig(props, "accessLogs.bucket")):
+        yield "Access logs must go to the logs bucket (accessLogs.enabled with a bucket)."
+
+
+def _headers(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _application(props) and props.get("dropInvalidHeaderFields") is not True:
+        yield "Invalid HTTP header fields must be dropped (dropInvalidHeaderFields: true)."
+
+
+def _desync(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _application(props) and props.get("desyncMitigationMode", "defensive") not in ("defensive", "strictest"):
+        yield "Desync mitigation must be defensive or strictest."
+
+
+def _deletion(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("enableDeletionProtection") is not True:
+        yield "Deletion protection must be on."
+
+
+def _waf(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    protected = {
+        lb.urn
+        for a in of_type(resources, "aws:wafv2/webAclAssociation:WebAclAssociation")
+        for lb in referenced(a, "resourceArn")
+    }
+    for lb in of_type(resources, *LOAD_BALANCER):
+        if lb.props.get("internal") is not True and _application(lb.props) and lb.urn not in protected:
+            yield lb.urn, f"Internet-facing load balancer {lb.name} has no WAF web ACL."
+
+
+POLICIES = [
+    resource_policy(
+        "aws-alb-listener-https-tls12",
+        "HTTPS listeners use a TLS 1.2+ policy.",
+        Severity.HIGH,
+        f"Set sslPolicy to {TLS_POLICIES[0]}.",
+        LISTENER,
+        _https,
+        {"sslPolicies": {"type": "array", "items": {"type": "string"}}},
+    ),
+    resource_policy(
+        "aws-alb-listener-http-redirects-only",
+        "Plain HTTP only redirects to HTTPS.",
+        Severity.HIGH,
+        "Make the HTTP listener's only action a redirect to HTTPS.",
+        LISTENER,
+        _http_redirects,
+    ),
+    resource_policy(
+        "aws-alb-access-logs",
+        "Load balancers log requests.",
+        Severity.MEDIUM,
+        "Set accessLogs to the logs bucket.",
+        LOAD_BALANCER,
+        _access_logs,
+    ),
+    resource_policy(
+        "aws-alb-drop-invalid-headers",
+        "Load balancers drop invalid header fields.",
+        Severity.MEDIUM,
+        "Set dropInvalidHeaderFields: true.",
+        LOAD_BALANCER,
+        _headers,
+    ),
+    resource_policy(
+        "aws-alb-desync-mitigation",
+        "Load balancers mitigate HTTP desync.",
+        Severity.MEDIUM,
+        "Set desyncMitigationMode to defensive or strictest.",
+        LOAD_BALANCER,
+        _desync,
+    ),
+    resource_policy(
+        "aws-alb-deletion-protection",
+        "Load balancers cannot be deleted by accident.",
+        Severity.HIGH,
+        "Set keel:ingress.deletionProtection: true.",
+        LOAD_BALANCER,
+        _deletion,
+    ),
+    stack_policy(
+        "aws-alb-waf-associated",
+        "Internet-facing load balancers have a WAF web ACL.",
+        Severity.HIGH,
+        "Set keel:ingress.waf.enabled: true.",
+        _waf,
+    ),
+]

@@ -1,0 +1,180 @@
+"""S3 policies: public access, ownership, versioning, encryption, TLS, lifecycle and logging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+
+from ._util import S3_BUCKET, as_list, dig, document, of_type, referenced, resource_policy, stack_policy, statements
+
+PAB = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
+OWNERSHIP = ("aws:s3/bucketOwnershipControls:BucketOwnershipControls",)
+ACL = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
+VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
+SSE = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+)
+LIFECYCLE = (
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+)
+LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+POLICY = ("aws:s3/bucketPolicy:BucketPolicy",)
+BLOCKS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
+
+
+def _blocks(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    missing = [b for b in BLOCKS if props.get(b) is not True]
+    if missing:
+        yield f"All four public-access blocks must be true; not set: {', '.join(missing)}."
+
+
+def _no_public_acl(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    acl = props.get("acl")
+    if acl in PUBLIC_ACLS:
+        yield f"Bucket ACL {acl!r} makes objects public; ACLs stay off (BucketOwnerEnforced)."
+    for grant in as_list(dig(props, "accessControlPolicy.grants")):
+        if "AllUsers" in str(dig(grant, "grantee.uri", "")) or "AuthenticatedUsers" in str(
+            dig(grant, "grantee.uri", "")
+        ):
+            yield "Bucket ACL grants access to all users; ACLs stay off (BucketOwnerEnforced)."
+
+
+def _ownership(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if dig(props, "rule.objectOwnership") != "BucketOwnerEnforced":
+        yield "Object ownership must be BucketOwnerEnforced (ACLs disabled)."
+
+
+def _versioning(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if dig(props, "versioningConfiguration.status") != "Enabled":
+        yield "Versioning must be Enabled so overwritten and deleted objects can be recovered."
+
+
+def _tls_only(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in statements(document(props.get("policy"))):
+        if st.get("Effect") == "Deny" and dig(st, "Condition.Bool.aws:SecureTransport") in ("false", False):
+            return
+    yield "The bucket policy must deny requests without TLS (Deny when aws:SecureTransport is false)."
+
+
+def _abort_multipart(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    rules = as_list(props.get("rules"))
+    if not any(
+        dig(r, "status") == "Enabled" and dig(r, "abortIncompleteMultipartUpload.daysAfterInitiation") for r in rules
+    ):
+        yield "A lifecycle rule must abort incomplete multipart uploads (they are billed and invisible)."
+
+
+def _buckets_by_config(resources: Sequence[PolicyResource], types: tuple[str, ...]) -> set[str]:
+    return {b.urn for r in of_type(resources, *types) for b in referenced(r, "bucket")}
+
+
+def _complete(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    wanted = {
+        "public-access block": PAB,
+        "ownership controls": OWNERSHIP,
+        "versioning": VERSIONING,
+        "default encryption": SSE,
+        "bucket policy": POLICY,
+        "lifecycle configuration": LIFECYCLE,
+    }
+    have = {label: _buckets_by_config(resources, types) for label, types in wanted.items()}
+    for bucket in of_type(resources, *S3_BUCKET):
+        missing = [label for label, urns in have.items() if bucket.urn not in urns]
+        if missing:
+            yield bucket.urn, f"Bucket {bucket.name} is missing: {', '.join(missing)}."
+
+
+def _kms(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    for config in of_type(resources, *SSE):
+        for bucket in referenced(config, "bucket"):
+            algorithm = dig(config.props, "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm")
+            tags = bucket.props.get("tags") or {}
+            log_bucket = isinstance(tags, Mapping) and tags.get("keel.dev/bucket") == "logs"
+            if algorithm not in ("aws:kms", "aws:kms:dsse") and not log_bucket:
+                yield config.urn, f"Bucket {bucket.name} must use SSE-KMS (only the ALB logs bucket may use SSE-S3)."
+
+
+def _logging(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    logged = _buckets_by_config(resources, LOGGING)
+    targets = {b.urn for r in of_type(resources, *LOGGING) for b in referenced(r, "targetBucket")}
+    for bucket in of_type(resources, *S3_BUCKET):
+        if bucket.urn not in logged and bucket.urn not in targets:
+            yield bucket.urn, f"Bucket {bucket.name} has no server access logging."
+
+
+POLICIES = [
+    resource_policy(
+        "aws-s3-bucket-public-access-block-all",
+        "Buckets block every kind of public access.",
+        Severity.CRITICAL,
+        "Set all four flags of aws.s3.BucketPublicAccessBlock to true.",
+        PAB,
+        _blocks,
+    ),
+    resource_policy(
+        "aws-s3-bucket-disallow-public-acl",
+        "Buckets grant nothing through ACLs.",
+        Severity.CRITICAL,
+        "Remove the ACL; use BucketOwnerEnforced ownership and bucket policies.",
+        (*ACL, *S3_BUCKET),
+        _no_public_acl,
+    ),
+    resource_policy(
+        "aws-s3-bucket-ownership-enforced",
+        "Bucket ownership is BucketOwnerEnforced (ACLs off).",
+        Severity.HIGH,
+        "Set rule.objectOwnership to BucketOwnerEnforced.",
+        OWNERSHIP,
+        _ownership,
+    ),
+    resource_policy(
+        "aws-s3-bucket-versioning-enabled",
+        "Buckets keep object versions.",
+        Severity.MEDIUM,
+        "Set versioningConfiguration.status to Enabled.",
+        VERSIONING,
+        _versioning,
+    ),
+    resource_policy(
+        "aws-s3-bucket-policy-tls-only",
+        "Bucket policies deny requests without TLS.",
+        Severity.HIGH,
+        "Add a Deny statement on aws:SecureTransport=false for the bucket and its objects.",
+        POLICY,
+        _tls_only,
+    ),
+    resource_policy(
+        "aws-s3-bucket-lifecycle-aborts-multipart",
+        "Lifecycle rules abort incomplete multipart uploads.",
+        Severity.LOW,
+        "Add a rule with abortIncompleteMultipartUpload.daysAfterInitiation.",
+        LIFECYCLE,
+        _abort_multipart,
+    ),
+    stack_policy(
+        "aws-s3-bucket-complete-configuration",
+        "Every bucket has its protection resources.",
+        Severity.HIGH,
+        "Create the missing configuration resources for the bucket (components/storage.py).",
+        _complete,
+    ),
+    stack_policy(
+        "aws-s3-bucket-sse-kms",
+        "Buckets are encrypted with KMS (the ALB logs bucket may use SSE-S3).",
+        Severity.HIGH,
+        "Set sseAlgorithm aws:kms with a customer-managed key and bucket keys.",
+        _kms,
+    ),
+    stack_policy(
+        "aws-s3-bucket-access-logging",
+        "Every bucket's access is logged (the log bucket excepted).",
+        Severity.MEDIUM,
+        "Add aws.s3.BucketLogging targeting the logs bucket.",
+        _logging,
+    ),
+]

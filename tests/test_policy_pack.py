@@ -1,0 +1,970 @@
+"""The policy pack: every policy against a compliant baseline (the prod stack's own resource) and with one
+property changed, both ways; then the whole pack through the real analyzer protocol."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from keel import cli, policy
+from keel.engine import Preview
+from policies.rules import ALL
+
+BY_NAME = {p.name: p for p in ALL}
+DELETE = object()
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def prod(preview: Callable[[str], Preview]) -> Doc:
+    return preview("prod").to_json()
+
+
+def state(doc: Doc, type_: str, name: str) -> dict[str, Any]:
+    found = [s["newState"] for s in doc["steps"] if s["newState"]["type"] == type_ and s["urn"].endswith(f"::{name}")]
+    assert len(found) == 1, (type_, name, len(found))
+    return copy.deepcopy(found[0])
+
+
+def patch(value: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Set (or, with DELETE, remove) dotted paths; list indexes are numbers."""
+    value = copy.deepcopy(value)
+    for path, new in changes.items():
+        parts = path.split(".")
+        target: Any = value
+        for part in parts[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+        last = parts[-1]
+        if new is DELETE:
+            if isinstance(target, list):
+                del target[int(last)]
+            else:
+                target.pop(last, None)
+        elif isinstance(target, list):
+            target[int(last)] = new
+        else:
+            target[last] = new
+    return value
+
+
+def options(s: dict[str, Any]) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=bool(s.get("protect")),
+        ignore_changes=list(s.get("ignoreChanges", [])),
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+    )
+
+
+def check_resource(name: str, s: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    pol = BY_NAME[name]
+    assert isinstance(pol, ResourceValidationPolicy)
+    args = ResourceValidationArgs(s["type"], s["inputs"], s["urn"], s["urn"].rsplit("::", 1)[1], options(s), None)
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(message)
+
+    pol.validate(args, report)
+    return found
+
+
+def stack_resources(doc: Doc) -> list[PolicyResource]:
+    states = [s["newState"] for s in doc["steps"]]
+    providers = {
+        s["urn"]: PolicyProviderResource(s["type"], s["inputs"], s["urn"], s["urn"].rsplit("::", 1)[1])
+        for s in states
+        if s["type"].startswith("pulumi:providers:")
+    }
+    made = {
+        s["urn"]: PolicyResource(
+            s["type"],
+            s["inputs"],
+            s["urn"],
+            s["urn"].rsplit("::", 1)[1],
+            options(s),
+            providers.get(str(s.get("provider", "")).rsplit("::", 1)[0]),
+            None,
+            [],
+            {},
+        )
+        for s in states
+    }
+    for s in states:
+        resource = made[s["urn"]]
+        resource.parent = made.get(s.get("parent", ""))
+        resource.dependencies = [made[u] for u in s.get("dependencies", []) if u in made]
+        resource.property_dependencies = {
+            k: [made[u] for u in us if u in made] for k, us in (s.get("propertyDependencies") or {}).items()
+        }
+    return list(made.values())
+
+
+def check_stack(name: str, doc: Doc, config: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    args = StackValidationArgs(stack_resources(doc), config or {})
+    pol = BY_NAME[name]
+    assert isinstance(pol, StackValidationPolicy)
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(((urn or "").rsplit("::", 1)[-1], message))
+
+    pol.validate(args, report)
+    return found
+
+
+# ------------------------------------------------------------------------------------------ resource policies
+
+RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
+    # policy, type, name of the prod resource used as baseline, one change, the exact messages
+    (
+        "aws-ec2-default-security-group-no-rules",
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+        "keel-prod-default-sg",
+        {"egress": [{"protocol": "-1", "cidrBlocks": ["0.0.0.0/0"]}]},
+        ["The default security group must have no egress rules; set egress=[] explicitly."],
+    ),
+    (
+        "aws-ec2-subnet-disallow-public-ip-on-launch",
+        "aws:ec2/subnet:Subnet",
+        "keel-prod-public-us-east-1a",
+        {"mapPublicIpOnLaunch": True},
+        ["Subnets must not assign public IPs on launch; use NAT gateways and load balancers instead."],
+    ),
+    (
+        "aws-cloudwatch-log-group-encrypted-with-retention",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "keel-prod-flow-logs",
+        {"retentionInDays": DELETE},
+        ["Log groups must set retentionInDays; without it events are kept (and billed) forever."],
+    ),
+    (
+        "aws-ec2-security-group-descriptions",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "keel-prod-endpoints",
+        {"description": "Managed by Pulumi"},
+        ["Security groups and their rules must say what they admit (description)."],
+    ),
+    (
+        "aws-ec2-security-group-disallow-inline-open-ingress",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "keel-prod-endpoints",
+        {
+            "ingress": [
+                {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"], "description": "ssh"}
+            ]
+        },
+        ["Inline ingress from 0.0.0.0/0 is not allowed; open only the ALB, on 80/443, with separate rules."],
+    ),
+    (
+        "aws-s3-bucket-public-access-block-all",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "keel-prod-uploads",
+        {"restrictPublicBuckets": False},
+        ["All four public-access blocks must be true; not set: restrictPublicBuckets."],
+    ),
+    (
+        "aws-s3-bucket-disallow-public-acl",
+        "aws:s3/bucket:Bucket",
+        "keel-prod-uploads",
+        {"acl": "public-read"},
+        ["Bucket ACL 'public-read' makes objects public; ACLs stay off (BucketOwnerEnforced)."],
+    ),
+    (
+        "aws-s3-bucket-ownership-enforced",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "keel-prod-uploads",
+        {"rule.objectOwnership": "ObjectWriter"},
+        ["Object ownership must be BucketOwnerEnforced (ACLs disabled)."],
+    ),
+    (
+        "aws-s3-bucket-versioning-enabled",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "keel-prod-uploads",
+        {"versioningConfiguration.status": "Suspended"},
+        ["Versioning must be Enabled so overwritten and deleted objects can be recovered."],
+    ),
+    (
+        "aws-s3-bucket-policy-tls-only",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "keel-prod-uploads",
+        {"policy": json.dumps({"Version": "2012-10-17", "Statement": []})},
+        ["The bucket policy must deny requests without TLS (Deny when aws:SecureTransport is false)."],
+    ),
+    (
+        "aws-s3-bucket-lifecycle-aborts-multipart",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "keel-prod-uploads",
+        {"rules.0": {"id": "x", "status": "Disabled"}},
+        ["A lifecycle rule must abort incomplete multipart uploads (they are billed and invisible)."],
+    ),
+    (
+        "aws-rds-instance-storage-encrypted-cmk",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"kmsKeyId": DELETE},
+        ["Storage must be encrypted with a customer-managed KMS key (kmsKeyId), not the AWS-managed default."],
+    ),
+    (
+        "aws-rds-instance-disallow-public-access",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"publiclyAccessible": True},
+        ["The database must not be publicly accessible."],
+    ),
+    (
+        "aws-rds-instance-multi-az",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"multiAz": False},
+        ["The database must be Multi-AZ (a standby in a second zone)."],
+    ),
+    (
+        "aws-rds-instance-backup-retention",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"backupRetentionPeriod": 3},
+        ["Backups must be kept at least 7 days (backupRetentionPeriod is 3)."],
+    ),
+    (
+        "aws-rds-instance-deletion-protection",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"deletionProtection": False},
+        ["Deletion protection must be on."],
+    ),
+    (
+        "aws-rds-instance-final-snapshot",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"skipFinalSnapshot": True},
+        ["A final snapshot must be taken on deletion (skipFinalSnapshot: false and finalSnapshotIdentifier)."],
+    ),
+    (
+        "aws-rds-instance-iam-authentication",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"iamDatabaseAuthenticationEnabled": False},
+        ["IAM database authentication must be enabled."],
+    ),
+    (
+        "aws-rds-parameter-group-force-ssl",
+        "aws:rds/parameterGroup:ParameterGroup",
+        "keel-prod-db",
+        {"parameters.4.value": "0"},
+        ["PostgreSQL parameter groups must set rds.force_ssl=1."],
+    ),
+    (
+        "aws-rds-instance-log-exports",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"enabledCloudwatchLogsExports": ["upgrade"]},
+        ["PostgreSQL logs must be exported to CloudWatch (enabledCloudwatchLogsExports: [postgresql, upgrade])."],
+    ),
+    (
+        "aws-rds-instance-performance-insights-encrypted",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"performanceInsightsKmsKeyId": DELETE},
+        ["Performance Insights must be encrypted with a customer-managed key (performanceInsightsKmsKeyId)."],
+    ),
+    (
+        "aws-rds-instance-managed-master-password",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"password": "hunter2"},
+        ["The master password must not be set in code or config; let RDS manage it in Secrets Manager."],
+    ),
+    (
+        "aws-rds-instance-supported-engine-version",
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"engineVersion": "12.18"},
+        ["PostgreSQL 12 is not supported here; allowed majors: 15, 16, 17."],
+    ),
+    (
+        "aws-elasticache-encrypted-at-rest-cmk",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-queue",
+        {"atRestEncryptionEnabled": False},
+        ["Data at rest must be encrypted (atRestEncryptionEnabled)."],
+    ),
+    (
+        "aws-elasticache-in-transit-encryption-auth",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-queue",
+        {"transitEncryptionMode": "preferred"},
+        ["TLS must be required, not preferred (transitEncryptionMode: required)."],
+    ),
+    (
+        "aws-elasticache-automatic-failover-multi-az",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-queue",
+        {"multiAzEnabled": False},
+        ["Replication groups must fail over automatically across zones (automaticFailoverEnabled, multiAzEnabled)."],
+    ),
+    (
+        "aws-elasticache-snapshot-retention",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-queue",
+        {"snapshotRetentionLimit": 0},
+        ["Snapshots must be kept (snapshotRetentionLimit of at least 1 day)."],
+    ),
+    (
+        "aws-elasticache-queue-noeviction",
+        "aws:elasticache/parameterGroup:ParameterGroup",
+        "keel-prod-queue",
+        {"parameters": [{"name": "maxmemory-policy", "value": "allkeys-lru"}]},
+        ["A queue's parameter group must set maxmemory-policy noeviction (got allkeys-lru)."],
+    ),
+    (
+        "aws-eks-cluster-private-endpoint",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"endpointPrivateAccess": False},
+        ["The API server must have a private endpoint (endpointPrivateAccess: true)."],
+    ),
+    (
+        "aws-eks-cluster-public-endpoint-restricted",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]},
+        ["A public API endpoint must be limited to specific CIDRs, never 0.0.0.0/0 (or turn it off)."],
+    ),
+    (
+        "aws-eks-cluster-secrets-encryption",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"encryptionConfigKeyArn": DELETE},
+        ["Kubernetes secrets must be envelope-encrypted with a customer-managed KMS key."],
+    ),
+    (
+        "aws-eks-cluster-control-plane-logs",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"enabledClusterLogTypes": ["api", "audit"]},
+        ["All control-plane log types must be on; missing: authenticator, controllerManager, scheduler."],
+    ),
+    (
+        "aws-eks-cluster-supported-version",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"version": "1.29"},
+        ["Kubernetes 1.29 is not supported here; allowed: 1.33, 1.34."],
+    ),
+    (
+        "aws-eks-cluster-access-entries",
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"authenticationMode": "CONFIG_MAP"},
+        ["Cluster access must use EKS access entries (authenticationMode: API), not the aws-auth ConfigMap."],
+    ),
+    (
+        "aws-eks-node-group-no-ssh",
+        "eks:index:ManagedNodeGroup",
+        "keel-prod-general",
+        {"remoteAccess": {"ec2SshKey": "ops"}},
+        ["Node groups must not allow SSH (remoteAccess); use SSM Session Manager if a shell is needed."],
+    ),
+    (
+        "aws-ec2-launch-template-imdsv2",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "keel-prod-gpu",
+        {"metadataOptions.httpTokens": "optional"},
+        ["Instances must require IMDSv2 (metadataOptions.httpTokens: required)."],
+    ),
+    (
+        "aws-ec2-launch-template-encrypted-volumes",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "keel-prod-gpu",
+        {"blockDeviceMappings.0.ebs.encrypted": "false"},
+        ["Volume /dev/xvda must be encrypted."],
+    ),
+    (
+        "aws-ec2-launch-template-no-public-ip",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "keel-prod-gpu",
+        {"networkInterfaces": [{"associatePublicIpAddress": "true"}]},
+        ["Nodes must not get public IP addresses."],
+    ),
+    (
+        "aws-eks-gpu-node-group-spot-tainted-from-zero",
+        "eks:index:ManagedNodeGroup",
+        "keel-prod-gpu",
+        {"capacityType": "ON_DEMAND"},
+        ["The GPU pool must use Spot capacity."],
+    ),
+    (
+        "aws-iam-policy-disallow-wildcard-action",
+        "aws:iam/rolePolicy:RolePolicy",
+        "keel-prod-keda",
+        {"policy": json.dumps({"Statement": [{"Sid": "All", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})},
+        ["Statement All allows 's3:*'; list the actions the role needs."],
+    ),
+    (
+        "aws-iam-policy-scoped-resources",
+        "aws:iam/rolePolicy:RolePolicy",
+        "keel-prod-keda",
+        {
+            "policy": json.dumps(
+                {"Statement": [{"Sid": "Put", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "*"}]}
+            )
+        },
+        ["Statement Put allows s3:PutObject on every resource; name the resources (or a tag condition)."],
+    ),
+    (
+        "aws-iam-disallow-admin-policies",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "keel-prod-nodes-AmazonEKSWorkerNodePolicy",
+        {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        ["AdministratorAccess is an administrator policy; grant what the role needs instead."],
+    ),
+    (
+        "aws-iam-role-trust-restricted",
+        "aws:iam/role:Role",
+        "keel-prod-keda",
+        {
+            "assumeRolePolicy": json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        }
+                    ]
+                }
+            )
+        },
+        ["A Pod Identity trust must be limited to this account and cluster (aws:SourceAccount/SourceArn)."],
+    ),
+    (
+        "aws-alb-listener-https-tls12",
+        "aws:lb/listener:Listener",
+        "keel-prod-https",
+        {"sslPolicy": "ELBSecurityPolicy-2016-08"},
+        [
+            "HTTPS listeners must use a TLS 1.2+ policy such as ELBSecurityPolicy-TLS13-1-2-2021-06 "
+            "(got ELBSecurityPolicy-2016-08)."
+        ],
+    ),
+    (
+        "aws-alb-listener-http-redirects-only",
+        "aws:lb/listener:Listener",
+        "keel-prod-http",
+        {"defaultActions": [{"type": "forward", "targetGroupArn": "arn"}]},
+        ["HTTP listeners may only redirect to HTTPS."],
+    ),
+    (
+        "aws-alb-access-logs",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "keel-prod",
+        {"accessLogs.enabled": False},
+        ["Access logs must go to the logs bucket (accessLogs.enabled with a bucket)."],
+    ),
+    (
+        "aws-alb-drop-invalid-headers",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "keel-prod",
+        {"dropInvalidHeaderFields": False},
+        ["Invalid HTTP header fields must be dropped (dropInvalidHeaderFields: true)."],
+    ),
+    (
+        "aws-alb-desync-mitigation",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "keel-prod",
+        {"desyncMitigationMode": "monitor"},
+        ["Desync mitigation must be defensive or strictest."],
+    ),
+    (
+        "aws-alb-deletion-protection",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "keel-prod",
+        {"enableDeletionProtection": False},
+        ["Deletion protection must be on."],
+    ),
+    (
+        "aws-kms-key-rotation-enabled",
+        "aws:kms/key:Key",
+        "keel-prod-storage",
+        {"enableKeyRotation": False},
+        ["Symmetric keys must rotate (enableKeyRotation: true)."],
+    ),
+    (
+        "aws-kms-key-policy-no-wildcard-principal",
+        "aws:kms/key:Key",
+        "keel-prod-storage",
+        {
+            "policy": json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Sid": "Open",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "*"},
+                            "Action": "kms:Decrypt",
+                            "Resource": "*",
+                        }
+                    ]
+                }
+            )
+        },
+        ["Key policy statement Open allows any principal ('*')."],
+    ),
+    (
+        "aws-sesv2-configuration-set-requires-tls",
+        "aws:sesv2/configurationSet:ConfigurationSet",
+        "keel-prod",
+        {"deliveryOptions.tlsPolicy": "OPTIONAL"},
+        ["The configuration set must require TLS for delivery (deliveryOptions.tlsPolicy: REQUIRE)."],
+    ),
+    (
+        "aws-secretsmanager-secret-cmk",
+        "aws:secretsmanager/secret:Secret",
+        "keel-prod-queue-auth",
+        {"kmsKeyId": DELETE},
+        ["Secrets must be encrypted with a customer-managed KMS key (kmsKeyId)."],
+    ),
+    (
+        "aws-sns-topic-encrypted",
+        "aws:sns/topic:Topic",
+        "keel-prod-email-events",
+        {"kmsMasterKeyId": DELETE},
+        ["SNS topics must be encrypted (kmsMasterKeyId)."],
+    ),
+    (
+        "kubernetes-pod-requests-and-limits",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.containers.0.resources.limits": DELETE},
+        ["Container api must set cpu and memory limits."],
+    ),
+    (
+        "kubernetes-pod-probes",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.containers.0.livenessProbe": DELETE},
+        ["Container api must have livenessProbe."],
+    ),
+    (
+        "kubernetes-pod-hardened-security-context",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.containers.0.securityContext.readOnlyRootFilesystem": False},
+        ["Container api must have a read-only root filesystem."],
+    ),
+    (
+        "kubernetes-image-pinned",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.containers.0.image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/keel-api:latest"},
+        [
+            "Container api image '111122223333.dkr.ecr.us-east-1.amazonaws.com/keel-api:latest' must be pinned by "
+            "digest or an immutable tag, not latest."
+        ],
+    ),
+    (
+        "kubernetes-disallow-default-namespace",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"metadata.namespace": "default"},
+        ["Objects must live in an application namespace, not default."],
+    ),
+    (
+        "kubernetes-no-service-account-token-automount",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.automountServiceAccountToken": DELETE},
+        [
+            "Pods must not mount a service-account token unless they use the Kubernetes API (set "
+            "automountServiceAccountToken: false, or annotate keel.dev/needs-kubernetes-api: 'true')."
+        ],
+    ),
+    (
+        "kubernetes-pdb-allows-disruption",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        "keel-prod-api",
+        {"spec.maxUnavailable": 0},
+        ["maxUnavailable: 0 blocks node drains forever; allow at least one disruption."],
+    ),
+    (
+        "kubernetes-topology-spread",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-api",
+        {"spec.template.spec.topologySpreadConstraints": DELETE},
+        ["Replicas must spread over zones (a topologySpreadConstraint on topology.kubernetes.io/zone)."],
+    ),
+    (
+        "kubernetes-scaling-min-below-max",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "keel-prod-web",
+        {"spec.minReplicas": 6},
+        ["Minimum replicas (6) must not exceed the maximum (4)."],
+    ),
+    (
+        "keda-trigger-safe-metadata",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "keel-prod-forecast-engine",
+        {"spec.triggers.0.metadata.enableTLS": "false"},
+        ["Trigger queue-length must connect to Redis over TLS (enableTLS: 'true')."],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "type_", "resource", "change", "expected"), RESOURCE_CASES, ids=[c[0] for c in RESOURCE_CASES]
+)
+def test_resource_policy_both_ways(
+    prod: Doc, name: str, type_: str, resource: str, change: dict[str, Any], expected: list[str]
+) -> None:
+    baseline = state(prod, type_, resource)
+    assert check_resource(name, baseline) == []
+    changed = {**baseline, "inputs": patch(baseline["inputs"], change)}
+    assert check_resource(name, changed) == expected
+
+
+# ------------------------------------------------------------------------------------------ stack policies
+
+
+def mutate(
+    doc: Doc,
+    type_: str,
+    name: str,
+    change: dict[str, Any] | None = None,
+    *,
+    drop: bool = False,
+    top: dict[str, Any] | None = None,
+) -> Doc:
+    doc = copy.deepcopy(doc)
+    for step in list(doc["steps"]):
+        s = step["newState"]
+        if s["type"] == type_ and step["urn"].endswith(f"::{name}"):
+            if drop:
+                doc["steps"].remove(step)
+            else:
+                s["inputs"] = patch(s["inputs"], change or {})
+                s.update(top or {})
+    return doc
+
+
+STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
+    (
+        "aws-s3-bucket-complete-configuration",
+        lambda d: mutate(d, "aws:s3/bucketVersioning:BucketVersioning", "keel-prod-uploads", drop=True),
+        [("keel-prod-uploads", "Bucket keel-prod-uploads is missing: versioning.")],
+    ),
+    (
+        "aws-s3-bucket-sse-kms",
+        lambda d: mutate(
+            d,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            "keel-prod-uploads",
+            {"rules.0.applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}},
+        ),
+        [("keel-prod-uploads", "Bucket keel-prod-uploads must use SSE-KMS (only the ALB logs bucket may use SSE-S3).")],
+    ),
+    (
+        "aws-s3-bucket-access-logging",
+        lambda d: mutate(d, "aws:s3/bucketLogging:BucketLogging", "keel-prod-artifacts", drop=True),
+        [("keel-prod-artifacts", "Bucket keel-prod-artifacts has no server access logging.")],
+    ),
+    (
+        "aws-eks-node-group-scale-from-zero-tags",
+        lambda d: mutate(d, "aws:autoscaling/tag:Tag", "keel-prod-gpu-ca-resources-nvidia-com-gpu", drop=True),
+        [
+            (
+                "keel-prod-gpu",
+                "Node group keel-prod-gpu lacks the autoscaler ASG tags: "
+                "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu.",
+            )
+        ],
+    ),
+    (
+        "aws-eks-node-group-launch-template",
+        lambda d: mutate(d, "eks:index:ManagedNodeGroup", "keel-prod-general", {"launchTemplate": DELETE}),
+        [
+            (
+                "keel-prod-general",
+                "Node group keel-prod-general must use keel's launch template (IMDSv2, encrypted volumes).",
+            )
+        ],
+    ),
+    (
+        "aws-ec2-ingress-open-only-to-alb",
+        lambda d: mutate(
+            d,
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "keel-prod-endpoints-https",
+            {"cidrIpv4": "0.0.0.0/0"},
+        ),
+        [
+            (
+                "keel-prod-endpoints-https",
+                "Ingress from anywhere is allowed only into the ALB's security group on 80 or "
+                "443; rule keel-prod-endpoints-https opens 443-443.",
+            )
+        ],
+    ),
+    (
+        "aws-ec2-vpc-flow-logs",
+        lambda d: mutate(d, "aws:ec2/flowLog:FlowLog", "keel-prod-vpc", drop=True),
+        [("keel-prod-vpc", "VPC keel-prod-vpc has no flow log.")],
+    ),
+    (
+        "aws-ec2-security-group-rule-conflicts",
+        lambda d: mutate(
+            d,
+            "aws:ec2/securityGroup:SecurityGroup",
+            "keel-prod-endpoints",
+            {"ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.0.0.0/8"]}]},
+        ),
+        [
+            (
+                "keel-prod-endpoints",
+                "Security group keel-prod-endpoints has inline rules and separate rule resources; "
+                "they overwrite each other on every update. Use separate rules only.",
+            )
+        ],
+    ),
+    (
+        "aws-ec2-private-subnets-no-public-ip",
+        lambda d: mutate(d, "aws:ec2/subnet:Subnet", "keel-prod-private-us-east-1a", {"mapPublicIpOnLaunch": True}),
+        [
+            (
+                "keel-prod-private-us-east-1a",
+                "Subnet keel-prod-private-us-east-1a is private and must set mapPublicIpOnLaunch: false.",
+            )
+        ],
+    ),
+    (
+        "aws-iam-role-policy-management-conflicts",
+        lambda d: mutate(
+            d, "aws:iam/role:Role", "keel-prod-keda", {"managedPolicyArns": ["arn:aws:iam::aws:policy/x"]}
+        ),
+        [
+            (
+                "keel-prod-keda",
+                "Role keel-prod-keda sets inline or managed policies on the role and as separate resources; "
+                "they undo each other. Use the separate resources only.",
+            )
+        ],
+    ),
+    (
+        "aws-alb-waf-associated",
+        lambda d: mutate(d, "aws:wafv2/webAclAssociation:WebAclAssociation", "keel-prod", drop=True),
+        [("keel-prod", "Internet-facing load balancer keel-prod has no WAF web ACL.")],
+    ),
+    (
+        "keda-no-hpa-and-scaledobject",
+        lambda d: mutate(
+            d, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "keel-prod-web", {"spec.scaleTargetRef.name": "api"}
+        ),
+        [("keel-prod-web", "apps/Deployment/api has both an HPA and a ScaledObject; KEDA rejects that. Keep one.")],
+    ),
+    (
+        "kubernetes-no-static-replicas-when-autoscaled",
+        lambda d: mutate(d, "kubernetes:apps/v1:Deployment", "keel-prod-web", {"spec.replicas": 2}),
+        [
+            (
+                "keel-prod-web",
+                "Deployment apps/Deployment/web sets replicas while an autoscaler owns it; every update "
+                "would reset the count. Leave replicas unset.",
+            )
+        ],
+    ),
+    (
+        "kubernetes-exposed-min-replicas",
+        lambda d: mutate(d, "kubernetes:keda.sh/v1alpha1:ScaledObject", "keel-prod-api", {"spec.minReplicaCount": 1}),
+        [("keel-prod-api", "apps/Deployment/api is exposed and may scale to 1; keep at least 2.")],
+    ),
+    (
+        "kubernetes-network-policy-per-namespace",
+        lambda d: {
+            **d,
+            "steps": [
+                s for s in d["steps"] if s["newState"]["type"] != "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+            ],
+        },
+        [("keel-prod-web", "Namespace apps runs workloads but has no NetworkPolicy.")],
+    ),
+    (
+        "stack-required-tags",
+        lambda d: mutate(
+            d,
+            "pulumi:providers:aws",
+            "keel-prod-aws",
+            {"defaultTags": json.dumps({"tags": {"environment": "prod", "managed-by": "pulumi"}})},
+        ),
+        [("keel-prod-vpc", "keel-prod-vpc (aws:ec2/vpc:Vpc) lacks the required tags stack.")],
+    ),
+    (
+        "stack-stateful-resources-protected",
+        lambda d: mutate(d, "aws:rds/instance:Instance", "keel-prod-db", top={"protect": False}),
+        [("keel-prod-db", "Stateful resource keel-prod-db must be protected (keel:protect: true).")],
+    ),
+    (
+        "stack-data-tier-independent-of-kubernetes",
+        lambda d: mutate(
+            d,
+            "aws:rds/instance:Instance",
+            "keel-prod-db",
+            top={"dependencies": [s["urn"] for s in d["steps"] if s["newState"]["type"] == "eks:index:Cluster"]},
+        ),
+        [
+            (
+                "keel-prod-db",
+                "Data resource keel-prod-db waits for eks:index:Cluster keel-prod-eks; the data tier must "
+                "depend only on the network and the node security group.",
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), STACK_CASES, ids=[c[0] for c in STACK_CASES])
+def test_stack_policy_both_ways(
+    prod: Doc, name: str, change: Callable[[Doc], Doc], expected: list[tuple[str, str]]
+) -> None:
+    assert check_stack(name, prod) == []
+    found = check_stack(name, change(prod))
+    if name == "stack-required-tags":
+        assert expected[0] in found and all(m.endswith("lacks the required tags stack.") for _, m in found)
+    else:
+        assert found == expected
+
+
+def test_every_policy_is_tested_both_ways_and_graded() -> None:
+    tested = {c[0] for c in RESOURCE_CASES} | {c[0] for c in STACK_CASES}
+    assert sorted(BY_NAME) == sorted(tested)
+    assert len(ALL) >= 45
+    assert len(BY_NAME) == len(ALL)
+    for pol in ALL:
+        assert pol.name == pol.name.lower() and " " not in pol.name
+        assert pol.description and pol.remediation_steps and pol.severity is not None
+        expected = (
+            EnforcementLevel.MANDATORY
+            if pol.severity in (Severity.CRITICAL, Severity.HIGH)
+            else EnforcementLevel.ADVISORY
+        )
+        assert pol.enforcement_level == expected, pol.name
+
+
+# ------------------------------------------------------------------------------------------ through the protocol
+
+
+def test_shipped_stacks_pass_the_pack(capsys: pytest.CaptureFixture[str]) -> None:
+    for stack, advisory in (("prod", []), ("dev", ["aws-elasticache-snapshot-retention"])):
+        assert cli.main(["preview", stack, "--json"]) == 0
+        violations = json.loads(capsys.readouterr().out)["policyViolations"]
+        assert [v["enforcementLevel"] for v in violations] == ["advisory"] * len(advisory)
+        assert [v["policyName"] for v in violations] == advisory
+
+
+INJECTED = [
+    # one insecure change per category, the policy the real analyzer must name
+    (
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "keel-prod-logs",
+        {"blockPublicPolicy": False},
+        "aws-s3-bucket-public-access-block-all",
+    ),
+    (
+        "aws:rds/instance:Instance",
+        "keel-prod-db",
+        {"publiclyAccessible": True},
+        "aws-rds-instance-disallow-public-access",
+    ),
+    (
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-cache",
+        {"transitEncryptionEnabled": False},
+        "aws-elasticache-in-transit-encryption-auth",
+    ),
+    (
+        "eks:index:Cluster",
+        "keel-prod-eks",
+        {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]},
+        "aws-eks-cluster-public-endpoint-restricted",
+    ),
+    (
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "keel-prod-endpoints-https",
+        {"cidrIpv4": "0.0.0.0/0"},
+        "aws-ec2-ingress-open-only-to-alb",
+    ),
+    (
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "keel-prod-nodes-AmazonEKSWorkerNodePolicy",
+        {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        "aws-iam-disallow-admin-policies",
+    ),
+    (
+        "aws:lb/listener:Listener",
+        "keel-prod-https",
+        {"sslPolicy": "ELBSecurityPolicy-2016-08"},
+        "aws-alb-listener-https-tls12",
+    ),
+    ("aws:kms/key:Key", "keel-prod-database", {"enableKeyRotation": False}, "aws-kms-key-rotation-enabled"),
+    (
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-web",
+        {"spec.template.spec.containers.0.securityContext.allowPrivilegeEscalation": True},
+        "kubernetes-pod-hardened-security-context",
+    ),
+]
+
+
+@pytest.mark.parametrize(("type_", "name", "change", "policy_name"), INJECTED, ids=[c[3] for c in INJECTED])
+def test_keel_policy_catches_injected_violations(
+    prod: Doc,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    type_: str,
+    name: str,
+    change: dict[str, Any],
+    policy_name: str,
+) -> None:
+    saved = tmp_path / "preview.json"
+    saved.write_text(json.dumps(mutate(prod, type_, name, change)))
+    assert cli.main(["policy", str(saved), "--json"]) == 1
+    violations = json.loads(capsys.readouterr().out)["policyViolations"]
+    assert [(v["policyName"], v["enforcementLevel"]) for v in violations] == [(policy_name, "mandatory")]
+    assert violations[0]["urn"].endswith(f"::{name}")
+    assert violations[0]["policyPack"] == "keel"
+
+
+def test_policy_config_is_applied_through_the_protocol(prod: Doc) -> None:
+    changed = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"backupRetentionPeriod": 3})
+    assert [v.policy_name for v in policy.analyze(changed, stack="prod")] == ["aws-rds-instance-backup-retention"]
+    assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": {"minimumDays": 1}}) == []
+    assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": "disabled"}) == []
+
+
+def test_bad_policy_inputs_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.json"
+    assert cli.main(["policy", str(missing)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {missing}: cannot read a preview document")
+    (tmp_path / "x.json").write_text("[]")
+    assert cli.main(["policy", str(tmp_path / "x.json")]) == 2
+    assert "not a preview document" in capsys.readouterr().err
+    with pytest.raises(policy.PolicyError, match="policy config names 'no-such-policy'"):
+        policy.analyze({"steps": []}, config={"no-such-policy": "disabled"})
