@@ -968,3 +968,18 @@ def test_bad_policy_inputs_are_user_errors(tmp_path: Path, capsys: pytest.Captur
     assert "not a preview document" in capsys.readouterr().err
     with pytest.raises(policy.PolicyError, match="policy config names 'no-such-policy'"):
         policy.analyze({"steps": []}, config={"no-such-policy": "disabled"})
+
+
+def test_unknown_values_are_not_judged(prod: Doc) -> None:
+    """During a real preview an input may be unknown (computed later); the policy must not guess. The
+    framework turns the lookup into an advisory note instead of a verdict, as in a real `pulumi preview`."""
+    from keel.engine import UNKNOWN
+
+    changed = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"kmsKeyId": UNKNOWN, "storageEncrypted": True})
+    [note] = policy.analyze(changed, stack="prod")
+    assert (note.policy_name, note.enforcement_level) == ("aws-rds-instance-storage-encrypted-cmk", "advisory")
+    assert "can't be known during preview" in note.message
+    known_bad = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"kmsKeyId": DELETE})
+    assert [v.policy_name for v in policy.analyze(known_bad, stack="prod")] == [
+        "aws-rds-instance-storage-encrypted-cmk"
+    ]
