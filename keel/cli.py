@@ -48,13 +48,35 @@ def _error(message: str) -> None:
 
 def preview(args: argparse.Namespace) -> int:
     # Imported here so `keel --help` stays instant.
+    from keel import policy
+
+    # Start the policy pack first and stream each registration to it: the pack analyzes while the program
+    # runs (as the engine does), instead of after it.
+    pack = None if args.no_policy else policy.Pack()
+    try:
+        session = None
+        if pack is not None:
+            try:
+                session = policy.Session(pack, stack=args.stack)
+            except policy.PolicyError as err:
+                _error(str(err))
+                return EXIT_FAILED
+        return _preview(args, session)
+    finally:
+        if pack is not None:
+            pack.close()
+
+
+def _preview(args: argparse.Namespace, session: Any) -> int:
     import pulumi
 
     from components.config import ConfigError
     from keel import engine, render
 
     try:
-        result = engine.run(args.stack)
+        result = engine.run(
+            args.stack, on_step=(lambda step: session.add(step.to_json()["newState"])) if session is not None else None
+        )
     except engine.StackError as err:
         _error(str(err))
         return EXIT_USAGE
@@ -73,8 +95,8 @@ def preview(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     document = result.to_json()
-    if not args.no_policy:
-        code = _analyze(document, args.stack)
+    if session is not None:
+        code = _finish(document, session)
         if code is not None:
             return code
     console = _console()
@@ -90,6 +112,19 @@ def preview(args: argparse.Namespace) -> int:
 def _console() -> Console:
     console = Console()
     return console if console.is_terminal else Console(width=200)  # piped: no wrapping of long type tokens
+
+
+def _finish(document: dict[str, Any], session: Any) -> int | None:
+    """Fill ``policyViolations`` from a streaming session; an exit code if the pack itself failed."""
+    from keel import policy
+
+    try:
+        violations = session.finish(document)
+    except policy.PolicyError as err:
+        _error(str(err))
+        return EXIT_FAILED
+    document["policyViolations"] = [v.to_json() for v in violations]
+    return None
 
 
 def _analyze(document: dict[str, Any], stack: str | None) -> int | None:

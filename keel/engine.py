@@ -168,10 +168,11 @@ class _Mocks(Mocks):
 class RecordingMonitor(MockMonitor):
     """A mock resource monitor that answers from the fake cloud and records every registration."""
 
-    def __init__(self, cloud: FakeCloud) -> None:
+    def __init__(self, cloud: FakeCloud, on_step: Callable[[Step], None] | None = None) -> None:
         super().__init__(_Mocks(cloud))
         self.cloud = cloud
         self.steps: dict[str, Step] = {}
+        self.on_step = on_step
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -209,6 +210,8 @@ class RecordingMonitor(MockMonitor):
         )
         with self._lock:
             self.steps[urn] = step
+        if self.on_step is not None:
+            self.on_step(step)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
 
@@ -249,7 +252,8 @@ class RecordingMonitor(MockMonitor):
         urn = f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::pulumi:providers:{package}::{name}"
         provider_id = f"{package}-{name}-provider"
         with self._lock:
-            if urn not in self.steps:
+            created = urn not in self.steps
+            if created:
                 self.steps[urn] = Step(
                     urn=urn,
                     type=f"pulumi:providers:{package}",
@@ -258,6 +262,8 @@ class RecordingMonitor(MockMonitor):
                     parent="",
                     inputs={"version": version} if version else {},
                 )
+        if created and self.on_step is not None:
+            self.on_step(self.steps[urn])
         return f"{urn}::{provider_id}"
 
 
@@ -339,8 +345,9 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-def run(stack: str, root: Path | None = None) -> Preview:
-    """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``."""
+def run(stack: str, root: Path | None = None, on_step: Callable[[Step], None] | None = None) -> Preview:
+    """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``. ``on_step`` sees
+    every step as it is registered (``keel preview`` streams them to the policy pack)."""
     root = (root or stackfiles.project_root()).resolve()
     project = stackfiles.load_project(root)
     config, secret_keys = stackfiles.load_config(root, stack, project)
@@ -355,4 +362,10 @@ def run(stack: str, root: Path | None = None) -> Preview:
         project=str(project["name"]),
         config=config,
         secret_keys=secret_keys,
+        monitor=RecordingMonitor(
+            FakeCloud(
+                region=config.get("aws:region", "us-east-1"), account=config.get("keel:accountId") or DEFAULT_ACCOUNT
+            ),
+            on_step,
+        ),
     )

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +159,13 @@ def _resource(state: Mapping[str, Any], providers: Mapping[str, Any]) -> analyze
     return resource
 
 
-class _Pack:
-    """A running policy pack process and a stub to its analyzer server."""
+class Pack:
+    """A policy pack process and a stub to its analyzer server.
 
-    def __init__(self, pack_dir: Path) -> None:
+    Starting is split from connecting so a caller can start the pack first and run the program meanwhile
+    (``keel preview`` does: the pack's start-up overlaps the program's run instead of adding to it)."""
+
+    def __init__(self, pack_dir: Path = PACK_DIR) -> None:
         if not (pack_dir / "__main__.py").is_file():
             raise PolicyError(f"no policy pack in {pack_dir} (expected __main__.py)")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -171,24 +176,131 @@ class _Pack:
             stderr=subprocess.PIPE,
             env=env,
         )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode().strip()
-        if not line.isdigit():
-            self.close()
-            err = self.process.stderr.read().decode() if self.process.stderr else ""
-            raise PolicyError(f"the policy pack did not start: {err.strip() or line or 'no output'}")
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{line}")
-        grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT)
-        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self.channel: grpc.Channel | None = None
+        self._stub: Any = None
+
+    @property
+    def stub(self) -> Any:
+        if self._stub is None:
+            assert self.process.stdout is not None
+            line = self.process.stdout.readline().decode().strip()
+            if not line.isdigit():
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.close()
+                raise PolicyError(f"the policy pack did not start: {err.strip() or line or 'no output'}")
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{line}")
+            grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT)
+            self._stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        return self._stub
 
     def close(self) -> None:
-        if getattr(self, "channel", None) is not None:
+        """Stop the pack; safe to call more than once."""
+        if self.channel is not None:
             self.channel.close()
-        self.process.kill()
+            self.channel = None
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(timeout=10)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+
+
+class Session:
+    """One analysis with a started pack: ``add`` each resource as the program registers it (``Analyze`` is sent
+    right away, as the engine does, so the pack works while the program still runs), then ``finish`` with the
+    whole document (``AnalyzeStack``, in document order) to get the violations."""
+
+    def __init__(
+        self,
+        pack: Pack,
+        *,
+        stack: str | None = None,
+        pack_dir: Path = PACK_DIR,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.pack = pack
+        self.settings = dict(config) if config is not None else load_config(config_file(stack, pack_dir))
+        self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
+        self._pending: list[tuple[str, Any]] = []
+        self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._info: Any = None
+        self._thread = threading.Thread(target=self._pump, name="keel-policy", daemon=True)
+        self._thread.start()
+
+    def add(self, state: Mapping[str, Any]) -> None:
+        """A resource's ``newState`` (the preview document's shape)."""
+        self._queue.put(state)
+
+    def _pump(self) -> None:
+        try:
+            self._configure()
+            while (state := self._queue.get()) is not None:
+                self._analyze(state)
+        except BaseException as err:
+            self._error = err
+            while self._queue.get() is not None:  # drain so finish() never blocks
+                pass
+
+    def _configure(self) -> None:
+        self._info = self.pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=CALL_TIMEOUT)
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        known = {p.name for p in self._info.policies}
+        for name, value in self.settings.items():
+            if name not in known and name != "all":
+                raise PolicyError(f"policy config names {name!r}, which the pack {self._info.name!r} does not have")
+            entry = request.policyConfig[name]
+            level = value if isinstance(value, str) else value.get("enforcementLevel")
+            if level:
+                entry.enforcementLevel = _LEVEL_VALUES[level]
+            if isinstance(value, dict):
+                entry.properties.CopyFrom(_struct({k: v for k, v in value.items() if k != "enforcementLevel"}))
+        self.pack.stub.Configure(request, timeout=CALL_TIMEOUT)
+
+    def _analyze(self, state: Mapping[str, Any]) -> None:
+        self._providers.update(_providers([{"newState": state}]))
+        resource = _resource(state, self._providers)
+        request = analyzer_pb2.AnalyzeRequest(
+            type=resource.type,
+            properties=resource.properties,
+            urn=resource.urn,
+            name=resource.name,
+            options=resource.options,
+            provider=resource.provider,
+        )
+        self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
+
+    def finish(self, document: Mapping[str, Any]) -> list[Violation]:
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            steps = list(document.get("steps", []))
+            providers = _providers(steps)
+            resources = [_resource(step["newState"], providers) for step in steps]
+            stacked = self.pack.stub.AnalyzeStack(
+                analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT
+            )
+            diagnostics = [(urn, d) for urn, future in self._pending for d in future.result().diagnostics]
+            diagnostics += [("", d) for d in stacked.diagnostics]
+        except grpc.RpcError as err:
+            raise PolicyError(f"the policy pack failed: {err.details() if hasattr(err, 'details') else err}") from None
+        name = self._info.name if self._info is not None else "keel"
+        violations = [
+            Violation(
+                policy_pack=d.policyPackName or name,
+                policy_name=d.policyName,
+                enforcement_level=_LEVELS.get(d.enforcementLevel, "advisory"),
+                severity=_SEVERITIES.get(int(d.severity), ""),
+                urn=d.urn or urn,  # the engine names the analyzed resource when a policy does not
+                message=d.message.strip(),
+            )
+            for urn, d in diagnostics
+            if d.enforcementLevel != analyzer_pb2.DISABLED
+        ]
+        return sorted(violations, key=lambda v: (SEVERITY_ORDER.index(v.severity), v.policy_name, v.urn, v.message))
 
 
 def analyze(
@@ -197,57 +309,15 @@ def analyze(
     stack: str | None = None,
     pack_dir: Path = PACK_DIR,
     config: Mapping[str, Any] | None = None,
+    pack: Pack | None = None,
 ) -> list[Violation]:
-    """Every policy diagnostic for the resources of a preview document, ordered by severity, policy, URN."""
-    steps = list(document.get("steps", []))
-    settings = dict(config) if config is not None else load_config(config_file(stack, pack_dir))
-    pack = _Pack(pack_dir)
+    """Every policy diagnostic for the resources of a saved preview document, ordered by severity, policy, URN.
+    ``pack``: an already started pack (closed here when done); None starts one."""
+    pack = pack or Pack(pack_dir)
     try:
-        info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=CALL_TIMEOUT)
-        request = analyzer_pb2.ConfigureAnalyzerRequest()
-        known = {p.name for p in info.policies}
-        for name, value in settings.items():
-            if name not in known and name != "all":
-                raise PolicyError(f"policy config names {name!r}, which the pack {info.name!r} does not have")
-            entry = request.policyConfig[name]
-            level = value if isinstance(value, str) else value.get("enforcementLevel")
-            if level:
-                entry.enforcementLevel = _LEVEL_VALUES[level]
-            if isinstance(value, dict):
-                entry.properties.CopyFrom(_struct({k: v for k, v in value.items() if k != "enforcementLevel"}))
-        pack.stub.Configure(request, timeout=CALL_TIMEOUT)
-        providers = _providers(steps)
-        resources = [_resource(step["newState"], providers) for step in steps]
-        diagnostics: list[tuple[str, Any]] = []
-        for resource in resources:
-            analyzed = pack.stub.Analyze(
-                analyzer_pb2.AnalyzeRequest(
-                    type=resource.type,
-                    properties=resource.properties,
-                    urn=resource.urn,
-                    name=resource.name,
-                    options=resource.options,
-                    provider=resource.provider,
-                ),
-                timeout=CALL_TIMEOUT,
-            )
-            diagnostics += [(resource.urn, d) for d in analyzed.diagnostics]
-        stacked = pack.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT)
-        diagnostics += [("", d) for d in stacked.diagnostics]
-    except grpc.RpcError as err:
-        raise PolicyError(f"the policy pack failed: {err.details() if hasattr(err, 'details') else err}") from None
+        session = Session(pack, stack=stack, pack_dir=pack_dir, config=config)
+        for step in document.get("steps", []):
+            session.add(step["newState"])
+        return session.finish(document)
     finally:
         pack.close()
-    violations = [
-        Violation(
-            policy_pack=d.policyPackName or info.name,
-            policy_name=d.policyName,
-            enforcement_level=_LEVELS.get(d.enforcementLevel, "advisory"),
-            severity=_SEVERITIES.get(int(d.severity), ""),
-            urn=d.urn or urn,  # the engine names the analyzed resource when a policy does not
-            message=d.message.strip(),
-        )
-        for urn, d in diagnostics
-        if d.enforcementLevel != analyzer_pb2.DISABLED
-    ]
-    return sorted(violations, key=lambda v: (SEVERITY_ORDER.index(v.severity), v.policy_name, v.urn, v.message))
