@@ -75,3 +75,22 @@ def k8s_object(step: engine.Step) -> dict[str, Any]:
         for k, v in step.inputs.items()
         if k in ("apiVersion", "kind", "metadata", "spec", "data", "automountServiceAccountToken", "stringData", "type")
     }
+
+
+def sg_rules(p: engine.Preview, sg: engine.Step) -> list[tuple[str, Any, Any, Any]]:
+    """Every rule of one security group as (Ingress|Egress, source group name or CIDR, protocol, ports)."""
+    urns = p.by_urn()
+    out = []
+    for kind in ("Ingress", "Egress"):
+        for rule in p.of_type(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule"):
+            if rule.property_dependencies.get("securityGroupId") == [sg.urn]:
+                source = rule.property_dependencies.get("referencedSecurityGroupId")
+                out.append(
+                    (
+                        kind,
+                        urns[source[0]].name if source else rule.inputs.get("cidrIpv4"),
+                        rule.inputs["ipProtocol"],
+                        (rule.inputs.get("fromPort"), rule.inputs.get("toPort")),
+                    )
+                )
+    return sorted(out, key=str)

@@ -15,7 +15,7 @@ from components.storage import Buckets, BucketsArgs, read_statements, read_write
 from keel import cli
 from keel.engine import Preview, Step
 from keel.fake import digest
-from tests.conftest import physical_id, policy_doc, run
+from tests.conftest import physical_id, policy_doc, run, sg_rules
 
 ACCOUNT = "123456789012"
 CLUSTER = {"nodeGroups": {"general": {"instanceTypes": ["m5.xlarge"], "minSize": 2, "maxSize": 4}}}
@@ -239,24 +239,6 @@ def test_database_per_stack(preview: Callable[[str], Preview], env: str) -> None
         assert group.inputs["name"] == f"/aws/rds/instance/keel-{env}-db/{kind}"
         assert group.property_dependencies["kmsKeyId"] == [key.urn]
         assert group.urn in db.dependencies
-
-
-def sg_rules(p: Preview, sg: Step) -> list[tuple[str, Any, Any, Any]]:
-    urns = p.by_urn()
-    out = []
-    for kind in ("Ingress", "Egress"):
-        for rule in p.of_type(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule"):
-            if rule.property_dependencies.get("securityGroupId") == [sg.urn]:
-                source = rule.property_dependencies.get("referencedSecurityGroupId")
-                out.append(
-                    (
-                        kind,
-                        urns[source[0]].name if source else rule.inputs.get("cidrIpv4"),
-                        rule.inputs["ipProtocol"],
-                        (rule.inputs.get("fromPort"), rule.inputs.get("toPort")),
-                    )
-                )
-    return out
 
 
 def test_data_stores_admit_only_the_nodes(preview: Callable[[str], Preview]) -> None:

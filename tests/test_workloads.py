@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 
 from components.config import ConfigError, validate
-from keel.engine import Preview, Step
-from tests.conftest import crd_schema, k8s_object, physical_id, policy_doc
+from keel.engine import Preview
+from tests.conftest import crd_schema, k8s_object, physical_id, policy_doc, sg_rules
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
@@ -152,24 +152,6 @@ def test_service_config_rules(raw: dict[str, str], message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ load balancer
-
-
-def sg_rules(p: Preview, sg: Step) -> list[tuple[str, Any, Any, Any]]:
-    urns = p.by_urn()
-    out = []
-    for kind in ("Ingress", "Egress"):
-        for rule in p.of_type(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule"):
-            if rule.property_dependencies.get("securityGroupId") == [sg.urn]:
-                source = rule.property_dependencies.get("referencedSecurityGroupId")
-                out.append(
-                    (
-                        kind,
-                        urns[source[0]].name if source else rule.inputs.get("cidrIpv4"),
-                        rule.inputs["ipProtocol"],
-                        (rule.inputs.get("fromPort"), rule.inputs.get("toPort")),
-                    )
-                )
-    return sorted(out, key=str)
 
 
 def test_alb_security_group_is_the_only_open_door(preview: Callable[[str], Preview]) -> None:
