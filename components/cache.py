@@ -59,6 +59,9 @@ class CacheArgs:
     protect: bool = True
     """True: Pulumi ``protect`` on the group and a final snapshot when it is deleted."""
 
+    label: str = "cache"
+    """The cache's config name (``queue``): names the grants made on it."""
+
 
 class Cache(pulumi.ComponentResource):
     """An encrypted, authenticated Redis-compatible replication group."""
@@ -72,6 +75,7 @@ class Cache(pulumi.ComponentResource):
     cluster_mode: bool
     key: aws.kms.Key
     region: str
+    label: str
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class Cache(pulumi.ComponentResource):
         version, family = ENGINE[cfg.engine]
         self.cluster_mode = cfg.cluster_mode
         self.key = args.key
+        self.label = args.label
         self.region = context.lookup(pulumi.InvokeOptions(parent=self)).region
         group = aws.elasticache.ParameterGroup(
             name,
@@ -171,5 +176,4 @@ class Cache(pulumi.ComponentResource):
 
     def grant_connect(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let ``role`` read the AUTH token secret (decrypting it through Secrets Manager only)."""
-        label = self._name.rsplit("-", 1)[-1]
-        return grant_secret_read(f"cache-{label}", role, self.auth_secret_arn, self.key.arn, self.region)
+        return grant_secret_read(f"cache-{self.label}", role, self.auth_secret_arn, self.key.arn, self.region)

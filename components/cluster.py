@@ -20,7 +20,7 @@ Creates (``<n>`` is the component name, which is also the EKS cluster name):
 - ``<n>-eks``: ``eks.Cluster`` in the private subnets, API authentication with an access entry per admin role
   (cluster-admin), private endpoint, public endpoint only for the configured CIDRs, all five log types,
   secrets encryption, no default node group, managed vpc-cni (network policy on), coredns and kube-proxy.
-- Per node group ``<g>``: ``<n>-<g>`` launch template (IMDSv2 required, hop limit 2, encrypted gp3 root volume,
+- Per node group ``<g>``: ``<n>-<g>`` launch template (IMDSv2 required, hop limit 1, encrypted gp3 root volume,
   no key pair, the node SG, no public IP), ``<n>-<g>`` ``eks.ManagedNodeGroup`` (AL2023; the GPU group uses the
   NVIDIA AMI, the ``nvidia.com/gpu=true:NoSchedule`` taint and GPU labels; desired size left to the autoscaler)
   and ``<n>-<g>-ca-<tag>`` ``aws.autoscaling.Tag`` for each cluster-autoscaler tag on the group's ASG, so the
@@ -62,7 +62,7 @@ AUTOSCALER_PREFIX = "k8s.io/cluster-autoscaler"
 def gpus_per_instance(instance_type: str) -> int:
     """NVIDIA GPUs in one instance of a GPU type (the scale-from-zero resource tag)."""
     family, _, size = instance_type.partition(".")
-    if family in ("p4d", "p4de", "p5", "p5e", "p5en") or size in ("48xlarge", "metal"):
+    if family in ("p3dn", "p4d", "p4de", "p5", "p5e", "p5en") or size in ("48xlarge", "metal"):
         return 8
     if family == "p3" and size == "16xlarge":
         return 8
@@ -132,6 +132,10 @@ class ClusterArgs:
     public_access_cidrs: tuple[str, ...] = ()
     """Empty: private API endpoint only. Else the public endpoint is on for these CIDRs only."""
 
+    private_access_cidrs: tuple[str, ...] = ()
+    """Private ranges (a VPN, a CI runner's subnet) admitted to the private API endpoint on 443, besides the
+    nodes. Empty: only the nodes reach the private endpoint."""
+
     admin_role_arns: tuple[str, ...] = ()
     """IAM roles that get cluster-admin through access entries."""
 
@@ -150,6 +154,7 @@ class ClusterArgs:
             node_groups=cfg.node_groups,
             version=cfg.version,
             public_access_cidrs=tuple(cfg.public_access_cidrs),
+            private_access_cidrs=tuple(cfg.private_access_cidrs),
             admin_role_arns=tuple(cfg.admin_role_arns),
             deletion_protection=cfg.deletion_protection,
             log_retention_days=cfg.log_retention_days,
@@ -203,7 +208,7 @@ class Cluster(pulumi.ComponentResource):
             opts=kept,
         )
 
-        self._security_groups(name, network)
+        self._security_groups(name, network, args.private_access_cidrs)
         service_role = self._service_role(name, ctx)
         self.node_role, node_policies = self._node_role(name, ctx)
 
@@ -268,7 +273,7 @@ class Cluster(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ security groups
 
-    def _security_groups(self, name: str, network: Network) -> None:
+    def _security_groups(self, name: str, network: Network, operators: tuple[str, ...]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         self.control_plane_security_group = aws.ec2.SecurityGroup(
             f"{name}-control-plane",
@@ -315,6 +320,17 @@ class Cluster(pulumi.ComponentResource):
                 from_port=low,
                 to_port=high,
                 description=description,
+                opts=child,
+            )
+        for index, cidr in enumerate(operators):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-control-plane-from-operators-{index}",
+                security_group_id=cp,
+                cidr_ipv4=cidr,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description=f"Operators and deployers reach the private API endpoint from {cidr}",
                 opts=child,
             )
         aws.vpc.SecurityGroupEgressRule(
@@ -393,7 +409,10 @@ class Cluster(pulumi.ComponentResource):
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled",
                 http_tokens="required",
-                http_put_response_hop_limit=2,
+                # 1: only the node itself (and host-network pods such as aws-node) reach IMDS; application pods
+                # cannot borrow the node role. Everything keel runs in pods gets its identity from Pod Identity
+                # and its region/VPC from values, not from IMDS.
+                http_put_response_hop_limit=1,
                 instance_metadata_tags="disabled",
             ),
             block_device_mappings=[

@@ -69,6 +69,7 @@ DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs")
 
 NatStrategy = Literal["None", "Single", "OnePerAz"]
 
+_RFC1918_BLOCKS = tuple(ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ZONE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -271,6 +272,9 @@ class ClusterConfig(_Model):
     public_access_cidrs: list[str] = Field(default_factory=list)
     """Empty: the API endpoint is private only. CIDRs: the public endpoint is on, for these ranges only."""
 
+    private_access_cidrs: list[str] = Field(default_factory=list)
+    """Private ranges (VPN, CI runners) admitted to the private API endpoint; the nodes always are."""
+
     admin_role_arns: list[str] = Field(default_factory=list)
     """IAM roles given cluster-admin through EKS access entries."""
 
@@ -303,6 +307,18 @@ class ClusterConfig(_Model):
                 raise ValueError(f"got {shown(cidr)}; expected CIDR blocks such as '203.0.113.0/24'") from None
             if not net.is_global and net.prefixlen:
                 raise ValueError(f"got {shown(cidr)}; the public endpoint only sees public addresses")
+        return value
+
+    @field_validator("private_access_cidrs")
+    @classmethod
+    def _private_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"got {shown(cidr)}; expected private CIDR blocks such as '10.99.0.0/16'") from None
+            if not any(isinstance(net, ipaddress.IPv4Network) and net.subnet_of(b) for b in _RFC1918_BLOCKS):
+                raise ValueError(f"got {shown(cidr)}; the private endpoint admits RFC 1918 ranges only")
         return value
 
     @field_validator("admin_role_arns")
@@ -612,6 +628,10 @@ class IngressRouteConfig(_Model):
     paths: list[str] = Field(default_factory=lambda: ["/*"])
     """ALB path patterns; ``/*`` is everything."""
 
+    priority: int | None = Field(None, ge=1, le=49000)
+    """The first listener rule's priority (each further path takes the next one). None: computed from the
+    order of all routes, which shifts when a route is added before this one; pin it in prod."""
+
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
@@ -878,7 +898,7 @@ def _cross_checks(cfg: StackConfig) -> Iterable[str]:
         and not net.allow_single_nat_in_prod
     ):
         yield (
-            "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' or 'None' "
+            "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' "
             "(or set keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)"
         )
 
@@ -887,6 +907,11 @@ def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
     cluster = cfg.cluster
     if cluster is None:
         return
+    if cfg.network.nat_gateways == "None":
+        yield (
+            "keel:network.natGateways: got 'None' with a cluster; nodes pull add-on images from public registries "
+            "and call AWS APIs without endpoints for all of them; allowed: 'Single' or 'OnePerAz'"
+        )
     if cfg.environment == "prod" and any(ipaddress.ip_network(c).prefixlen == 0 for c in cluster.public_access_cidrs):
         yield (
             "keel:cluster.publicAccessCidrs: got '0.0.0.0/0' in a prod stack; allowed: [] (private endpoint only) "

@@ -50,6 +50,8 @@ class Route:
     paths: tuple[str, ...]
     port: int
     health_path: str
+    priority: int | None = None
+    """Pinned priority of the first path's rule (the next paths take the next numbers)."""
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,27 @@ class LoadBalancerArgs:
 
 
 def rule_priorities(routes: Mapping[str, Route]) -> dict[tuple[str, int], int]:
-    """A stable priority for every (service, path index): services in name order, ten apart, more specific
-    paths (longer) first within a host."""
-    ordered = sorted(
-        ((name, i, route.host, path) for name, route in routes.items() for i, path in enumerate(route.paths)),
+    """A priority for every (service, path index). Pinned routes use theirs; the others are numbered in order
+    (by host, more specific paths first, then service name), ten apart, from 50000 down so they never collide
+    with pinned ones (which the config keeps at most 49000). Computed numbers shift when a route is added before
+    them: pin the routes of a live stack."""
+    out: dict[tuple[str, int], int] = {}
+    for name, route in routes.items():
+        if route.priority is not None:
+            for i in range(len(route.paths)):
+                out[(name, i)] = route.priority + i
+    rest = sorted(
+        (
+            (name, i, route.host, path)
+            for name, route in routes.items()
+            if route.priority is None
+            for i, path in enumerate(route.paths)
+        ),
         key=lambda r: (r[2], -len(r[3].rstrip("*")), r[0], r[1]),
     )
-    return {(name, i): 10 * (rank + 1) for rank, (name, i, _host, _path) in enumerate(ordered)}
+    for rank, (name, i, _host, _path) in enumerate(rest):
+        out[(name, i)] = 49010 + 10 * rank
+    return out
 
 
 class LoadBalancer(pulumi.ComponentResource):

@@ -127,7 +127,7 @@ class Platform(pulumi.ComponentResource):
             for cache_name, cache in cfg.caches.items():
                 self.caches[cache_name] = Cache(
                     f"{name}-{cache_name}",
-                    CacheArgs(config=cache, key=key, protect=cfg.protect),
+                    CacheArgs(config=cache, key=key, protect=cfg.protect, label=cache_name),
                     network=self.network,
                     client_security_group=nodes,
                     opts=children,
@@ -157,7 +157,7 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
         )
         routes = {
-            svc_name: Route(svc.ingress.host, tuple(svc.ingress.paths), svc.port, svc.health_path)
+            svc_name: Route(svc.ingress.host, tuple(svc.ingress.paths), svc.port, svc.health_path, svc.ingress.priority)
             for svc_name, svc in cfg.services.items()
             if svc.ingress is not None and svc.port is not None
         }

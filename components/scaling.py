@@ -88,6 +88,9 @@ def cloudwatch_trigger(target_group_suffix: str, requests_per_minute: int, regio
     return {
         "type": "aws-cloudwatch",
         "name": "requests-per-target",
+        # The metric is already per target: "Value" makes the HPA compute replicas x metric / target (the
+        # default AverageValue would divide the per-target figure again and ignore the replica count).
+        "metricType": "Value",
         "authenticationRef": {"name": auth},
         "metadata": {
             "namespace": "AWS/ApplicationELB",

@@ -32,9 +32,11 @@ Outputs: ``repository_url``, ``image``, ``role_arn``, ``service_account``, ``pod
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -121,6 +123,15 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ]
     return spec
+
+
+def context_digest(folder: Path) -> str:
+    """A digest of a build context (file names and contents), so a changed context gets a new image tag."""
+    digest = hashlib.sha256()
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def ecr_lifecycle_policy(keep: int = KEEP_IMAGES) -> dict[str, Any]:
@@ -244,12 +255,16 @@ class Service(pulumi.ComponentResource):
         if cfg.image is not None:
             return pulumi.Output.from_input(cfg.image)
         assert cfg.build is not None  # config validation: exactly one of image and build
+        context = cfg.build.context
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=pulumi.InvokeOptions(parent=self)
         )
         built = docker.Image(
             name,
-            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{pulumi.get_stack()}"),
+            # tags are immutable: each build context gets its own tag, derived from its content
+            image_name=self.repository.repository_url.apply(
+                lambda url: f"{url}:{pulumi.get_stack()}-{context_digest(Path(args.project_root) / context)[:12]}"
+            ),
             build=docker.DockerBuildArgs(
                 context=f"{args.project_root}/{cfg.build.context}",
                 dockerfile=f"{args.project_root}/{cfg.build.context}/{cfg.build.dockerfile}",
@@ -312,7 +327,15 @@ class Service(pulumi.ComponentResource):
                     "targetGroupARN": args.target_group.arn,
                     "targetType": "ip",
                 },
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[addons.lb_controller])),
+                # the controller's webhook refuses to change a binding's target group: replace the binding instead
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts,
+                    pulumi.ResourceOptions(
+                        depends_on=[addons.lb_controller],
+                        replace_on_changes=["spec.targetGroupARN"],
+                        delete_before_replace=True,
+                    ),
+                ),
             )
 
     def _network_policy(self, name: str, service: str, args: ServiceArgs, k8s_opts: pulumi.ResourceOptions) -> None:

@@ -14,11 +14,12 @@ traceback; ``--traceback`` shows one for program failures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,17 @@ def preview(args: argparse.Namespace) -> int:
 
     # Start the policy pack first and stream each registration to it: the pack analyzes while the program
     # runs (as the engine does), instead of after it.
-    pack = None if args.no_policy else policy.Pack()
+    pack = session = None
     try:
-        session = None
+        if not args.no_policy:
+            pack = policy.Pack()
+            session = policy.Session(pack, stack=args.stack)
+    except policy.PolicyError as err:
         if pack is not None:
-            try:
-                session = policy.Session(pack, stack=args.stack)
-            except policy.PolicyError as err:
-                _error(str(err))
-                return EXIT_FAILED
+            pack.close()
+        _error(str(err))
+        return EXIT_FAILED
+    try:
         return _preview(args, session)
     finally:
         if pack is not None:
@@ -99,14 +102,27 @@ def _preview(args: argparse.Namespace, session: Any) -> int:
         code = _finish(document, session)
         if code is not None:
             return code
-    console = _console()
-    if args.json:
-        json.dump(document, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
-    else:
-        render.preview(console, result)
-        render.violations(console, document["policyViolations"])
-    return EXIT_FAILED if _blocking(document) else EXIT_OK
+    code = EXIT_FAILED if _blocking(document) else EXIT_OK
+    with _output():
+        if args.json:
+            json.dump(document, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            console = _console()
+            render.preview(console, result)
+            render.violations(console, document["policyViolations"])
+    return code
+
+
+@contextlib.contextmanager
+def _output() -> Iterator[None]:
+    """Write to stdout; a reader that goes away (`keel preview prod --json | head`) is not an error of ours,
+    and the exit code still says what the preview found."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _console() -> Console:
@@ -158,29 +174,25 @@ def check(args: argparse.Namespace) -> int:
     stack = args.stack
     if stack is None and document["steps"]:
         stack = str(document["steps"][0].get("urn", "")).removeprefix("urn:pulumi:").split("::")[0] or None
-    code = _analyze(document, stack)
-    if code is not None:
-        return code
-    if args.json:
-        json.dump(document, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
-    else:
-        render.violations(_console(), document["policyViolations"])
+    failed = _analyze(document, stack)
+    if failed is not None:
+        return failed
+    with _output():
+        if args.json:
+            json.dump(document, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            render.violations(_console(), document["policyViolations"])
     return EXIT_FAILED if _blocking(document) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "preview":
-            return preview(args)
-        if args.command == "policy":
-            return check(args)
-        return EXIT_USAGE  # unreachable: argparse requires a known command
-    except BrokenPipeError:
-        # The reader went away (`keel preview prod --json | head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    if args.command == "preview":
+        return preview(args)
+    if args.command == "policy":
+        return check(args)
+    return EXIT_USAGE  # unreachable: argparse requires a known command
 
 
 if __name__ == "__main__":

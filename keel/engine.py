@@ -65,6 +65,8 @@ class Step:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     provider: str = ""
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     aliases: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +85,10 @@ class Step:
         }
         if self.ignore_changes:
             state["ignoreChanges"] = self.ignore_changes
+        if self.replace_on_changes:
+            state["replaceOnChanges"] = self.replace_on_changes
+        if self.delete_before_replace:
+            state["deleteBeforeReplace"] = True
         if self.aliases:
             state["aliases"] = self.aliases
         if self.outputs:
@@ -206,6 +212,8 @@ class RecordingMonitor(MockMonitor):
             },
             provider=provider,
             ignore_changes=list(request.ignoreChanges),
+            replace_on_changes=list(request.replaceOnChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
             aliases=sorted(request.aliasURNs),
         )
         with self._lock:

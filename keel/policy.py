@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,33 +165,49 @@ class Pack:
     """A policy pack process and a stub to its analyzer server.
 
     Starting is split from connecting so a caller can start the pack first and run the program meanwhile
-    (``keel preview`` does: the pack's start-up overlaps the program's run instead of adding to it)."""
+    (``keel preview`` does: the pack's start-up overlaps the program's run instead of adding to it). The pack's
+    stderr goes to a temporary file (read only to explain a failure), so a chatty pack can never block."""
 
     def __init__(self, pack_dir: Path = PACK_DIR) -> None:
         if not (pack_dir / "__main__.py").is_file():
             raise PolicyError(f"no policy pack in {pack_dir} (expected __main__.py)")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "__main__.py"],
-            cwd=pack_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "__main__.py"],
+                cwd=pack_dir,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=env,
+            )
+        except OSError as err:
+            self._stderr.close()
+            raise PolicyError(f"cannot start the policy pack: {err}") from None
         self.channel: grpc.Channel | None = None
         self._stub: Any = None
+
+    def _port(self) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIMEOUT)
+        line = self.process.stdout.readline().decode().strip() if ready else ""
+        if not line.isdigit():
+            self.close()
+            self._stderr.seek(0)
+            err = self._stderr.read().decode(errors="replace").strip()
+            reason = err.splitlines()[-1] if err else (line or f"no port within {STARTUP_TIMEOUT:.0f} s")
+            raise PolicyError(f"the policy pack did not start: {reason}")
+        return line
 
     @property
     def stub(self) -> Any:
         if self._stub is None:
-            assert self.process.stdout is not None
-            line = self.process.stdout.readline().decode().strip()
-            if not line.isdigit():
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{self._port()}")
+            try:
+                grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT)
+            except grpc.FutureTimeoutError:
                 self.close()
-                raise PolicyError(f"the policy pack did not start: {err.strip() or line or 'no output'}")
-            self.channel = grpc.insecure_channel(f"127.0.0.1:{line}")
-            grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT)
+                raise PolicyError(f"the policy pack did not answer within {STARTUP_TIMEOUT:.0f} s") from None
             self._stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
         return self._stub
 
@@ -201,9 +219,10 @@ class Pack:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if not self._stderr.closed:
+            self._stderr.close()
 
 
 class Session:
@@ -250,8 +269,14 @@ class Session:
         for name, value in self.settings.items():
             if name not in known and name != "all":
                 raise PolicyError(f"policy config names {name!r}, which the pack {self._info.name!r} does not have")
+            if not isinstance(value, (str, dict)):
+                raise PolicyError(f"policy config of {name!r}: got {value!r}; expected a level or an object")
             entry = request.policyConfig[name]
             level = value if isinstance(value, str) else value.get("enforcementLevel")
+            if level and level not in _LEVEL_VALUES:
+                raise PolicyError(
+                    f"policy config of {name!r}: got enforcement level {level!r}; allowed: {', '.join(_LEVEL_VALUES)}"
+                )
             if level:
                 entry.enforcementLevel = _LEVEL_VALUES[level]
             if isinstance(value, dict):
@@ -273,7 +298,9 @@ class Session:
 
     def finish(self, document: Mapping[str, Any]) -> list[Violation]:
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout=STARTUP_TIMEOUT + CALL_TIMEOUT)
+        if self._thread.is_alive():
+            raise PolicyError("the policy pack stopped answering")
         try:
             if self._error is not None:
                 raise self._error

@@ -298,7 +298,10 @@ def test_node_and_control_plane_security_groups(preview: Callable[[str], Preview
             )
         return sorted(out, key=lambda r: (str(r["from"]), str(r["ports"])))
 
-    assert rules("Ingress", cp) == [{"from": "keel-prod-nodes", "protocol": "tcp", "ports": (443, 443)}]
+    assert rules("Ingress", cp) == [
+        {"from": "10.99.0.0/16", "protocol": "tcp", "ports": (443, 443)},  # keel:cluster.privateAccessCidrs (VPN)
+        {"from": "keel-prod-nodes", "protocol": "tcp", "ports": (443, 443)},
+    ]
     assert rules("Egress", cp) == []
     # (the ALB's rules into the nodes are the load balancer's, tested with it)
     assert [r for r in rules("Ingress", nodes) if r["from"] != "keel-prod-alb"] == [
@@ -350,7 +353,7 @@ def test_managed_node_groups(preview: Callable[[str], Preview], stack: str, name
     assert template.inputs["metadataOptions"] == {
         "httpEndpoint": "enabled",
         "httpTokens": "required",
-        "httpPutResponseHopLimit": 2,
+        "httpPutResponseHopLimit": 1,
         "instanceMetadataTags": "disabled",
     }
     assert template.inputs["blockDeviceMappings"] == [
@@ -590,3 +593,19 @@ def test_addon_roles_are_least_privilege(preview: Callable[[str], Preview]) -> N
                 assert verb.startswith(("Describe", "Get", "List")), action
     assert not p.one(RELEASE, "keel-prod-nvidia-device-plugin").inputs.get("serviceAccount")
     assert not [r for r in p.of_type(ROLE) if "nvidia" in r.name]
+
+
+def test_a_cluster_needs_nat_egress_and_private_operator_ranges() -> None:
+    raw = prod_with({})
+    raw["keel:network"] = json.dumps({"natGateways": "None"})
+    with pytest.raises(ConfigError) as caught:
+        validate("prod", raw)
+    assert caught.value.problems == [
+        "keel:network.natGateways: got 'None' with a cluster; nodes pull add-on images from public registries and "
+        "call AWS APIs without endpoints for all of them; allowed: 'Single' or 'OnePerAz'"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        validate("prod", prod_with({"privateAccessCidrs": ["8.8.8.0/24"]}))
+    assert caught.value.problems == [
+        "keel:cluster.privateAccessCidrs: got '8.8.8.0/24'; the private endpoint admits RFC 1918 ranges only"
+    ]

@@ -72,7 +72,7 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "single NAT in prod",
         network(natGateways="Single"),
-        "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' or 'None' (or set "
+        "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' (or set "
         "keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)",
     ),
     (

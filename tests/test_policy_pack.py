@@ -983,3 +983,10 @@ def test_unknown_values_are_not_judged(prod: Doc) -> None:
     assert [v.policy_name for v in policy.analyze(known_bad, stack="prod")] == [
         "aws-rds-instance-storage-encrypted-cmk"
     ]
+
+
+def test_bad_policy_config_is_a_clear_error() -> None:
+    with pytest.raises(policy.PolicyError, match=r"got enforcement level 'warn'; allowed: advisory, mandatory"):
+        policy.analyze({"steps": []}, config={"aws-alb-access-logs": "warn"})
+    with pytest.raises(policy.PolicyError, match=r"policy config of 'aws-alb-access-logs': got 3; expected a level"):
+        policy.analyze({"steps": []}, config={"aws-alb-access-logs": 3})

@@ -197,6 +197,7 @@ def test_api_scales_on_requests_per_target(preview: Callable[[str], Preview]) ->
         {
             "type": "aws-cloudwatch",
             "name": "requests-per-target",
+            "metricType": "Value",  # the metric is per target already: replicas x metric / target
             "authenticationRef": {"name": "api-aws"},
             "metadata": {
                 "namespace": "AWS/ApplicationELB",

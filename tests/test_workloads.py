@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -550,3 +551,26 @@ def test_every_core_object_passes_strict_schema_validation(preview: Callable[[st
     assert len(core) == 19
     for step in core:
         kubernetes_validate.validate(k8s_object(step), K8S_VERSION, strict=True)
+
+
+def test_bindings_are_replaced_not_updated_and_routes_keep_their_priority(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    for binding in p.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"):
+        # the controller's webhook refuses to change spec.targetGroupARN in place
+        assert binding.replace_on_changes == ["spec.targetGroupARN"]
+        assert binding.delete_before_replace is True
+    assert p.one("aws:lb/listenerRule:ListenerRule", "keel-prod-web-0").inputs["priority"] == 100
+    assert p.one("aws:lb/listenerRule:ListenerRule", "keel-prod-api-0").inputs["priority"] == 200
+    dev = preview("dev")  # not pinned: computed above every pinnable number
+    assert dev.one("aws:lb/listenerRule:ListenerRule", "keel-dev-api-0").inputs["priority"] == 49010
+    assert dev.one("aws:lb/listenerRule:ListenerRule", "keel-dev-web-0").inputs["priority"] == 49020
+
+
+def test_each_build_context_gets_its_own_tag(tmp_path: Path) -> None:
+    from components.service import context_digest
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    first = context_digest(tmp_path)
+    assert context_digest(tmp_path) == first
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    assert context_digest(tmp_path) != first
