@@ -185,7 +185,7 @@ def test_web_scales_on_cpu(preview: Callable[[str], Preview]) -> None:
         "behavior": hpa_behavior(),
     }
     assert hpa_behavior()["scaleDown"]["stabilizationWindowSeconds"] == 300
-    kubernetes_validate.validate(k8s_object(hpa), "1.35.0", strict=True)
+    kubernetes_validate.validate(k8s_object(hpa), "1.34.0", strict=True)
 
 
 def test_api_scales_on_requests_per_target(preview: Callable[[str], Preview]) -> None:

@@ -17,7 +17,7 @@ from tests.conftest import crd_schema, k8s_object, physical_id, policy_doc, sg_r
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
-K8S_VERSION = "1.35.0"  # the oldest schema kubernetes-validate ships in strict mode for 1.34+ clusters
+K8S_VERSION = "1.34.0"  # the clusters' version (keel:cluster.version in both stacks; asserted below)
 
 # ------------------------------------------------------------------------------------------ config rules
 
@@ -574,3 +574,8 @@ def test_each_build_context_gets_its_own_tag(tmp_path: Path) -> None:
     assert context_digest(tmp_path) == first
     (tmp_path / "app.py").write_text("print('hi')\n")
     assert context_digest(tmp_path) != first
+
+
+def test_objects_are_validated_against_the_clusters_version(preview: Callable[[str], Preview]) -> None:
+    for stack in ("prod", "dev"):
+        assert preview(stack).one("eks:index:Cluster", f"keel-{stack}-eks").inputs["version"] + ".0" == K8S_VERSION
