@@ -5,8 +5,10 @@ Usage::
     keel preview prod            # resource tree and summary of the prod stack, offline
     keel preview dev --json      # the `pulumi preview --json` document, policyViolations filled
     keel policy saved.json       # the policy pack on a saved document
+    keel diff prod@HEAD~1 prod@HEAD --format markdown   # what a change does, stateful replacements flagged
 
-Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated;
+Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated; 3 (diff with
+--fail-on-replace) a stateful resource would be replaced;
 2 invalid stack config, unknown stack or bad command line. User errors print one clear message, never a
 traceback; ``--traceback`` shows one for program failures.
 """
@@ -40,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="a preview document (`keel preview STACK --json > FILE`)")
     check.add_argument("--json", action="store_true", help="print the document with policyViolations filled")
     check.add_argument("--stack", help="policy config of this stack (default: read from the document's URNs)")
+    diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
+    diff.add_argument("base", help="a saved `keel preview --json` file, or STACK@GITREF (prod@origin/main)")
+    diff.add_argument("head", help="the same, for the new side (prod@HEAD)")
+    diff.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR comment")
+    diff.add_argument(
+        "--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced or deleted"
+    )
     return parser
 
 
@@ -186,12 +195,36 @@ def check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if _blocking(document) else EXIT_OK
 
 
+EXIT_REPLACE = 3
+
+
+def diff_command(args: argparse.Namespace) -> int:
+    from keel import diff, stackfiles
+
+    try:
+        root = stackfiles.project_root()
+        base = diff.load_side(args.base, root)
+        head = diff.load_side(args.head, root)
+    except (diff.DiffError, stackfiles.StackError) as err:
+        _error(str(err))
+        return EXIT_USAGE
+    result = diff.compare(base, head)
+    with _output():
+        if args.format == "markdown":
+            sys.stdout.write(diff.markdown(result, title=f"keel diff {args.base} → {args.head}"))
+        else:
+            sys.stdout.write(diff.text(result))
+    return EXIT_REPLACE if args.fail_on_replace and result.replacements else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "preview":
         return preview(args)
     if args.command == "policy":
         return check(args)
+    if args.command == "diff":
+        return diff_command(args)
     return EXIT_USAGE  # unreachable: argparse requires a known command
 
 
