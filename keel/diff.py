@@ -17,6 +17,7 @@ lost or moved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SECRET = "[secret]"
+SECRET = "[secret]"  # noqa: S105 (the mask a preview shows instead of a secret)
 
 #: Inputs whose change makes the provider replace a stateful resource (delete and create: its data goes with
 #: it). Each entry names the provider documentation it comes from (the "forces new resource" arguments).
@@ -131,12 +132,11 @@ def _json_inputs(state: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs with JSON-document strings (policies) parsed, so a change shows the field that changed."""
     out = {}
     for key, value in (state.get("inputs") or {}).items():
+        parsed = value
         if isinstance(value, str) and value[:1] in "{[":
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
-        out[key] = value
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(value)
+        out[key] = parsed
     return out
 
 
@@ -197,7 +197,7 @@ def load_side(side: str, root: Path) -> dict[str, Any]:
 
 
 def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)  # noqa: S607
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)  # noqa: S603,S607 (git on our repo)
     if done.returncode != 0:
         raise DiffError(f"git {' '.join(args)}: {done.stderr.strip() or 'failed'}")
     return done.stdout.strip()
@@ -212,7 +212,7 @@ def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
         try:
             env = {**os.environ, "PYTHONPATH": str(worktree), "KEEL_PROJECT": str(worktree)}
             code = "import sys; from keel.cli import main; sys.exit(main(sys.argv[1:]))"
-            done = subprocess.run(  # noqa: S603 (our interpreter, our code at that revision)
+            done = subprocess.run(  # noqa: S603 - our interpreter, our code at that revision
                 [sys.executable, "-c", code, "preview", stack, "--json", "--no-policy"],
                 cwd=worktree,
                 capture_output=True,
