@@ -6,6 +6,7 @@ Usage::
     keel preview dev --json      # the `pulumi preview --json` document, policyViolations filled
     keel policy saved.json       # the policy pack on a saved document
     keel diff prod@HEAD~1 prod@HEAD --format markdown   # what a change does, stateful replacements flagged
+    keel cost prod               # monthly estimate per component
 
 Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated; 3 (diff with
 --fail-on-replace) a stateful resource would be replaced;
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="a preview document (`keel preview STACK --json > FILE`)")
     check.add_argument("--json", action="store_true", help="print the document with policyViolations filled")
     check.add_argument("--stack", help="policy config of this stack (default: read from the document's URNs)")
+    cost = sub.add_parser("cost", help="monthly estimate of a stack, per component (offline price table)")
+    cost.add_argument("stack", help="stack name")
+    cost.add_argument("--json", action="store_true", help="print the estimate as JSON")
     diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
     diff.add_argument("base", help="a saved `keel preview --json` file, or STACK@GITREF (prod@origin/main)")
     diff.add_argument("head", help="the same, for the new side (prod@HEAD)")
@@ -198,6 +202,37 @@ def check(args: argparse.Namespace) -> int:
 EXIT_REPLACE = 3
 
 
+def cost_command(args: argparse.Namespace) -> int:
+    from components.config import ConfigError
+    from keel import cost, engine
+
+    try:
+        document = engine.run(args.stack).to_json()
+        estimate = cost.estimate(document, stack=args.stack, region=cost.region_of(document))
+    except (engine.StackError, ConfigError, cost.CostError) as err:
+        _error(f"stack {args.stack!r}: {err}" if not isinstance(err, engine.StackError) else str(err))
+        return EXIT_USAGE
+    with _output():
+        if args.json:
+            json.dump(estimate.to_json(), sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(
+                f"{args.stack}: ${estimate.monthly_total:,.2f} a month ({estimate.currency}, "
+                f"{estimate.region} list prices as of {estimate.prices_as_of})\n"
+            )
+            for component, amount in sorted(estimate.by_component().items(), key=lambda kv: -kv[1]):
+                sys.stdout.write(f"  {component:<32} ${amount:>10,.2f}\n")
+            if estimate.gpu_hour:
+                sys.stdout.write(
+                    f"One GPU training hour: ${estimate.gpu_hour['spot']:.3f} on Spot, "
+                    f"${estimate.gpu_hour['onDemand']:.3f} on demand\n"
+                )
+            for missing in estimate.unknown:
+                sys.stdout.write(f"  unknown: {missing['urn'].rsplit('::', 1)[-1]} ({missing['missing']})\n")
+    return EXIT_OK
+
+
 def diff_command(args: argparse.Namespace) -> int:
     from keel import diff, stackfiles
 
@@ -225,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(args)
     if args.command == "diff":
         return diff_command(args)
+    if args.command == "cost":
+        return cost_command(args)
     return EXIT_USAGE  # unreachable: argparse requires a known command
 
 

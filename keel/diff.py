@@ -102,6 +102,8 @@ class ResourceDiff:
 @dataclass
 class Diff:
     resources: list[ResourceDiff]
+    cost: tuple[float, float] | None = None
+    """Monthly estimates (base, head) from ``keel cost``'s price table, when both can be priced."""
 
     def of(self, op: str) -> list[ResourceDiff]:
         return [r for r in self.resources if r.op == op]
@@ -173,7 +175,17 @@ def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
             if changes:
                 kind = after[urn]["type"]
                 out.append(ResourceDiff(urn, kind, "update", changes, _forces_replacement(kind, changes)))
-    return Diff(out)
+    from keel.cost import monthly_total
+
+    totals = monthly_total(base), monthly_total(head)
+    return Diff(out, (totals[0], totals[1]) if None not in totals else None)  # type: ignore[arg-type]
+
+
+def cost_line(diff: Diff) -> str:
+    if diff.cost is None:
+        return "Monthly cost: not estimated (no price table for the region)"
+    before, after = diff.cost
+    return f"Monthly cost: ${before:,.2f} -> ${after:,.2f} ({after - before:+,.2f})"
 
 
 # ------------------------------------------------------------------------------------------ sides
@@ -241,7 +253,10 @@ def _show(value: Any) -> str:
 
 def text(diff: Diff) -> str:
     counts = diff.counts()
-    lines = [f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"]
+    lines = [
+        f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete",
+        cost_line(diff),
+    ]
     if diff.replacements:
         lines.append(f"WARNING: {len(diff.replacements)} stateful resource(s) would be replaced or deleted:")
         lines += [f"  ! {r.name} ({r.type}): {', '.join(r.replaces)}" for r in diff.replacements]

@@ -32,7 +32,9 @@ def edit(doc: Doc, name: str, type_: str, **inputs: Any) -> Doc:
 def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
-    assert diff.text(result) == "0 to create, 0 to update, 0 to delete\n"
+    assert diff.text(result) == (
+        "0 to create, 0 to update, 0 to delete\nMonthly cost: $1,941.65 -> $1,941.65 (+0.00)\n"
+    )
 
 
 def test_created_deleted_and_updated(prod: Doc) -> None:
@@ -73,6 +75,8 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     assert "WARNING: 1 stateful resource(s) would be replaced or deleted:" in out
     assert "  ! keel-prod-db (aws:rds/instance:Instance): identifier" in out
     assert "    identifier: keel-prod-db -> keel-prod-db2" in out
+    # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54
+    assert "Monthly cost: $1,941.65 -> $2,597.19 (+655.54)" in out
 
 
 def test_policy_documents_diff_by_field_and_secrets_stay_masked(prod: Doc) -> None:

@@ -1,0 +1,225 @@
+"""``keel cost STACK``: a monthly estimate of a preview, per resource and per component.
+
+Usage::
+
+    estimate = cost.estimate(preview_document, stack="prod")
+    estimate.monthly_total, estimate.items, estimate.unknown, estimate.gpu_hour
+
+Prices come from ``keel/data/prices-<region>.json`` (on-demand list prices with their date and source; Spot as a
+configurable discount, with the GPU's observed Spot range stated). What is priced, and how:
+
+- EKS control plane per hour; EC2 node groups at their desired size (the minimum when none is set), Spot at
+  the discount, plus their gp3 root volumes;
+- NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
+- RDS instance hours and gp3 storage, both doubled for Multi-AZ; ElastiCache nodes (shards x (1 + replicas));
+- the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules;
+- KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume.
+
+A priced resource whose size is missing from the table is listed in ``unknown``, never counted as zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+class CostError(Exception):
+    """No price table for the region, or a malformed one."""
+
+
+@dataclass(frozen=True)
+class Item:
+    urn: str
+    type: str
+    component: str
+    description: str
+    monthly: float
+    assumption: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "component": self.component,
+            "description": self.description,
+            "monthly": round(self.monthly, 2),
+            "assumption": self.assumption,
+        }
+
+
+@dataclass
+class Estimate:
+    stack: str
+    region: str
+    currency: str
+    prices_as_of: str
+    items: list[Item] = field(default_factory=list)
+    unknown: list[dict[str, str]] = field(default_factory=list)
+    gpu_hour: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def monthly_total(self) -> float:
+        return round(sum(i.monthly for i in self.items), 2)
+
+    def by_component(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for item in self.items:
+            out[item.component] = out.get(item.component, 0.0) + item.monthly
+        return {k: round(v, 2) for k, v in sorted(out.items())}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "region": self.region,
+            "currency": self.currency,
+            "pricesAsOf": self.prices_as_of,
+            "monthlyTotal": self.monthly_total,
+            "items": [i.to_json() for i in self.items],
+            "unknown": self.unknown,
+            "gpuHour": self.gpu_hour,
+        }
+
+
+def prices(region: str) -> dict[str, Any]:
+    path = DATA / f"prices-{region}.json"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("prices-") for p in DATA.glob("prices-*.json"))
+        raise CostError(f"no price table for region {region!r}; tables exist for: {', '.join(known)}")
+    table: dict[str, Any] = json.loads(path.read_text())
+    return table
+
+
+def _component(urn: str) -> str:
+    """The keel component a resource belongs to (``keel:cluster:Cluster``), or its own type at the top."""
+    qualified = urn.split("::")[2]
+    chain = [t for t in qualified.split("$") if t.startswith("keel:") and t != "keel:platform:Platform"]
+    return chain[0] if chain else qualified.split("$")[-1]
+
+
+def estimate(
+    document: Mapping[str, Any], *, stack: str, region: str = "us-east-1", table: Mapping[str, Any] | None = None
+) -> Estimate:
+    table = dict(table) if table is not None else prices(region)
+    hours = float(table["hoursPerMonth"])
+    hourly: Mapping[str, float] = table["hourly"]
+    monthly: Mapping[str, float] = table["monthly"]
+    assume: Mapping[str, Any] = table["assumptions"]
+    spot = 1.0 - float(assume["spotDiscount"])
+    out = Estimate(stack=stack, region=table["region"], currency=table["currency"], prices_as_of=table["pricesAsOf"])
+
+    def add(state: Mapping[str, Any], description: str, amount: float, assumption: str = "") -> None:
+        out.items.append(Item(state["urn"], state["type"], _component(state["urn"]), description, amount, assumption))
+
+    def unknown(state: Mapping[str, Any], what: str) -> None:
+        out.unknown.append({"urn": state["urn"], "type": state["type"], "missing": what})
+
+    for step in document.get("steps", []):
+        s = step["newState"]
+        kind, i = s["type"], s.get("inputs") or {}
+        if kind == "eks:index:Cluster":
+            add(s, "EKS control plane", hourly["eks.cluster"] * hours)
+        elif kind == "eks:index:ManagedNodeGroup":
+            types = list(i.get("instanceTypes") or [])
+            scaling = i.get("scalingConfig") or {}
+            count = int(scaling.get("desiredSize", scaling.get("minSize", 0)) or 0)
+            key = f"ec2.{types[0]}" if types else ""
+            if key not in hourly:
+                unknown(s, f"hourly price of {types[0] if types else 'an instance type'}")
+                continue
+            factor = spot if i.get("capacityType") == "SPOT" else 1.0
+            label = "Spot" if factor < 1 else "on demand"
+            add(
+                s,
+                f"{count} x {types[0]} {label}",
+                hourly[key] * factor * hours * count,
+                f"desired size {count}; Spot at {assume['spotDiscount']:.0%} off"
+                if factor < 1
+                else f"desired size {count}",
+            )
+            disk = monthly["ebs.gp3.gb"] * float(assume["nodeRootVolumeGb"]) * count
+            if count:
+                add(s, f"{count} x {assume['nodeRootVolumeGb']} GB gp3 root volumes", disk)
+            if i.get("taints") and types:
+                out.gpu_hour = {
+                    "spot": round(hourly[key] * spot, 4),
+                    "onDemand": hourly[key],
+                    "spotObservedRange": assume["gpuSpotRange"].get(types[0], []),
+                }
+        elif kind == "aws:ec2/natGateway:NatGateway":
+            gb = float(assume["natGbPerMonth"])
+            add(
+                s,
+                "NAT gateway",
+                hourly["natgateway"] * hours + monthly["natgateway.gb"] * gb,
+                f"{gb:.0f} GB processed a month",
+            )
+        elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint" and i.get("vpcEndpointType") == "Interface":
+            zones = len(i.get("subnetIds") or [])
+            add(s, f"interface endpoint in {zones} zone(s)", hourly["vpce.interface.az"] * hours * zones)
+        elif kind == "aws:rds/instance:Instance":
+            key = f"rds.{i.get('instanceClass')}"
+            if key not in hourly:
+                unknown(s, f"hourly price of {i.get('instanceClass')}")
+                continue
+            copies = 2 if i.get("multiAz") else 1
+            storage = float(i.get("allocatedStorage") or 0)
+            add(
+                s,
+                f"{i.get('instanceClass')} x {copies} ({'Multi-AZ' if copies == 2 else 'single-AZ'})",
+                hourly[key] * hours * copies,
+            )
+            add(
+                s,
+                f"{storage:.0f} GB gp3 x {copies}",
+                monthly["rds.gp3.gb"] * storage * copies,
+                "allocated storage (autoscaling may grow it)",
+            )
+        elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
+            key = f"elasticache.{i.get('nodeType')}"
+            if key not in hourly:
+                unknown(s, f"hourly price of {i.get('nodeType')}")
+                continue
+            nodes = int(i.get("numNodeGroups") or 1) * (1 + int(i.get("replicasPerNodeGroup") or 0))
+            add(s, f"{nodes} x {i.get('nodeType')}", hourly[key] * hours * nodes)
+        elif kind == "aws:lb/loadBalancer:LoadBalancer":
+            lcu = float(assume["albLcuPerHour"])
+            add(s, "ALB", (hourly["alb"] + hourly["alb.lcu"] * lcu) * hours, f"{lcu:.0f} LCU on average")
+        elif kind == "aws:wafv2/webAcl:WebAcl":
+            rules = len(i.get("rules") or [])
+            add(
+                s,
+                f"WAF web ACL with {rules} rule(s)",
+                monthly["wafv2.webacl"] + monthly["wafv2.rule"] * rules,
+                "request charges not included",
+            )
+        elif kind == "aws:kms/key:Key":
+            add(s, "KMS key", monthly["kms.key"], "API requests not included")
+        elif kind == "aws:secretsmanager/secret:Secret":
+            add(s, "secret", monthly["secretsmanager.secret"])
+        elif kind == "aws:cloudwatch/logGroup:LogGroup":
+            gb = float(assume["logGbPerMonthPerGroup"])
+            add(s, "log ingestion", monthly["logs.ingest.gb"] * gb, f"{gb:.0f} GB ingested a month")
+    return out
+
+
+def region_of(document: Mapping[str, Any]) -> str:
+    """The region the stack's AWS provider targets (the first explicit one), us-east-1 when none says."""
+    for step in document.get("steps", []):
+        state = step["newState"]
+        if state["type"] == "pulumi:providers:aws" and (state.get("inputs") or {}).get("region"):
+            return str(state["inputs"]["region"])
+    return "us-east-1"
+
+
+def monthly_total(document: Mapping[str, Any]) -> float | None:
+    """The document's monthly estimate, or None when its region has no price table."""
+    try:
+        return estimate(document, stack="", region=region_of(document)).monthly_total
+    except CostError:
+        return None

@@ -1,0 +1,159 @@
+"""keel cost: known totals for a small stack computed by hand, Multi-AZ doubling, Spot, unknown prices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keel import cli, cost
+from keel.engine import Preview
+
+TABLE: dict[str, Any] = {
+    "region": "us-east-1",
+    "currency": "USD",
+    "pricesAsOf": "2026-11-01",
+    "hoursPerMonth": 730,
+    "assumptions": {
+        "spotDiscount": 0.6,
+        "gpuSpotRange": {"g4dn.xlarge": [0.16, 0.26]},
+        "natGbPerMonth": 100,
+        "logGbPerMonthPerGroup": 5,
+        "albLcuPerHour": 1,
+        "nodeRootVolumeGb": 50,
+    },
+    "hourly": {
+        "eks.cluster": 0.10,
+        "ec2.m5.xlarge": 0.2,
+        "ec2.g4dn.xlarge": 0.5,
+        "natgateway": 0.05,
+        "vpce.interface.az": 0.01,
+        "alb": 0.02,
+        "alb.lcu": 0.01,
+        "rds.db.r6g.xlarge": 0.5,
+        "elasticache.cache.m6g.large": 0.15,
+    },
+    "monthly": {
+        "kms.key": 1.0,
+        "secretsmanager.secret": 0.4,
+        "wafv2.webacl": 5.0,
+        "wafv2.rule": 1.0,
+        "rds.gp3.gb": 0.1,
+        "ebs.gp3.gb": 0.08,
+        "natgateway.gb": 0.05,
+        "logs.ingest.gb": 0.5,
+    },
+}
+
+
+def step(type_: str, name: str, component: str = "keel:cluster:Cluster", **inputs: Any) -> dict[str, Any]:
+    urn = f"urn:pulumi:t::keel::keel:platform:Platform${component}${type_}::{name}"
+    return {"op": "create", "urn": urn, "newState": {"type": type_, "urn": urn, "inputs": inputs}}
+
+
+def doc(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"steps": list(steps)}
+
+
+def test_known_totals_computed_by_hand() -> None:
+    stack = doc(
+        step("eks:index:Cluster", "c"),  # 0.10 x 730 = 73.00
+        step(
+            "eks:index:ManagedNodeGroup",
+            "general",
+            instanceTypes=["m5.xlarge"],
+            capacityType="ON_DEMAND",
+            scalingConfig={"minSize": 2, "desiredSize": 2, "maxSize": 4},
+        ),  # 0.2 x 730 x 2 = 292.00
+        # + 2 x 50 x 0.08 = 8.00
+        step(
+            "eks:index:ManagedNodeGroup",
+            "gpu",
+            instanceTypes=["g4dn.xlarge"],
+            capacityType="SPOT",
+            taints=[{"key": "nvidia.com/gpu"}],
+            scalingConfig={"minSize": 0, "desiredSize": 0, "maxSize": 1},
+        ),  # 0
+        step(
+            "aws:rds/instance:Instance",
+            "db",
+            "keel:database:Database",
+            instanceClass="db.r6g.xlarge",
+            multiAz=True,
+            allocatedStorage=100,
+        ),  # 0.5 x 730 x 2 = 730.00
+        # + 100 x 0.1 x 2 = 20.00
+        step(
+            "aws:elasticache/replicationGroup:ReplicationGroup",
+            "q",
+            "keel:cache:Cache",
+            nodeType="cache.m6g.large",
+            numNodeGroups=2,
+            replicasPerNodeGroup=1,
+        ),  # 0.15 x 730 x 4 = 438.00
+        step("aws:ec2/natGateway:NatGateway", "n", "keel:network:Network"),  # 36.50 + 5.00 = 41.50
+        step("aws:kms/key:Key", "k", "keel:network:Network"),  # 1.00
+    )
+    estimate = cost.estimate(stack, stack="t", table=TABLE)
+    assert estimate.monthly_total == 1603.50
+    assert estimate.by_component() == {
+        "keel:cache:Cache": 438.0,
+        "keel:cluster:Cluster": 373.0,
+        "keel:database:Database": 750.0,
+        "keel:network:Network": 42.5,
+    }
+    assert estimate.gpu_hour == {"spot": 0.2, "onDemand": 0.5, "spotObservedRange": [0.16, 0.26]}
+    assert estimate.unknown == []
+
+
+def test_multi_az_doubles_and_spot_discounts() -> None:
+    single = doc(
+        step("aws:rds/instance:Instance", "db", instanceClass="db.r6g.xlarge", multiAz=False, allocatedStorage=100)
+    )
+    double = doc(
+        step("aws:rds/instance:Instance", "db", instanceClass="db.r6g.xlarge", multiAz=True, allocatedStorage=100)
+    )
+    assert cost.estimate(single, stack="t", table=TABLE).monthly_total == 375.0
+    assert cost.estimate(double, stack="t", table=TABLE).monthly_total == 750.0
+    spot = doc(
+        step(
+            "eks:index:ManagedNodeGroup",
+            "g",
+            instanceTypes=["m5.xlarge"],
+            capacityType="SPOT",
+            scalingConfig={"minSize": 1, "maxSize": 1},
+        )
+    )
+    items = cost.estimate(spot, stack="t", table=TABLE).items
+    assert [round(i.monthly, 2) for i in items] == [58.4, 4.0]  # 0.2 x 0.4 x 730; the root volume at full price
+    assert items[0].assumption == "desired size 1; Spot at 60% off"
+
+
+def test_unknown_prices_are_listed_not_zero() -> None:
+    stack = doc(
+        step("aws:rds/instance:Instance", "db", instanceClass="db.x2g.large", multiAz=False),
+        step("eks:index:ManagedNodeGroup", "g", instanceTypes=["z1d.large"], scalingConfig={"minSize": 1}),
+    )
+    estimate = cost.estimate(stack, stack="t", table=TABLE)
+    assert estimate.monthly_total == 0
+    assert [u["missing"] for u in estimate.unknown] == ["hourly price of db.x2g.large", "hourly price of z1d.large"]
+
+
+def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("prod", "dev"):
+        estimate = cost.estimate(preview(name).to_json(), stack=name)
+        assert estimate.unknown == []
+        assert estimate.monthly_total > 0
+    assert cli.main(["cost", "prod", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"stack", "region", "currency", "pricesAsOf", "monthlyTotal", "items", "unknown", "gpuHour"}
+    assert report["gpuHour"]["onDemand"] == 0.526
+    assert set(report["items"][0]) == {"urn", "type", "component", "description", "monthly", "assumption"}
+    assert round(sum(i["monthly"] for i in report["items"]), 2) == pytest.approx(report["monthlyTotal"], abs=0.05)
+
+
+def test_missing_price_table_is_a_clear_error() -> None:
+    with pytest.raises(cost.CostError, match=r"^no price table for region 'eu-west-9'; tables exist for: us-east-1$"):
+        cost.prices("eu-west-9")
