@@ -1,0 +1,113 @@
+"""GitHub workflows: valid against the GitHub workflow schema, minimal permissions, no secrets for forks."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+NAMES = ("pull-request", "pr-comment", "preview", "deploy", "drift")
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text())
+    if True in data:  # YAML 1.1 reads the key `on` as a boolean; GitHub reads it as "on"
+        data["on"] = data.pop(True)
+    return dict(data)
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    return dict(json.loads(vendor.joinpath("github-workflows.json").read_text()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_is_valid(schema: dict[str, Any], name: str) -> None:
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(load(name)), key=str)
+    assert errors == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_permissions_are_minimal(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"] == {"contents": "read"}  # the default for every job
+    for job in workflow["jobs"].values():
+        granted = job["permissions"]
+        assert granted.get("contents") in (None, "read")
+        assert set(granted) <= {"contents", "id-token", "pull-requests", "actions"}
+        assert all(level in ("read", "write") for level in granted.values())
+
+
+def test_fork_pull_requests_get_no_secrets_and_no_write_token() -> None:
+    workflow = load("pull-request")
+    text = (WORKFLOWS / "pull-request.yml").read_text()
+    assert set(workflow["on"]) == {"pull_request"}  # never pull_request_target
+    assert "secrets." not in text
+    assert "vars." not in text
+    assert workflow["jobs"]["check"]["permissions"] == {"contents": "read"}
+    steps = workflow["jobs"]["check"]["steps"]
+    assert steps[0]["with"]["persist-credentials"] is False
+    assert any(step.get("run") == "make test" for step in steps)
+    # untrusted refs reach the shell through the environment, never through ${{ }} in a script
+    assert all("${{" not in step.get("run", "") for step in steps)
+
+
+def test_the_commenter_never_runs_pull_request_code() -> None:
+    workflow = load("pr-comment")
+    assert set(workflow["on"]) == {"workflow_run"}
+    job = workflow["jobs"]["comment"]
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    uses = [step.get("uses", "") for step in job["steps"]]
+    assert not [u for u in uses if u.startswith("actions/checkout")]
+    assert not [step for step in job["steps"] if "run" in step]
+
+
+def test_real_previews_only_for_same_repository_pull_requests() -> None:
+    job = load("preview")["jobs"]["preview"]
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert job["permissions"]["id-token"] == "write"
+    pulumi = next(step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions"))
+    assert pulumi["with"]["policyPacks"] == "policies"
+    assert pulumi["with"]["comment-on-pr"] is True
+    assert not [s for s in job["steps"] if "aws-access-key-id" in s.get("with", {})]  # OIDC only
+
+
+def test_deploys_are_serialized_and_prod_is_gated() -> None:
+    jobs = load("deploy")["jobs"]
+    assert jobs["prod"]["needs"] == "dev"
+    assert jobs["prod"]["environment"] == "prod"
+    for stack, job in jobs.items():
+        assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+        pulumi = next(step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions"))
+        assert (pulumi["with"]["command"], pulumi["with"]["stack-name"]) == ("up", stack)
+        assert pulumi["with"]["policyPackConfigs"] == f"policies/config.{stack}.json"
+
+
+def test_drift_fails_on_changes() -> None:
+    workflow = load("drift")
+    assert "schedule" in workflow["on"]
+    pulumi = next(s for s in workflow["jobs"]["drift"]["steps"] if s.get("uses", "").startswith("pulumi/actions"))
+    assert pulumi["with"]["refresh"] is True
+    assert pulumi["with"]["expect-no-changes"] is True
+
+
+def test_every_workflow_is_tested() -> None:
+    assert sorted(p.stem for p in Path(WORKFLOWS).glob("*.yml")) == sorted(NAMES)
+
+
+def test_the_schema_rejects_a_broken_workflow(schema: dict[str, Any]) -> None:
+    broken = load("drift")
+    broken["jobs"]["drift"]["timeout-minutes"] = "an hour"
+    del broken["jobs"]["drift"]["runs-on"]
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert list(validator.iter_errors(broken))
