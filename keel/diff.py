@@ -274,6 +274,8 @@ def markdown(diff: Diff, title: str = "keel diff") -> str:
         "",
         f"**{counts['create']}** to create, **{counts['update']}** to update, **{counts['delete']}** to delete",
         "",
+        cost_line(diff).replace("->", "→"),
+        "",
     ]
     if diff.replacements:
         out += [f"> [!WARNING]\n> {len(diff.replacements)} stateful resource(s) would be replaced or deleted:", ""]

@@ -107,6 +107,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **1** to update, **0** to delete"
+    assert lines[4] == "Monthly cost: $1,941.65 → $1,941.65 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to update</summary>" in out
