@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     cost = sub.add_parser("cost", help="monthly estimate of a stack, per component (offline price table)")
     cost.add_argument("stack", help="stack name")
     cost.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    boot = sub.add_parser("bootstrap", help="create the S3 state backend, the secrets key and GitHub deploy roles")
+    boot.add_argument("--region", required=True, help="AWS region of the state bucket and key")
+    boot.add_argument("--state-bucket", required=True, help="name of the S3 bucket for Pulumi state")
+    boot.add_argument("--github-repo", help="OWNER/REPO: create the GitHub OIDC provider and a deploy role per stack")
     diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
     diff.add_argument("base", help="a saved `keel preview --json` file, or STACK@GITREF (prod@origin/main)")
     diff.add_argument("head", help="the same, for the new side (prod@HEAD)")
@@ -202,6 +206,43 @@ def check(args: argparse.Namespace) -> int:
 EXIT_REPLACE = 3
 
 
+def bootstrap_command(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from keel import bootstrap, stackfiles
+
+    if args.github_repo and (args.github_repo.count("/") != 1 or " " in args.github_repo):
+        _error(f"--github-repo: got {args.github_repo!r}; expected OWNER/REPO")
+        return EXIT_USAGE
+    try:
+        stacks = stackfiles.stacks(stackfiles.project_root())
+    except stackfiles.StackError:
+        stacks = ["dev", "prod"]
+    try:
+        result = bootstrap.Bootstrap(boto3.session.Session(), args.region).run(
+            args.state_bucket, args.github_repo, stacks
+        )
+    except bootstrap.BootstrapError as err:
+        _error(str(err))
+        return EXIT_FAILED
+    except BotoCoreError as err:
+        _error(f"AWS: {err}")
+        return EXIT_FAILED
+    with _output():
+        if result.changes:
+            for change in result.changes:
+                print(f"changed: {change}")
+        else:
+            print("no change: the state backend is already in place")
+        for stack, role in sorted(result.roles.items()):
+            print(f"deploy role for {stack}: {role}")
+        print("next:")
+        for command in result.commands(stacks):
+            print(f"  {command}")
+    return EXIT_OK
+
+
 def cost_command(args: argparse.Namespace) -> int:
     from components.config import ConfigError
     from keel import cost, engine
@@ -262,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return diff_command(args)
     if args.command == "cost":
         return cost_command(args)
+    if args.command == "bootstrap":
+        return bootstrap_command(args)
     return EXIT_USAGE  # unreachable: argparse requires a known command
 
 
