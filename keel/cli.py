@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--region", required=True, help="AWS region of the state bucket and key")
     boot.add_argument("--state-bucket", required=True, help="name of the S3 bucket for Pulumi state")
     boot.add_argument("--github-repo", help="OWNER/REPO: create the GitHub OIDC provider and a deploy role per stack")
+    pre = sub.add_parser("preflight", help="read-only checks of what would make `pulumi up` fail half-way")
+    pre.add_argument("stack", help="stack name")
+    pre.add_argument("--state-bucket", help="the state bucket keel bootstrap created")
+    pre.add_argument("--json", action="store_true", help='print {"stack", "checks": [...]}')
     diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
     diff.add_argument("base", help="a saved `keel preview --json` file, or STACK@GITREF (prod@origin/main)")
     diff.add_argument("head", help="the same, for the new side (prod@HEAD)")
@@ -206,6 +210,34 @@ def check(args: argparse.Namespace) -> int:
 EXIT_REPLACE = 3
 
 
+def preflight_command(args: argparse.Namespace) -> int:
+    import boto3
+
+    from components.config import ConfigError, validate
+    from keel import preflight, stackfiles
+
+    try:
+        root = stackfiles.project_root()
+        raw, _ = stackfiles.load_config(root, args.stack, stackfiles.load_project(root))
+        cfg = validate(args.stack, raw)
+    except stackfiles.StackError as err:
+        _error(str(err))
+        return EXIT_USAGE
+    except ConfigError as err:
+        _error(f"stack {args.stack!r}: {err}")
+        return EXIT_USAGE
+    checks = preflight.Preflight(boto3.session.Session(), cfg, args.state_bucket).run()
+    with _output():
+        if args.json:
+            json.dump({"stack": args.stack, "checks": [c.to_json() for c in checks]}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            marks = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
+            for c in checks:
+                print(f"[{marks[c.status]}] {c.name}: {c.detail}" + (f"\n       fix: {c.fix}" if c.fix else ""))
+    return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
+
+
 def bootstrap_command(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError
@@ -305,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cost_command(args)
     if args.command == "bootstrap":
         return bootstrap_command(args)
+    if args.command == "preflight":
+        return preflight_command(args)
     return EXIT_USAGE  # unreachable: argparse requires a known command
 
 
