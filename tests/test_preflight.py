@@ -224,3 +224,17 @@ def test_hosted_zones_must_exist(aws: str) -> None:
         assert check._zones_dns() == [
             preflight.Check("hosted zones", "fail", "Z0123456789ABC does not exist", "fix the hostedZoneId")
         ]
+
+
+def test_a_denied_call_is_reported_as_the_permission_to_grant(aws: str) -> None:
+    check = preflight.Preflight(boto3.session.Session(), prod(), None)
+    with Stubber(check.sts) as sts:
+        sts.add_client_error("get_caller_identity", service_error_code="AccessDenied", http_status_code=403)
+        assert check._guard("credentials", check._credentials) == [
+            preflight.Check(
+                "credentials",
+                "fail",
+                "permission denied for GetCallerIdentity",
+                "grant the actions in keel/data/preflight-policy.json",
+            )
+        ]
