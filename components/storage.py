@@ -37,22 +37,12 @@ import pulumi_aws as aws
 
 from components import context
 from components.config import BucketsConfig
+from components.documents import deny_insecure_transport
 from components.iam import Statement, document, statement
 from components.keys import create_key
 
 NAMES = ("artifacts", "uploads", "logs")
 BACKED_UP = ("artifacts", "uploads")
-
-
-def deny_insecure_transport(bucket_arn: str) -> Statement:
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def logs_bucket_statements(bucket_arn: str, elb_account_arn: str, account: str) -> list[Statement]:

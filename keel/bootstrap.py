@@ -28,6 +28,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from components.documents import deny_insecure_transport
+
 ALIAS = "alias/keel-pulumi-secrets"
 GITHUB_OIDC = "token.actions.githubusercontent.com"
 #: GitHub's OIDC certificate thumbprints (IAM no longer checks them for this provider, but the API requires one).
@@ -55,20 +57,7 @@ class Result:
 
 
 def tls_only_policy(bucket: str) -> dict[str, Any]:
-    arn = f"arn:aws:s3:::{bucket}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
+    return {"Version": "2012-10-17", "Statement": [deny_insecure_transport(f"arn:aws:s3:::{bucket}")]}
 
 
 def lifecycle() -> dict[str, Any]:
