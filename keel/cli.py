@@ -68,6 +68,15 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _usage_error(stack: str, err: Exception) -> int:
+    """Report a user error about a stack (unknown stack, unreadable stack file, invalid config) and return the
+    usage exit code. An unknown-stack message already names the stack; config problems get it prefixed."""
+    from keel.stackfiles import StackError
+
+    _error(str(err) if isinstance(err, StackError) else f"stack {stack!r}: {err}")
+    return EXIT_USAGE
+
+
 def preview(args: argparse.Namespace) -> int:
     # Imported here so `keel --help` stays instant.
     from keel import policy
@@ -101,12 +110,8 @@ def _preview(args: argparse.Namespace, session: Any) -> int:
         result = engine.run(
             args.stack, on_step=(lambda step: session.add(step.to_json()["newState"])) if session is not None else None
         )
-    except engine.StackError as err:
-        _error(str(err))
-        return EXIT_USAGE
-    except ConfigError as err:
-        _error(f"stack {args.stack!r}: {err}")
-        return EXIT_USAGE
+    except (engine.StackError, ConfigError) as err:
+        return _usage_error(args.stack, err)
     except pulumi.RunError as err:
         _error(f"stack {args.stack!r}: {err}")
         return EXIT_FAILED
@@ -220,12 +225,8 @@ def preflight_command(args: argparse.Namespace) -> int:
         root = stackfiles.project_root()
         raw, _ = stackfiles.load_config(root, args.stack, stackfiles.load_project(root))
         cfg = validate(args.stack, raw)
-    except stackfiles.StackError as err:
-        _error(str(err))
-        return EXIT_USAGE
-    except ConfigError as err:
-        _error(f"stack {args.stack!r}: {err}")
-        return EXIT_USAGE
+    except (stackfiles.StackError, ConfigError) as err:
+        return _usage_error(args.stack, err)
     checks = preflight.Preflight(boto3.session.Session(), cfg, args.state_bucket).run()
     with _output():
         if args.json:
@@ -283,8 +284,7 @@ def cost_command(args: argparse.Namespace) -> int:
         document = engine.run(args.stack).to_json()
         estimate = cost.estimate(document, stack=args.stack, region=cost.region_of(document))
     except (engine.StackError, ConfigError, cost.CostError) as err:
-        _error(f"stack {args.stack!r}: {err}" if not isinstance(err, engine.StackError) else str(err))
-        return EXIT_USAGE
+        return _usage_error(args.stack, err)
     with _output():
         if args.json:
             json.dump(estimate.to_json(), sys.stdout, indent=2, sort_keys=True)
