@@ -187,6 +187,8 @@ def values(cluster_name: str, region: str, vpc_id: Any, version: str) -> dict[st
         "keda": {
             "serviceAccount": {"operator": {"create": True, "name": CHARTS["keda"].service_account}},
             "podIdentity": {"aws": {"irsa": {"enabled": False}}},
+            # Serve the operator's Prometheus metrics on its `http` port (8080); observability scrapes them.
+            "prometheus": {"operator": {"enabled": True}},
             **general,
         },
         "aws-load-balancer-controller": {

@@ -76,6 +76,7 @@ class Cache(pulumi.ComponentResource):
     key: aws.kms.Key
     region: str
     label: str
+    config: CacheConfig
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         version, family = ENGINE[cfg.engine]
         self.cluster_mode = cfg.cluster_mode
+        self.config = cfg
         self.key = args.key
         self.label = args.label
         self.region = context.lookup(pulumi.InvokeOptions(parent=self)).region

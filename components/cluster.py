@@ -120,6 +120,63 @@ def _trust(service: str) -> str:
 
 
 @dataclass(frozen=True)
+class AddonRole:
+    """An EKS add-on whose controller runs with its own Pod Identity role holding one AWS managed policy."""
+
+    addon: str
+    """The add-on's name in EKS (``aws-ebs-csi-driver``)."""
+    resource_name: str
+    """The ``aws.eks.Addon``'s resource name."""
+    role_name: str
+    """The role's resource name."""
+    namespace: str
+    service_account: str
+    policy: str
+    """The managed policy's name under ``arn:<partition>:iam::aws:policy/``."""
+    description: str
+    configuration: dict[str, Any] | None = None
+    """The add-on's configuration values (None: its defaults)."""
+
+
+def addon_with_role(
+    cluster: Cluster,
+    ctx: context.AwsContext,
+    spec: AddonRole,
+    *,
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource],
+) -> aws.eks.Addon:
+    """Create ``spec``'s role (associated through the add-on, so EKS binds it to the service account) and the
+    add-on, after ``depends_on`` and the role's policy. Children of ``parent``."""
+    role = PodIdentityRole(
+        spec.role_name,
+        PodIdentityRoleArgs(
+            cluster_name=cluster.name,
+            cluster_arn=cluster.arn,
+            account=ctx.account,
+            namespace=spec.namespace,
+            service_account=spec.service_account,
+            managed_policy_arns=(managed_policy(ctx.partition, spec.policy),),
+            description=spec.description,
+            associate=False,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return aws.eks.Addon(
+        spec.resource_name,
+        cluster_name=cluster.name,
+        addon_name=spec.addon,
+        configuration_values=json.dumps(spec.configuration) if spec.configuration is not None else None,
+        pod_identity_associations=[
+            aws.eks.AddonPodIdentityAssociationArgs(role_arn=role.role_arn, service_account=spec.service_account)
+        ],
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, role]),
+    )
+
+
+@dataclass(frozen=True)
 class ClusterArgs:
     """Arguments of :class:`Cluster`."""
 
@@ -176,6 +233,8 @@ class Cluster(pulumi.ComponentResource):
     control_plane_security_group: aws.ec2.SecurityGroup
     node_role: aws.iam.Role
     node_groups: dict[str, eks.ManagedNodeGroup]
+    node_group_configs: dict[str, NodeGroupConfig]
+    pod_identity_agent: aws.eks.Addon
     k8s_provider: k8s.Provider
     region: str
 
@@ -252,6 +311,7 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = self.control_plane.eks_cluster.endpoint
         self.kubeconfig = self.control_plane.kubeconfig_json
 
+        self.node_group_configs = dict(args.node_groups.items())
         self.node_groups = {
             group_name: self._node_group(name, group_name, group, args, network, node_policies)
             for group_name, group in args.node_groups.items()
@@ -473,36 +533,26 @@ class Cluster(pulumi.ComponentResource):
             "resolve_conflicts_on_create": "OVERWRITE",
             "resolve_conflicts_on_update": "OVERWRITE",
         }
-        agent = aws.eks.Addon(
+        self.pod_identity_agent = agent = aws.eks.Addon(
             f"{name}-pod-identity-agent",
             addon_name="eks-pod-identity-agent",
             **common,
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
         )
-        ebs_role = PodIdentityRole(
-            f"{name}-ebs-csi",
-            PodIdentityRoleArgs(
-                cluster_name=self.name,
-                cluster_arn=self.arn,
-                account=ctx.account,
+        addon_with_role(
+            self,
+            ctx,
+            AddonRole(
+                addon="aws-ebs-csi-driver",
+                resource_name=f"{name}-ebs-csi",
+                role_name=f"{name}-ebs-csi",
                 namespace="kube-system",
                 service_account="ebs-csi-controller-sa",
-                managed_policy_arns=(managed_policy(ctx.partition, "service-role/AmazonEBSCSIDriverPolicy"),),
+                policy="service-role/AmazonEBSCSIDriverPolicy",
                 description=f"{name}: EBS CSI driver controller",
-                associate=False,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.eks.Addon(
-            f"{name}-ebs-csi",
-            addon_name="aws-ebs-csi-driver",
-            pod_identity_associations=[
-                aws.eks.AddonPodIdentityAssociationArgs(
-                    role_arn=ebs_role.role_arn, service_account="ebs-csi-controller-sa"
-                )
-            ],
-            **common,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nodes, agent]),
+            parent=self,
+            depends_on=[*after_nodes, agent],
         )
         aws.eks.Addon(
             f"{name}-metrics-server",

@@ -136,7 +136,7 @@ class NetworkConfig(_Model):
     """Interface endpoints by service suffix (``ecr.api`` becomes ``com.amazonaws.<region>.ecr.api``).
     The S3 gateway endpoint is always created and is not listed here."""
 
-    flow_log_retention_days: LogRetentionDays = 90
+    flow_log_retention_days: LogRetentionDays = 30
     """Days the VPC flow log group keeps its events; one of CloudWatch's allowed values."""
 
     flow_log_traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
@@ -287,7 +287,7 @@ class ClusterConfig(_Model):
     deletion_protection: bool = True
     """EKS deletion protection on the control plane."""
 
-    log_retention_days: LogRetentionDays = 90
+    log_retention_days: LogRetentionDays = 30
     """Retention of the control-plane log group (``/aws/eks/<cluster>/cluster``)."""
 
     @field_validator("version")
@@ -736,6 +736,183 @@ class ServiceConfig(_Model):
         return value
 
 
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+_BACKUP_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
+
+
+class ThresholdsConfig(_Model):
+    """``keel:alerts.thresholds``: when each CloudWatch alarm fires. Defaults are the source design's."""
+
+    database_cpu_percent: int = Field(80, ge=1, le=100)
+    """RDS ``CPUUtilization`` average over 5 minutes, 3 periods in a row."""
+
+    database_connections_percent: int = Field(80, ge=1, le=100)
+    """``DatabaseConnections`` as a share of ``keel:database.maxConnections``."""
+
+    database_free_storage_percent: int = Field(15, ge=1, le=99)
+    """``FreeStorageSpace`` below this share of ``allocatedStorageGb``."""
+
+    database_replication_slot_lag_mb: int = Field(1024, ge=1, le=1_048_576)
+    """``OldestReplicationSlotLag``: WAL a replication slot holds back, in MiB. A Multi-AZ instance's standby is
+    synchronous and publishes no ``ReplicaLag``; a lagging slot is the replication lag that fills the disk."""
+
+    cache_memory_percent: int = Field(80, ge=1, le=100)
+    """ElastiCache ``DatabaseMemoryUsagePercentage`` per node."""
+
+    cache_cpu_percent: int = Field(80, ge=1, le=100)
+    """ElastiCache ``EngineCPUUtilization`` (the Redis thread) per node."""
+
+    cache_replication_lag_seconds: int = Field(5, ge=1, le=3600)
+    """ElastiCache ``ReplicationLag`` per replica node."""
+
+    alb_error_percent: float = Field(2.0, ge=0.1, le=100)
+    """Share of ALB requests answered 5xx (by the targets or by the ALB itself) over 5 minutes."""
+
+    alb_p95_ms: int = Field(300, ge=1, le=60_000)
+    """p95 ``TargetResponseTime`` of each target group, in milliseconds."""
+
+    unhealthy_hosts_minutes: int = Field(5, ge=1, le=60)
+    """Minutes a target group may report an unhealthy target before the alarm fires."""
+
+    node_group_at_max_minutes: int = Field(15, ge=5, le=1440)
+    """Minutes a node group may run at its maximum size (capacity pressure); a multiple of 5."""
+
+    gpu_unavailable_minutes: int = Field(15, ge=5, le=1440)
+    """Minutes a GPU job may wait with no GPU node running (Spot capacity unavailable); a multiple of 5."""
+
+    @field_validator("node_group_at_max_minutes", "gpu_unavailable_minutes")
+    @classmethod
+    def _five(cls, value: int) -> int:
+        if value % 5:
+            raise ValueError(f"got {value}; allowed: a multiple of 5 (the alarm counts 5-minute periods)")
+        return value
+
+
+class PrometheusConfig(_Model):
+    """``keel:alerts.prometheus``: the kube-prometheus-stack release (Prometheus, Alertmanager, Grafana)."""
+
+    retention_days: int = Field(15, ge=1, le=365)
+    """Days Prometheus keeps samples."""
+
+    storage_gb: int = Field(50, ge=10, le=16384)
+    """Prometheus' encrypted gp3 volume."""
+
+    alertmanager_storage_gb: int = Field(10, ge=1, le=1024)
+    """Alertmanager's volume (silences and notification state survive a restart)."""
+
+    grafana_storage_gb: int = Field(10, ge=1, le=1024)
+    """Grafana's volume (dashboards and users made in the UI)."""
+
+
+class AlertsConfig(_Model):
+    """``keel:alerts``: CloudWatch alarms and who hears them, Container Insights, dashboard, Prometheus."""
+
+    emails: list[str] = Field(default_factory=list)
+    """Addresses subscribed to the alerts topic (each confirms the subscription by mail)."""
+
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+
+    log_retention_days: LogRetentionDays = 30
+    """Retention of the Container Insights log groups (``/aws/containerinsights/<cluster>/...``)."""
+
+    container_insights: bool = True
+    """Install the ``amazon-cloudwatch-observability`` add-on (metrics, container logs, GPU metrics)."""
+
+    dashboard: bool = True
+    """A CloudWatch dashboard with the golden signals of the ALB, database, caches and node groups."""
+
+    prometheus: PrometheusConfig | None = None
+    """None: no kube-prometheus-stack. Set: Prometheus, Alertmanager (to the alerts topic) and Grafana."""
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for email in value:
+            _pattern(email, _EMAIL, "e-mail addresses such as 'oncall@example.com'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"got {shown(value)}; each address may appear once")
+        return value
+
+
+class BackupRuleConfig(_Model):
+    """One ``keel:backup.rules.<name>`` entry: when AWS Backup runs and how long it keeps the result."""
+
+    schedule: str
+    """An AWS Backup cron expression in UTC, such as ``cron(0 5 * * ? *)``."""
+
+    delete_after_days: int = Field(ge=1, le=36500)
+    """Days a recovery point (and its cross-region copy) is kept."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _pattern(value, _CRON, "a six-field AWS cron expression such as 'cron(0 5 * * ? *)'")
+
+
+def _default_backup_rules() -> dict[str, BackupRuleConfig]:
+    """The source design: every 6 hours kept 7 days, daily kept 4 weeks, weekly kept 12 months."""
+    rules = {
+        "every-6-hours": ("cron(0 0/6 * * ? *)", 7),
+        "daily": ("cron(0 7 * * ? *)", 28),
+        "weekly": ("cron(0 7 ? * SUN *)", 365),
+    }
+    return {
+        name: BackupRuleConfig.model_validate({"schedule": cron, "deleteAfterDays": days})
+        for name, (cron, days) in rules.items()
+    }
+
+
+class VaultLockConfig(_Model):
+    """``keel:backup.vaultLock``: AWS Backup Vault Lock on the vaults (WORM recovery points)."""
+
+    mode: Literal["governance", "compliance"] = "governance"
+    """``governance``: principals with ``backup:DeleteBackupVaultLockConfiguration`` may still remove the lock.
+    ``compliance``: after ``changeableForDays`` nobody, AWS included, can remove it or shorten retention."""
+
+    min_retention_days: int = Field(7, ge=1, le=36500)
+    """Recovery points cannot be deleted or set to expire before this many days."""
+
+    max_retention_days: int = Field(365, ge=1, le=36500)
+    """Recovery points cannot be kept longer than this."""
+
+    changeable_for_days: int = Field(3, ge=3, le=36500)
+    """``compliance`` only: the grace period in which the lock may still be removed."""
+
+
+class BackupConfig(_Model):
+    """``keel:backup``: an AWS Backup vault and plan for the database and the artifacts and uploads buckets."""
+
+    rules: dict[str, BackupRuleConfig] = Field(default_factory=_default_backup_rules)
+    """Backup rules by name; the default is the source design's three."""
+
+    copy_region: str | None = None
+    """None: no copy. A region: every recovery point is copied to a vault there (disaster recovery)."""
+
+    vault_lock: VaultLockConfig | None = None
+    """None: no Vault Lock. Set: both vaults are locked."""
+
+    start_window_minutes: int = Field(60, ge=60, le=1440)
+    """A job that has not started this long after its scheduled time is cancelled (and alarms)."""
+
+    completion_window_minutes: int = Field(360, ge=120, le=10080)
+    """A job must finish within this many minutes of its start."""
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: dict[str, BackupRuleConfig]) -> dict[str, BackupRuleConfig]:
+        if not value:
+            raise ValueError("got {}; list at least one rule (the default has every-6-hours, daily and weekly)")
+        for name in value:
+            _pattern(name, _BACKUP_RULE, "rule names of letters, digits, '-', '_' or '.' (at most 50)")
+        return value
+
+    @field_validator("copy_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _pattern(value, _REGION, "an AWS region name like 'us-west-2'")
+
+
 _RFC1918 = tuple(ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
@@ -751,10 +928,6 @@ def _tags_ok(value: dict[str, str]) -> dict[str, str]:
         if len(tag) > 256:
             raise ValueError(f"got a {len(tag)}-character value for {shown(key)}; tag values are at most 256")
     return value
-
-
-Section = dict[str, Any]
-"""A section a later issue types; until then any mapping is accepted as-is."""
 
 
 class StackConfig(_Model):
@@ -797,8 +970,10 @@ class StackConfig(_Model):
 
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     """Workloads by name (``web``, ``api``, ``forecast-engine``, ``forecast-trainer``)."""
-    alerts: Section | None = None
-    backup: Section | None = None
+    alerts: AlertsConfig | None = None
+    """None: no alarms, no Container Insights, no dashboard (prod requires it)."""
+    backup: BackupConfig | None = None
+    """None: no AWS Backup plan (prod requires it, with a copy region and a vault lock)."""
 
     @field_validator("region")
     @classmethod
@@ -864,7 +1039,13 @@ def validate(stack: str, raw: Mapping[str, str]) -> StackConfig:
         cfg = StackConfig.model_validate(data, by_alias=True)
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors(include_url=False)]) from None
-    problems = [*_cross_checks(cfg), *_cluster_checks(cfg), *_data_checks(cfg), *_service_checks(cfg)]
+    problems = [
+        *_cross_checks(cfg),
+        *_cluster_checks(cfg),
+        *_data_checks(cfg),
+        *_service_checks(cfg),
+        *_operations_checks(cfg),
+    ]
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -1087,6 +1268,49 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             yield "keel:ingress.deletionProtection: got false in a prod stack; allowed: true"
         if not cfg.ingress.waf.enabled:
             yield "keel:ingress.waf.enabled: got false in a prod stack; allowed: true"
+
+
+def _operations_checks(cfg: StackConfig) -> Iterable[str]:
+    """Alerts and backups: prod is watched, backed up, copied to a second region and locked."""
+    alerts, backup = cfg.alerts, cfg.backup
+    if cfg.environment == "prod":
+        if alerts is None:
+            yield "keel:alerts: missing in a prod stack; set at least keel:alerts.emails (who hears the alarms)"
+        elif not alerts.emails:
+            yield "keel:alerts.emails: got [] in a prod stack; allowed: one or more addresses (someone must be paged)"
+        if backup is None:
+            yield "keel:backup: missing in a prod stack; set keel:backup.copyRegion and keel:backup.vaultLock"
+        else:
+            if backup.copy_region is None:
+                yield "keel:backup.copyRegion: missing in a prod stack; allowed: a second region for disaster recovery"
+            if backup.vault_lock is None:
+                yield (
+                    "keel:backup.vaultLock: missing in a prod stack; allowed: {mode: governance} or {mode: compliance}"
+                )
+    if alerts is not None and alerts.prometheus is not None and cfg.cluster is None:
+        yield "keel:alerts.prometheus: got a Prometheus stack but keel:cluster is not configured (it runs there)"
+    if backup is None:
+        return
+    if backup.copy_region is not None and backup.copy_region == cfg.region:
+        yield (
+            f"keel:backup.copyRegion: got {shown(backup.copy_region)}, the stack's own region; allowed: any other "
+            "region (a copy in the same region does not survive a regional outage)"
+        )
+    lock = backup.vault_lock
+    if lock is None:
+        return
+    if lock.min_retention_days > lock.max_retention_days:
+        yield (
+            f"keel:backup.vaultLock.minRetentionDays: got {lock.min_retention_days}; must be at most "
+            f"maxRetentionDays ({lock.max_retention_days})"
+        )
+        return
+    for rule_name, rule in backup.rules.items():
+        if not lock.min_retention_days <= rule.delete_after_days <= lock.max_retention_days:
+            yield (
+                f"keel:backup.rules.{rule_name}.deleteAfterDays: got {rule.delete_after_days}; the vault lock allows "
+                f"{lock.min_retention_days} to {lock.max_retention_days} (keel:backup.vaultLock)"
+            )
 
 
 def _describe(error: Any) -> str:

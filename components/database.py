@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -94,9 +95,19 @@ class DatabaseArgs:
     protect: bool = True
     """True: Pulumi ``protect`` and ``retainOnDelete`` on the instance and its key."""
 
+    backup_tags: Mapping[str, str] = field(default_factory=dict)
+    """Empty: no backup plan selects the instance. ``Backup.tag``: the plan's selection picks it up."""
+
     @classmethod
-    def from_config(cls, cfg: DatabaseConfig, *, protect: bool) -> DatabaseArgs:
-        return cls(config=cfg, protect=protect, log_retention_days=cfg.log_retention_days)
+    def from_config(
+        cls, cfg: DatabaseConfig, *, protect: bool, backup_tags: Mapping[str, str] | None = None
+    ) -> DatabaseArgs:
+        return cls(
+            config=cfg,
+            protect=protect,
+            log_retention_days=cfg.log_retention_days,
+            backup_tags=dict(backup_tags or {}),
+        )
 
 
 class Database(pulumi.ComponentResource):
@@ -110,6 +121,8 @@ class Database(pulumi.ComponentResource):
     key: aws.kms.Key
     region: str
     database_name: str
+    identifier: str
+    config: DatabaseConfig
 
     def __init__(
         self,
@@ -124,6 +137,8 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         identifier = f"{name}-db"
+        self.identifier = identifier
+        self.config = cfg
         self.database_name = cfg.database_name
         groups = {kind: f"/aws/rds/instance/{identifier}/{kind}" for kind in LOG_EXPORTS}
         self.key = create_key(
@@ -227,7 +242,7 @@ class Database(pulumi.ComponentResource):
             monitoring_interval=60,
             monitoring_role_arn=monitoring.arn,
             apply_immediately=False,
-            tags={"Name": identifier, "keel.dev/backup": "true"},
+            tags={"Name": identifier, **args.backup_tags},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,

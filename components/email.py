@@ -31,6 +31,7 @@ import pulumi_aws as aws
 
 from components import context
 from components.config import EmailConfig
+from components.documents import service_publishes, service_uses_key
 from components.iam import Statement, document, statement
 from components.keys import create_key
 
@@ -99,16 +100,7 @@ class Email(pulumi.ComponentResource):
             f"{name}-email",
             "the SES event topic",
             ctx,
-            service_statements=[
-                {
-                    "Sid": "SesPublishesToEncryptedTopic",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ses.amazonaws.com"},
-                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account}},
-                }
-            ],
+            service_statements=[service_uses_key("SesPublishesToEncryptedTopic", "ses.amazonaws.com", ctx.account)],
             protect=args.protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -119,19 +111,7 @@ class Email(pulumi.ComponentResource):
             policy=self.events_topic.arn.apply(
                 lambda arn: json.dumps(
                     document(
-                        [
-                            {
-                                "Sid": "SesPublishesEvents",
-                                "Effect": "Allow",
-                                "Principal": {"Service": "ses.amazonaws.com"},
-                                "Action": "sns:Publish",
-                                "Resource": arn,
-                                "Condition": {
-                                    "StringEquals": {"aws:SourceAccount": ctx.account},
-                                    "ArnLike": {"aws:SourceArn": config_set_arn},
-                                },
-                            }
-                        ]
+                        [service_publishes("SesPublishesEvents", "ses.amazonaws.com", arn, ctx.account, config_set_arn)]
                     )
                 )
             ),

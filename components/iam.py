@@ -27,17 +27,18 @@ Statement = dict[str, Any]
 
 def statement(
     actions: Sequence[str] | str,
-    resources: Sequence[str] | str,
+    resources: Sequence[str] | pulumi.Input[str],
     condition: dict[str, Any] | None = None,
     sid: str | None = None,
 ) -> Statement:
-    """One Allow statement, with the keys in the order AWS prints them."""
+    """One Allow statement, with the keys in the order AWS prints them. A resource may be an Output (a role's
+    inline policy serializes it with ``Output.json_dumps``)."""
     out: Statement = {}
     if sid:
         out["Sid"] = sid
     out["Effect"] = "Allow"
     out["Action"] = list(actions) if not isinstance(actions, str) else actions
-    out["Resource"] = list(resources) if not isinstance(resources, str) else resources
+    out["Resource"] = list(resources) if isinstance(resources, (list, tuple)) else resources
     if condition:
         out["Condition"] = condition
     return out
@@ -89,7 +90,7 @@ class PodIdentityRoleArgs:
     """Name of the service account whose pods get the role."""
 
     statements: Sequence[Statement] = ()
-    """Inline policy statements. Empty: no inline policy."""
+    """Inline policy statements (values may be Outputs, such as a topic's ARN). Empty: no inline policy."""
 
     managed_policy_arns: Sequence[str] = field(default_factory=tuple)
     """AWS managed policies to attach (only where AWS publishes the least-privilege policy itself)."""
@@ -121,7 +122,9 @@ class PodIdentityRole(pulumi.ComponentResource):
         policies: list[pulumi.Resource] = []
         if args.statements:
             policies.append(
-                aws.iam.RolePolicy(name, role=self.role.id, policy=json.dumps(document(args.statements)), opts=child)
+                aws.iam.RolePolicy(
+                    name, role=self.role.id, policy=pulumi.Output.json_dumps(document(args.statements)), opts=child
+                )
             )
         for index, arn in enumerate(args.managed_policy_arns):
             policies.append(

@@ -132,6 +132,7 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
     isolated_subnet_ids: pulumi.Output[list[str]]
     nat_gateway_ids: pulumi.Output[list[str]]
+    nat_gateways: list[aws.ec2.NatGateway]
     endpoint_security_group: aws.ec2.SecurityGroup
     flow_log_group: aws.cloudwatch.LogGroup
     log_key: aws.kms.Key
@@ -278,6 +279,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.isolated_subnet_ids = pulumi.Output.all(*[s.id for s in isolated])
+        self.nat_gateways = nats
         self.nat_gateway_ids = pulumi.Output.all(*[n.id for n in nats])
         self.register_outputs(
             {

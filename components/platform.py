@@ -29,6 +29,7 @@ import pulumi_aws as aws
 
 from components import context
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.backup import Backup, BackupArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import StackConfig
@@ -37,6 +38,7 @@ from components.email import Email, EmailArgs
 from components.ingress import LoadBalancer, LoadBalancerArgs, Route
 from components.keys import create_key
 from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
 from components.scaling import Scaling, ScalingArgs
 from components.service import Service, ServiceArgs
 from components.storage import Buckets, BucketsArgs
@@ -72,6 +74,8 @@ class Platform(pulumi.ComponentResource):
     load_balancer: LoadBalancer | None
     services: dict[str, Service]
     scaling: dict[str, Scaling]
+    backup: Backup | None
+    observability: Observability | None
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("keel:platform:Platform", name, None, opts)
@@ -96,8 +100,43 @@ class Platform(pulumi.ComponentResource):
                 cluster=self.cluster,
                 opts=children,
             )
+        self.backup = None
+        if cfg.backup is not None:
+            copy_provider = None
+            if cfg.backup.copy_region is not None:
+                copy_provider = aws.Provider(
+                    f"{name}-aws-{cfg.backup.copy_region}",
+                    region=cfg.backup.copy_region,
+                    allowed_account_ids=[cfg.account_id] if cfg.account_id else None,
+                    default_tags={"tags": cfg.all_tags},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            self.backup = Backup(
+                name,
+                BackupArgs.from_config(cfg.backup, protect=cfg.protect),
+                copy_provider=copy_provider,
+                opts=children,
+            )
         self._data_tier(name, cfg, children)
         self._workloads(name, cfg, children)
+        self.observability = None
+        if cfg.alerts is not None:
+            self.observability = Observability(
+                name,
+                ObservabilityArgs(
+                    config=cfg.alerts,
+                    namespace=APP_NAMESPACE,
+                    gpu_jobs=tuple(n for n, s in cfg.services.items() if s.kind == "job" and s.gpu),
+                    protect=cfg.protect,
+                ),
+                network=self.network,
+                cluster=self.cluster,
+                database=self.database,
+                caches=self.caches,
+                load_balancer=self.load_balancer,
+                backup=self.backup,
+                opts=children,
+            )
         self.register_outputs({"network": self.network.vpc_id, "cluster": self.cluster.name if self.cluster else None})
 
     def _data_tier(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
@@ -107,14 +146,17 @@ class Platform(pulumi.ComponentResource):
         self.caches = {}
         self.email = None
         nodes = self.cluster.node_security_group if self.cluster else None
+        backup_tags = self.backup.tag if self.backup else None
         if cfg.database is not None and nodes is not None:
             self.database = Database(
                 name,
-                DatabaseArgs.from_config(cfg.database, protect=cfg.protect),
+                DatabaseArgs.from_config(cfg.database, protect=cfg.protect, backup_tags=backup_tags),
                 network=self.network,
                 client_security_group=nodes,
                 opts=children,
             )
+            if self.backup is not None:
+                self.backup.replicate_point_in_time("db", self.database.instance, cfg.database.backup_retention_days)
         if cfg.caches and nodes is not None:
             ctx = context.lookup(pulumi.InvokeOptions(parent=self, provider=self.provider))
             key = create_key(
@@ -132,7 +174,11 @@ class Platform(pulumi.ComponentResource):
                     client_security_group=nodes,
                     opts=children,
                 )
-        self.buckets = Buckets(name, BucketsArgs.from_config(cfg.buckets, protect=cfg.protect), opts=children)
+        self.buckets = Buckets(
+            name,
+            BucketsArgs.from_config(cfg.buckets, protect=cfg.protect, backup_tags=backup_tags),
+            opts=children,
+        )
         if cfg.email is not None:
             self.email = Email(name, EmailArgs.from_config(cfg.email, protect=cfg.protect), opts=children)
 

@@ -20,7 +20,8 @@ Creates (``<n>`` is the component name; ``<b>`` each of ``artifacts``, ``uploads
 - ``<n>-uploads`` CORS for the configured web origins.
 
 Stateful: ``forceDestroy`` only when configured (dev), ``protect`` and ``retainOnDelete`` when the stack
-protects. Buckets carry ``keel.dev/backup=true`` (artifacts, uploads) for the backup plan.
+protects. With ``backup_tags`` (``Backup.tag``), artifacts and uploads carry the backup plan's selection tag;
+``logs`` does not (access logs are versioned and expire by lifecycle, and it carries ``keel.dev/backup-exempt``).
 
 Outputs: ``buckets`` and ``policies`` (by name), ``names``, ``key``.
 """
@@ -28,7 +29,7 @@ Outputs: ``buckets`` and ``policies`` (by name), ``names``, ``key``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,14 +130,20 @@ class BucketsArgs:
     names: Sequence[str] = field(default_factory=lambda: NAMES)
     """Which buckets to create (``logs`` is required: it receives the others' access logs)."""
 
+    backup_tags: Mapping[str, str] = field(default_factory=dict)
+    """Empty: no backup plan selects the buckets. ``Backup.tag``: artifacts and uploads are backed up."""
+
     @classmethod
-    def from_config(cls, cfg: BucketsConfig, *, protect: bool) -> BucketsArgs:
+    def from_config(
+        cls, cfg: BucketsConfig, *, protect: bool, backup_tags: Mapping[str, str] | None = None
+    ) -> BucketsArgs:
         return cls(
             cors_origins=tuple(cfg.cors_origins),
             noncurrent_version_days=cfg.noncurrent_version_days,
             log_retention_days=cfg.log_retention_days,
             force_destroy=cfg.force_destroy,
             protect=protect,
+            backup_tags=dict(backup_tags or {}),
         )
 
 
@@ -167,8 +174,10 @@ class Buckets(pulumi.ComponentResource):
         self.policies = {}
         for bucket_name in ("logs", *[n for n in args.names if n != "logs"]):
             tags = {"Name": f"{name}-{bucket_name}", "keel.dev/bucket": bucket_name}
+            if bucket_name == "logs":
+                tags["keel.dev/backup-exempt"] = "access logs: versioned, expired by lifecycle"
             if bucket_name in BACKED_UP:
-                tags["keel.dev/backup"] = "true"
+                tags.update(args.backup_tags)
             self.buckets[bucket_name] = aws.s3.Bucket(
                 f"{name}-{bucket_name}", force_destroy=args.force_destroy, tags=tags, opts=kept
             )

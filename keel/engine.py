@@ -165,7 +165,7 @@ class _Mocks(Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A bare dict means "no check failures" to the mock monitor.
-        return self.cloud.invoke(args.token, args.args)
+        return self.cloud.invoke(args.token, args.args, args.provider or "")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         return self.cloud.resource(args.typ, args.name, f"{args.typ}::{args.name}", args.inputs)
@@ -232,7 +232,7 @@ class RecordingMonitor(MockMonitor):
         # engine would hand them to a provider, and go back to the program the same way.
         inputs = _integral(json_format.MessageToDict(request.object))
         with self._lock:
-            resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs)
+            resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs, provider)
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
             for child_urn, child_id, child_state in self.cloud.virtual:
                 self.resources[child_urn] = MockMonitor.ResourceRegistration(child_urn, child_id, child_state)

@@ -16,11 +16,12 @@ would let a program run on values no real account would give.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: The account the preview pretends to be when the stack does not pin ``keel:accountId``.
@@ -87,6 +88,8 @@ class FakeCloud:
         #: Resources a remote component creates inside its provider, which a real engine would register and
         #: which its outputs reference: the monitor serves them to ``getResource``. Not steps of the preview.
         self.virtual: list[tuple[str, str, dict[str, Any]]] = []
+        #: The region of each explicit AWS provider, by provider URN.
+        self.provider_regions: dict[str, str] = {}
         self._components: dict[str, Callable[[str, str, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
             "eks:index:Cluster": self._eks_cluster,
             "eks:index:ManagedNodeGroup": self._managed_node_group,
@@ -102,8 +105,27 @@ class FakeCloud:
 
     # ------------------------------------------------------------------ resources
 
-    def resource(self, type_: str, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The physical id and the output state the real provider would report for a new resource."""
+    def resource(
+        self, type_: str, name: str, urn: str, inputs: dict[str, Any], provider: str = ""
+    ) -> tuple[str, dict[str, Any]]:
+        """The physical id and the output state the real provider would report for a new resource.
+        ``provider`` is the resource's provider reference (``<urn>::<id>``): a resource on an AWS provider for
+        another region (the backup copy region) gets that region in its ARN."""
+        if type_ == "pulumi:providers:aws" and isinstance(inputs.get("region"), str):
+            self.provider_regions[urn] = inputs["region"]
+        with self._in_region_of(provider):
+            return self._resource(type_, name, urn, inputs)
+
+    @contextlib.contextmanager
+    def _in_region_of(self, provider: str) -> Iterator[None]:
+        home = self.region
+        self.region = self.provider_regions.get(provider.rsplit("::", 1)[0], home) if provider else home
+        try:
+            yield
+        finally:
+            self.region = home
+
+    def _resource(self, type_: str, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if type_ in self._components:
             return self._components[type_](name, urn, inputs)
         h = digest(urn)
@@ -161,6 +183,7 @@ class FakeCloud:
             address = f"{state.get('identifier', 'db')}.{h[:12]}.{self.region}.rds.amazonaws.com"
             secret = f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:rds!db-{h[:8]}-{h[8:14]}"
             return {
+                "arn": f"arn:{self.partition}:rds:{self.region}:{self.account}:db:{state.get('identifier', 'db')}",
                 "address": address,
                 "endpoint": f"{address}:{state.get('port', 5432)}",
                 "masterUserSecrets": [
@@ -202,6 +225,11 @@ class FakeCloud:
                 "arn": f"arn:{self.partition}:ses:{self.region}:{self.account}:configuration-set/"
                 f"{state['configurationSetName']}"
             }
+        if type_ == "aws:backup/vault:Vault":
+            return {"arn": f"arn:{self.partition}:backup:{self.region}:{self.account}:backup-vault:{state['name']}"}
+        if type_ == "aws:backup/plan:Plan":
+            plan_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            return {"arn": f"arn:{self.partition}:backup:{self.region}:{self.account}:backup-plan:{plan_id}"}
         if type_ == "aws:sns/topic:Topic":
             return {"arn": f"arn:{self.partition}:sns:{self.region}:{self.account}:{state['name']}"}
         if type_ == "aws:secretsmanager/secret:Secret":
@@ -339,7 +367,11 @@ class FakeCloud:
 
     # ------------------------------------------------------------------ invokes
 
-    def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, token: str, args: dict[str, Any], provider: str = "") -> dict[str, Any]:
+        with self._in_region_of(provider or ""):
+            return self._invoke(token, args)
+
+    def _invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
         handler = self._invokes.get(token)
         if handler is None:
             raise UnknownInvoke(

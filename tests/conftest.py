@@ -21,6 +21,21 @@ from keel import engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The least a prod stack must say about alerts and backups (config tests start from it).
+PROD_OPERATIONS = {
+    "keel:alerts": json.dumps({"emails": ["oncall@example.com"]}),
+    "keel:backup": json.dumps({"copyRegion": "us-west-2", "vaultLock": {"mode": "governance"}}),
+}
+
+
+def stack_config(environment: str = "prod", **sections: Any) -> dict[str, str]:
+    """A stack's raw config: the region, the environment (prod with :data:`PROD_OPERATIONS`) and ``sections``."""
+    raw = {"aws:region": "us-east-1", "keel:environment": environment}
+    if environment == "prod":
+        raw.update(PROD_OPERATIONS)
+    raw.update({f"keel:{k}": json.dumps(v) for k, v in sections.items()})
+    return raw
+
 
 @pytest.fixture(scope="session")
 def preview() -> Callable[[str], engine.Preview]:
@@ -73,11 +88,7 @@ def crd_schema(group_plural: str, version: str) -> dict[str, Any]:
 
 def k8s_object(step: engine.Step) -> dict[str, Any]:
     """A Kubernetes resource's inputs as the object the API server would receive."""
-    return {
-        k: v
-        for k, v in step.inputs.items()
-        if k in ("apiVersion", "kind", "metadata", "spec", "data", "automountServiceAccountToken", "stringData", "type")
-    }
+    return dict(step.inputs)  # a Kubernetes resource's inputs are the object's fields
 
 
 def sg_rules(p: engine.Preview, sg: engine.Step) -> list[tuple[str, Any, Any, Any]]:

@@ -8,6 +8,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "263 resources to create" in out
+    assert "333 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "1"
@@ -58,15 +59,16 @@ def _walk_keys(value: Any) -> list[str]:
     return []
 
 
-def test_preview_json_has_the_pulumi_shape_and_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+def test_preview_json_has_the_pulumi_shape_and_is_stable(
+    preview: Callable[[str], engine.Preview], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, first, _ = keel(capsys, "preview", "prod", "--json")
     assert code == 0
-    _, second, _ = keel(capsys, "preview", "prod", "--json")
-    assert first == second
     doc = json.loads(first)
+    assert doc["steps"] == preview("prod").to_json()["steps"]  # another run, the same preview
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 263}
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 333}
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -105,13 +107,11 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(capsys: pytest.CaptureF
         seen.add(state["urn"])
 
 
-def test_dev_differs_only_by_its_config(capsys: pytest.CaptureFixture[str]) -> None:
-    _, dev, _ = keel(capsys, "preview", "dev", "--json")
-    _, prod, _ = keel(capsys, "preview", "prod", "--json")
-    dev_types = [s["newState"]["type"] for s in json.loads(dev)["steps"]]
-    prod_types = [s["newState"]["type"] for s in json.loads(prod)["steps"]]
+def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]) -> None:
+    dev_types = [s.type for s in preview("dev").steps]
+    prod_types = [s.type for s in preview("prod").steps]
     # the stacks differ only where their config makes them: dev requests its certificate in its hosted zone,
-    # prod brings one and adds the WAF
+    # prod brings one and adds the WAF, the vault locks, the replicated database backups and the Prometheus stack
     assert set(dev_types) - set(prod_types) == {
         "aws:acm/certificate:Certificate",
         "aws:acm/certificateValidation:CertificateValidation",
@@ -120,8 +120,15 @@ def test_dev_differs_only_by_its_config(capsys: pytest.CaptureFixture[str]) -> N
     assert set(prod_types) - set(dev_types) == {
         "aws:wafv2/webAcl:WebAcl",
         "aws:wafv2/webAclAssociation:WebAclAssociation",
+        "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
+        "keel:observability:PrometheusStack",
+        "kubernetes:core/v1:Secret",
+        "kubernetes:storage.k8s.io/v1:StorageClass",
+        "kubernetes:monitoring.coreos.com/v1:PodMonitor",
+        "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
     }
-    assert len(dev_types) == 254
+    assert len(dev_types) == 298
 
 
 def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,7 +205,7 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
         [str(script), "preview", "dev", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
-    assert json.loads(ok.stdout)["changeSummary"] == {"create": 254}
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 298}
     usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2
     assert "the following arguments are required: stack" in usage.stderr

@@ -11,7 +11,7 @@ import pytest
 from components.cluster import autoscaler_tags, gpus_per_instance
 from components.config import ConfigError, NodeGroupConfig, validate
 from keel.engine import Preview, Step
-from tests.conftest import physical_id, policy_doc
+from tests.conftest import PROD_OPERATIONS, physical_id, policy_doc
 
 ACCOUNT = "123456789012"
 CLUSTER_ARN = f"arn:aws:eks:us-east-1:{ACCOUNT}:cluster/keel-prod"
@@ -34,6 +34,7 @@ def prod_with(cluster: dict[str, Any], environment: str = "prod") -> dict[str, s
         "keel:environment": environment,
         "keel:protect": "true",
         "keel:cluster": json.dumps({**base, **cluster}),
+        **(PROD_OPERATIONS if environment == "prod" else {}),
     }
 
 
@@ -458,7 +459,12 @@ POD_IDENTITY_TRUST = [
 def test_eks_managed_addons(preview: Callable[[str], Preview]) -> None:
     p = preview("prod")
     addons = {a.inputs["addonName"]: a for a in p.of_type("aws:eks/addon:Addon")}
-    assert sorted(addons) == ["aws-ebs-csi-driver", "eks-pod-identity-agent", "metrics-server"]
+    assert sorted(addons) == [
+        "amazon-cloudwatch-observability",  # tests/test_observability.py
+        "aws-ebs-csi-driver",
+        "eks-pod-identity-agent",
+        "metrics-server",
+    ]
     general = p.one("eks:index:ManagedNodeGroup", "keel-prod-general")
     for addon in addons.values():
         assert addon.inputs["clusterName"] == "keel-prod"

@@ -9,12 +9,13 @@ import pytest
 
 from components.config import ConfigError, StackConfig, validate
 from keel import stackfiles
-from tests.conftest import ROOT
+from tests.conftest import PROD_OPERATIONS, ROOT
 
 PROD = {
     "aws:region": "us-east-1",
     "keel:environment": "prod",
     "keel:network": json.dumps({"cidr": "10.20.0.0/16", "availabilityZones": 3, "natGateways": "OnePerAz"}),
+    **PROD_OPERATIONS,
 }
 
 ALLOWED_CIDR = (
@@ -182,7 +183,7 @@ def test_single_nat_in_prod_is_an_explicit_opt_in() -> None:
 
 
 def test_defaults_are_the_resilient_choice() -> None:
-    cfg = validate("prod", {"aws:region": "eu-west-1", "keel:environment": "prod"})
+    cfg = validate("prod", {"aws:region": "eu-west-1", "keel:environment": "prod", **PROD_OPERATIONS})
     assert cfg.network.cidr == "10.0.0.0/16"
     assert cfg.network.availability_zones == 3
     assert cfg.network.nat_gateways == "OnePerAz"

@@ -15,7 +15,7 @@ from components.storage import Buckets, BucketsArgs, read_statements, read_write
 from keel import cli
 from keel.engine import Preview, Step
 from keel.fake import digest
-from tests.conftest import physical_id, policy_doc, run, sg_rules
+from tests.conftest import PROD_OPERATIONS, physical_id, policy_doc, run, sg_rules
 
 ACCOUNT = "123456789012"
 CLUSTER = {"nodeGroups": {"general": {"instanceTypes": ["m5.xlarge"], "minSize": 2, "maxSize": 4}}}
@@ -25,6 +25,8 @@ CLUSTER = {"nodeGroups": {"general": {"instanceTypes": ["m5.xlarge"], "minSize":
 
 def stack(environment: str = "prod", **sections: Any) -> dict[str, str]:
     raw = {"aws:region": "us-east-1", "keel:environment": environment, "keel:cluster": json.dumps(CLUSTER)}
+    if environment == "prod":
+        raw.update(PROD_OPERATIONS)
     raw.update({f"keel:{k}": json.dumps(v) for k, v in sections.items()})
     return raw
 
@@ -298,14 +300,15 @@ def test_no_secret_value_in_preview_or_outputs(
     p = preview("prod")
     tokens = []
     for step in p.of_type("random:index/randomPassword:RandomPassword"):
-        assert step.inputs["length"] == 64
-        tokens.append(digest("password", digest(step.urn))[:64])
-    assert len(tokens) == 2
-    for args in (["preview", "prod", "--json"], ["preview", "prod"]):
-        assert cli.main(args) == 0
-        out = capsys.readouterr().out
-        for token in tokens:
-            assert token not in out
+        assert step.inputs["length"] >= 32
+        tokens.append(digest("password", digest(step.urn))[: step.inputs["length"]])
+    assert len(tokens) == 3  # the two caches' AUTH tokens and Grafana's admin password
+    as_json = json.dumps(p.to_json())  # what `keel preview --json` prints (tests/test_cli.py checks the shape)
+    assert cli.main(["preview", "prod"]) == 0
+    as_text = capsys.readouterr().out
+    for token in tokens:
+        assert token not in as_json
+        assert token not in as_text
     stack_outputs = p.steps[0].outputs
     assert not [k for k in stack_outputs if "token" in k.lower() or "password" in k.lower()]
 
@@ -518,11 +521,14 @@ def test_every_key_rotates_and_names_no_wildcard_principal(preview: Callable[[st
     p = preview("prod")
     keys = p.of_type("aws:kms/key:Key")
     assert sorted(k.name for k in keys) == [
+        "keel-prod-backup",
+        "keel-prod-backup-dr",
         "keel-prod-cache",
         "keel-prod-cluster",
         "keel-prod-database",
         "keel-prod-email",
         "keel-prod-logs",
+        "keel-prod-observability",
         "keel-prod-storage",
     ]
     for key in keys:

@@ -328,4 +328,19 @@ def test_every_aws_resource_uses_the_platform_provider_with_stack_tags(
     }
     aws_steps = [s for s in p.steps if s.custom and s.type.startswith("aws:")]
     assert aws_steps
-    assert {s.provider.rsplit("::", 1)[0] for s in aws_steps} == {provider.urn}
+    # prod's disaster-recovery vault, its lock, its key and the replicated database backups live in the copy region,
+    # on a provider of their own
+    # with the same tags; everything else is on the platform's provider
+    elsewhere = {"keel-prod-backup-dr", "keel-prod-dr", "keel-prod-db-pitr"} if stack == "prod" else set()
+    assert {s.provider.rsplit("::", 1)[0] for s in aws_steps if s.name not in elsewhere} == {provider.urn}
+    if stack == "prod":
+        dr = p.one("pulumi:providers:aws", "keel-prod-aws-us-west-2")
+        assert dr.inputs["region"] == "us-west-2"
+        assert dr.inputs["defaultTags"] == provider.inputs["defaultTags"]
+        assert sorted((s.type, s.name) for s in aws_steps if s.provider.rsplit("::", 1)[0] == dr.urn) == [
+            ("aws:backup/vault:Vault", "keel-prod-dr"),
+            ("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "keel-prod-dr"),
+            ("aws:kms/alias:Alias", "keel-prod-backup-dr"),
+            ("aws:kms/key:Key", "keel-prod-backup-dr"),
+            ("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication", "keel-prod-db-pitr"),
+        ]

@@ -13,7 +13,7 @@ import pytest
 from components.config import ConfigError, validate
 from components.scaling import hpa_behavior
 from keel.engine import Preview, Step
-from tests.conftest import crd_schema, k8s_object, physical_id
+from tests.conftest import PROD_OPERATIONS, crd_schema, k8s_object, physical_id
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
@@ -50,6 +50,7 @@ def stack(environment: str = "prod", **services: Any) -> dict[str, str]:
         "keel:caches": json.dumps({"queue": {"replicasPerShard": 1}}),
         "keel:ingress": json.dumps({"certificateArn": CERT}),
         "keel:services": json.dumps(services),
+        **(PROD_OPERATIONS if environment == "prod" else {}),
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from components.config import ConfigError, validate
 from keel.engine import Preview
-from tests.conftest import crd_schema, k8s_object, physical_id, policy_doc, sg_rules
+from tests.conftest import PROD_OPERATIONS, crd_schema, k8s_object, physical_id, policy_doc, sg_rules
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
@@ -48,6 +48,7 @@ def services_stack(services: dict[str, Any], ingress: dict[str, Any] | None = No
         "keel:ingress": json.dumps(ingress if ingress is not None else {"certificateArn": CERT}),
         "keel:caches": json.dumps({"queue": {"replicasPerShard": 1}}),
         "keel:services": json.dumps(services),
+        **PROD_OPERATIONS,
     }
 
 
@@ -545,12 +546,18 @@ def test_every_core_object_passes_strict_schema_validation(preview: Callable[[st
         for s in p.steps
         if s.type.startswith("kubernetes:")
         and s.custom
-        and not any(group in s.type for group in ("helm.sh", "elbv2.k8s.aws", "keda.sh"))  # custom resources
+        and not any(
+            group in s.type for group in ("helm.sh", "elbv2.k8s.aws", "keda.sh", "monitoring.coreos.com")
+        )  # custom resources
     ]
-    # namespace, default deny, 4 service accounts, 3 x (deployment, PDB, service, policy), web's HPA
-    assert len(core) == 19
+    # namespace, default deny, 4 service accounts, 3 x (deployment, PDB, service, policy), web's HPA; prod's
+    # Prometheus adds its namespace, Grafana's admin Secret, the gp3 StorageClass and the scrape NetworkPolicy
+    assert len(core) == (23 if env == "prod" else 19)
     for step in core:
-        kubernetes_validate.validate(k8s_object(step), K8S_VERSION, strict=True)
+        manifest = k8s_object(step)
+        if manifest["kind"] == "Secret":
+            assert manifest.pop("stringData") == "[secret]"  # Grafana's password never shows in a preview
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
 def test_bindings_are_replaced_not_updated_and_routes_keep_their_priority(preview: Callable[[str], Preview]) -> None:
