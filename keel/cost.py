@@ -13,7 +13,11 @@ configurable discount, with the GPU's observed Spot range stated). What is price
 - NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
 - RDS instance hours and gp3 storage, both doubled for Multi-AZ; ElastiCache nodes (shards x (1 + replicas));
 - the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules;
-- KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume.
+- KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume;
+- CloudWatch alarms per metric they read, dashboards per month.
+
+Backup storage and Container Insights observations depend on data and load, not on the preview: they are listed
+in ``unknown`` with what they depend on.
 
 A priced resource whose size is missing from the table is listed in ``unknown``, never counted as zero.
 """
@@ -202,6 +206,16 @@ def estimate(
             add(s, "KMS key", monthly["kms.key"], "API requests not included")
         elif kind == "aws:secretsmanager/secret:Secret":
             add(s, "secret", monthly["secretsmanager.secret"])
+        elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            # Standard-resolution alarms are billed per metric they read; a metric-math alarm reads several.
+            metrics = [q for q in i.get("metricQueries") or [] if "metric" in q] or [i]
+            add(s, f"alarm on {len(metrics)} metric(s)", monthly["cloudwatch.alarm.metric"] * len(metrics))
+        elif kind == "aws:cloudwatch/dashboard:Dashboard":
+            add(s, "CloudWatch dashboard", monthly["cloudwatch.dashboard"], "the account's first 3 are free")
+        elif kind == "aws:backup/vault:Vault":
+            unknown(s, "backup storage: depends on the size of the data and how much changes between backups")
+        elif kind == "aws:eks/addon:Addon" and i.get("addonName") == "amazon-cloudwatch-observability":
+            unknown(s, "Container Insights observations: depend on the number of pods, nodes and containers")
         elif kind == "aws:cloudwatch/logGroup:LogGroup":
             gb = float(assume["logGbPerMonthPerGroup"])
             add(s, "log ingestion", monthly["logs.ingest.gb"] * gb, f"{gb:.0f} GB ingested a month")

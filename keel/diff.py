@@ -71,6 +71,10 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     ),
     # registry: aws/secretsmanager/secret - the name
     "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
+    # registry: aws/backup/vault - the name and the encryption key (recovery points stay in the old vault)
+    "aws:backup/vault:Vault": ("name", "kmsKeyArn"),
+    # registry: aws/cloudwatch/loggroup - the name (the old group's events are not carried over)
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
 }
 STATEFUL = tuple(REPLACE_ON)
 

@@ -44,6 +44,8 @@ TABLE: dict[str, Any] = {
         "ebs.gp3.gb": 0.08,
         "natgateway.gb": 0.05,
         "logs.ingest.gb": 0.5,
+        "cloudwatch.alarm.metric": 0.1,
+        "cloudwatch.dashboard": 3.0,
     },
 }
 
@@ -55,6 +57,9 @@ def step(type_: str, name: str, component: str = "keel:cluster:Cluster", **input
 
 def doc(*steps: dict[str, Any]) -> dict[str, Any]:
     return {"steps": list(steps)}
+
+
+OBS = "keel:observability:Observability"
 
 
 def test_known_totals_computed_by_hand() -> None:
@@ -95,14 +100,23 @@ def test_known_totals_computed_by_hand() -> None:
         ),  # 0.15 x 730 x 4 = 438.00
         step("aws:ec2/natGateway:NatGateway", "n", "keel:network:Network"),  # 36.50 + 5.00 = 41.50
         step("aws:kms/key:Key", "k", "keel:network:Network"),  # 1.00
+        step("aws:cloudwatch/metricAlarm:MetricAlarm", "cpu", OBS, metricName="CPUUtilization"),  # 0.10
+        step(
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "rate",
+            OBS,
+            metricQueries=[{"id": "e", "expression": "a / b"}, {"id": "a", "metric": {}}, {"id": "b", "metric": {}}],
+        ),  # 2 metrics: 0.20
+        step("aws:cloudwatch/dashboard:Dashboard", "d", OBS),  # 3.00
     )
     estimate = cost.estimate(stack, stack="t", table=TABLE)
-    assert estimate.monthly_total == 1603.50
+    assert estimate.monthly_total == pytest.approx(1606.80)
     assert estimate.by_component() == {
         "keel:cache:Cache": 438.0,
         "keel:cluster:Cluster": 373.0,
         "keel:database:Database": 750.0,
         "keel:network:Network": 42.5,
+        OBS: pytest.approx(3.3),
     }
     assert estimate.gpu_hour == {"spot": 0.2, "onDemand": 0.5, "spotObservedRange": [0.16, 0.26]}
     assert estimate.unknown == []
@@ -144,7 +158,14 @@ def test_unknown_prices_are_listed_not_zero() -> None:
 def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("prod", "dev"):
         estimate = cost.estimate(preview(name).to_json(), stack=name)
-        assert estimate.unknown == []
+        # priced by data and load, not by the preview: said so, never counted as zero
+        assert sorted((u["type"], u["urn"].rsplit("::", 1)[1]) for u in estimate.unknown) == sorted(
+            [
+                ("aws:backup/vault:Vault", f"keel-{name}"),
+                *([("aws:backup/vault:Vault", "keel-prod-dr")] if name == "prod" else []),
+                ("aws:eks/addon:Addon", f"keel-{name}-cloudwatch-observability"),
+            ]
+        )
         assert estimate.monthly_total > 0
     assert cli.main(["cost", "prod", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
