@@ -2,7 +2,7 @@
 
 from pulumi_policy import Policy
 
-from . import alb, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack
+from . import alb, backup, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack
 
 ALL: list[Policy] = [
     *network.POLICIES,
@@ -15,4 +15,5 @@ ALL: list[Policy] = [
     *security.POLICIES,
     *kubernetes.POLICIES,
     *stack.POLICIES,
+    *backup.POLICIES,
 ]

@@ -1,0 +1,139 @@
+"""Backup and alerting policies: every stateful resource is in a backup selection, vaults are encrypted and locked,
+backups leave the region, alarms notify someone."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+
+from ._util import S3_BUCKET, as_list, dig, of_type, resource_policy, stack_policy
+
+VAULT = "aws:backup/vault:Vault"
+LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+PLAN = "aws:backup/plan:Plan"
+SELECTION = "aws:backup/selection:Selection"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+#: Resources that hold data AWS Backup can protect. ElastiCache is not among them: it keeps its own snapshots
+#: (``aws-elasticache-snapshot-retention``).
+BACKED_UP = (
+    "aws:rds/instance:Instance",
+    "aws:rds/cluster:Cluster",
+    "aws:dynamodb/table:Table",
+    "aws:efs/fileSystem:FileSystem",
+    *S3_BUCKET,
+)
+
+#: A resource that is deliberately not backed up says why in this tag.
+EXEMPT_TAG = "keel.dev/backup-exempt"
+
+
+def _selected(tags: Mapping[str, Any], selections: Sequence[PolicyResource]) -> bool:
+    for selection in selections:
+        for condition in as_list(selection.props.get("selectionTags")):
+            key, value, kind = condition.get("key"), condition.get("value"), condition.get("type")
+            if key not in tags:
+                continue
+            if kind == "STRINGEQUALS" and tags[key] == value:
+                return True
+            if kind == "STRINGLIKE" and fnmatch.fnmatchcase(str(tags[key]), str(value)):
+                return True
+    return False
+
+
+def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    selections = of_type(resources, SELECTION)
+    for resource in resources:
+        if resource.resource_type not in BACKED_UP:
+            continue
+        tags = dict(resource.props.get("tags") or {})
+        if str(tags.get(EXEMPT_TAG) or "").strip() or _selected(tags, selections):
+            continue
+        yield (
+            resource.urn,
+            f"Stateful resource {resource.name} ({resource.resource_type}) is in no backup selection: give it the "
+            f"plan's tag (keel.dev/backup=<plan>), or say why not in a {EXEMPT_TAG} tag.",
+        )
+
+
+def _vault_kms(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if not props.get("kmsKeyArn"):
+        yield "Backup vaults must encrypt recovery points with a customer-managed KMS key (kmsKeyArn)."
+
+
+def _vaults_locked(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    locked = {str(lock.props.get("backupVaultName")) for lock in of_type(resources, LOCK)}
+    for vault in of_type(resources, VAULT):
+        if str(vault.props.get("name")) not in locked:
+            yield vault.urn, f"Backup vault {vault.name} has no Vault Lock: its recovery points can be deleted early."
+
+
+def _region_of(resource: PolicyResource) -> str:
+    provider = resource.provider
+    return str(provider.props.get("region") or "") if provider is not None else ""
+
+
+def _copies_elsewhere(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    for plan in of_type(resources, PLAN):
+        home = _region_of(plan)
+        for rule in as_list(plan.props.get("rules")):
+            regions = [
+                str(dig(action, "destinationVaultArn", "")).split(":")[3:4]
+                for action in as_list(rule.get("copyActions"))
+            ]
+            if not any(r and r[0] and r[0] != home for r in regions):
+                yield (
+                    plan.urn,
+                    f"Backup plan {plan.name}: rule {rule.get('ruleName')} copies nothing to another region "
+                    "(keel:backup.copyRegion).",
+                )
+
+
+def _alarm_actions(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("actionsEnabled") is False or not as_list(props.get("alarmActions")):
+        yield "Alarms must notify someone: set alarmActions (the alerts topic)."
+
+
+POLICIES = [
+    stack_policy(
+        "aws-backup-stateful-resources-selected",
+        "Every database, file system and bucket is in an AWS Backup selection, or says why not.",
+        Severity.HIGH,
+        "Set keel:backup, so the database and the artifacts and uploads buckets carry the plan's tag; tag any other "
+        f"resource with it, or with {EXEMPT_TAG}: <reason>.",
+        _stateful_selected,
+    ),
+    resource_policy(
+        "aws-backup-vault-encrypted-with-kms",
+        "Backup vaults encrypt recovery points with a customer-managed key.",
+        Severity.HIGH,
+        "Set kms_key_arn on the vault.",
+        (VAULT,),
+        _vault_kms,
+    ),
+    stack_policy(
+        "aws-backup-vaults-locked",
+        "Backup vaults have a Vault Lock, so no one can delete recovery points before their time.",
+        Severity.HIGH,
+        "Set keel:backup.vaultLock (prod requires it).",
+        _vaults_locked,
+    ),
+    stack_policy(
+        "aws-backup-plan-copies-to-another-region",
+        "Every backup rule copies its recovery points to a vault in another region.",
+        Severity.HIGH,
+        "Set keel:backup.copyRegion (prod requires it).",
+        _copies_elsewhere,
+    ),
+    resource_policy(
+        "aws-cloudwatch-alarm-notifies",
+        "Every CloudWatch alarm has an action.",
+        Severity.MEDIUM,
+        "Send alarms to the alerts topic (components/observability.py does).",
+        (ALARM,),
+        _alarm_actions,
+    ),
+]
