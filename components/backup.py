@@ -22,9 +22,10 @@ Creates (``<n>`` is the component name):
 - :meth:`Backup.replicate_point_in_time` (with ``copyRegion``): ``<n>-<db>-pitr`` replicates an RDS instance's
   automated backups (snapshots and transaction logs) to the copy region, encrypted with the copy vault's key, so a
   regional outage loses minutes of data, not the hours since the last copied recovery point.
-- ``<n>`` backup selection: every resource tagged ``keel.dev/backup=<n>``. The database and the artifacts and
-  uploads buckets carry it; the tag value names the stack, so dev's plan never picks up prod's data when both
-  share an account.
+- ``<n>`` backup selection: every RDS instance and S3 bucket tagged ``keel.dev/backup=<n>``. The database and the
+  artifacts and uploads buckets carry it; the tag value names the stack, so dev's plan never picks up prod's data
+  when both share an account. The resource types are named in the selection, because a selection by tags alone
+  obeys the account's per-service opt-in (AWS Backup's region settings), which can leave S3 out silently.
 
 The default rules (``components/config.py``) are the source design's: every 6 hours kept 7 days, daily kept 4
 weeks, weekly kept 12 months. The daily and weekly runs are at 07:00 UTC: an RDS snapshot started within an hour
@@ -192,7 +193,16 @@ class Backup(pulumi.ComponentResource):
             name=name,
             plan_id=self.plan.id,
             iam_role_arn=self.role.arn,
-            selection_tags=[aws.backup.SelectionSelectionTagArgs(type="STRINGEQUALS", key=BACKUP_TAG, value=name)],
+            # Resource types named explicitly and the tag as a condition (both must hold): a selection by tags
+            # alone follows the account's per-service opt-in, which may leave S3 out without a word.
+            resources=[f"arn:{ctx.partition}:rds:*:*:db:*", f"arn:{ctx.partition}:s3:::*"],
+            conditions=[
+                aws.backup.SelectionConditionArgs(
+                    string_equals=[
+                        aws.backup.SelectionConditionStringEqualArgs(key=f"aws:ResourceTag/{BACKUP_TAG}", value=name)
+                    ]
+                )
+            ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
         )
         self.vault_name = self.vault.name

@@ -893,7 +893,7 @@ class BackupConfig(_Model):
     """None: no Vault Lock. Set: both vaults are locked."""
 
     start_window_minutes: int = Field(60, ge=60, le=1440)
-    """A job that has not started this long after its scheduled time is cancelled (and alarms)."""
+    """A job that has not started this long after its scheduled time expires (and ``backup-failed`` alarms)."""
 
     completion_window_minutes: int = Field(360, ge=120, le=10080)
     """A job must finish within this many minutes of its start."""
@@ -1295,6 +1295,11 @@ def _operations_checks(cfg: StackConfig) -> Iterable[str]:
         yield (
             f"keel:backup.copyRegion: got {shown(backup.copy_region)}, the stack's own region; allowed: any other "
             "region (a copy in the same region does not survive a regional outage)"
+        )
+    if backup.completion_window_minutes < backup.start_window_minutes + 60:
+        yield (
+            f"keel:backup.completionWindowMinutes: got {backup.completion_window_minutes}; must be at least "
+            f"startWindowMinutes + 60 ({backup.start_window_minutes + 60})"
         )
     lock = backup.vault_lock
     if lock is None:

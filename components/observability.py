@@ -31,8 +31,9 @@ Creates (``<n>`` is the component name):
 
 How node counts are read: EKS managed node groups do not turn on Auto Scaling group metrics and no API of EKS
 (or resource of Pulumi) can. Every running instance reports ``AWS/EC2 CPUUtilization`` under its group's
-``AutoScalingGroupName`` (basic monitoring, one datapoint per instance per 5 minutes), so the ``SampleCount``
-of that metric over a 5-minute period is the number of instances running in the group.
+``AutoScalingGroupName``, and each reports 5 samples per 5-minute period (basic monitoring: one datapoint with a
+``SampleCount`` of 5; detailed monitoring: five of 1), so the ``SampleCount`` over 5 minutes divided by 5 is the
+number of instances running in the group.
 
 Outputs: ``topic``, ``topic_arn``, ``alarms`` (by key), ``dashboard``, ``prometheus`` (None without it).
 """
@@ -323,8 +324,14 @@ def nat_alarms(nat_gateway_ids: Sequence[pulumi.Input[str]]) -> list[AlarmSpec]:
     ]
 
 
+#: Samples one running instance adds to ``CPUUtilization``'s ``SampleCount`` in a 5-minute period: basic
+#: monitoring sends one datapoint per 5 minutes with a SampleCount of 5, detailed monitoring five of 1.
+SAMPLES_PER_INSTANCE = 5
+
+
 def instances(asg: pulumi.Input[str]) -> Metric:
-    """Instances running in an Auto Scaling group (see the module docstring)."""
+    """The samples of ``CPUUtilization`` in an Auto Scaling group; divided by :data:`SAMPLES_PER_INSTANCE`, the
+    instances running in it (see the module docstring)."""
     return Metric("AWS/EC2", "CPUUtilization", {"AutoScalingGroupName": asg}, "SampleCount")
 
 
@@ -337,7 +344,8 @@ def node_group_alarms(group: str, asg: pulumi.Input[str], max_size: int, t: Thre
             max_size,
             "GreaterThanOrEqualToThreshold",
             t.node_group_at_max_minutes // 5,
-            instances(asg),
+            expression=f"FILL(samples, 0) / {SAMPLES_PER_INSTANCE}",
+            metrics={"samples": instances(asg)},
         )
     ]
 
@@ -371,11 +379,15 @@ def backup_alarms(vault: pulumi.Input[str], copies: bool) -> list[AlarmSpec]:
         AlarmSpec(
             "backup-failed",
             "backup-failed",
-            "An AWS Backup job failed",
+            "An AWS Backup job failed, expired (never started in its window) or was aborted",
             0,
             "GreaterThanThreshold",
             1,
-            Metric("AWS/Backup", "NumberOfBackupJobsFailed", dims, "Sum", period=3600),
+            expression="FILL(failed, 0) + FILL(expired, 0) + FILL(aborted, 0)",
+            metrics={
+                state.lower(): Metric("AWS/Backup", f"NumberOfBackupJobs{state}", dims, "Sum", period=3600)
+                for state in ("Failed", "Expired", "Aborted")
+            },
         )
     ]
     if copies:
@@ -433,6 +445,8 @@ class Observability(pulumi.ComponentResource):
         caches: Mapping[str, Cache] | None = None,
         load_balancer: LoadBalancer | None = None,
         backup: Backup | None = None,
+        app_namespace: k8s.core.v1.Namespace | None = None,
+        keda: k8s.helm.v3.Release | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keel:observability:Observability", name, None, opts)
@@ -516,6 +530,8 @@ class Observability(pulumi.ComponentResource):
                 ),
                 cluster=cluster,
                 topic=self.topic,
+                app_namespace=app_namespace,
+                keda=keda,
                 opts=child,
             )
         self.register_outputs(
@@ -764,8 +780,12 @@ def dashboard_body(
             ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", _asg_name(cluster, g), {"label": g}]
             for g in cluster.node_groups
         ]
+        counts: list[list[Any]] = [
+            [{"expression": f"FILL(s{i}, 0) / {SAMPLES_PER_INSTANCE}", "label": g, "id": f"n{i}"}]
+            for i, g in enumerate(cluster.node_groups)
+        ] + [[*m[:4], {"id": f"s{i}", "stat": "SampleCount", "visible": False}] for i, m in enumerate(asgs)]
         widgets += [
-            _widget("Nodes per group", asgs, 0, row, "SampleCount", region),
+            _widget("Nodes per group", counts, 0, row, "SampleCount", region),
             _widget(
                 "Node CPU % per group",
                 asgs,
@@ -795,9 +815,9 @@ ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 
 
 def prometheus_rules(t: ThresholdsConfig, namespace: str) -> list[dict[str, Any]]:
-    """Alerting rules on the services' request metrics (``http_request_duration_seconds`` histogram and
-    ``http_requests_total`` counter with a ``code`` label, per the Prometheus client conventions), on pod restarts
-    (kube-state-metrics) and on KEDA's scaler errors."""
+    """Alerting rules on the services' request histogram (``http_request_duration_seconds`` with a
+    ``status_code`` label: express-prom-bundle's default; its ``_count`` series counts requests by status), on pod
+    restarts (kube-state-metrics) and on KEDA's scaler errors."""
     selector = f'namespace="{namespace}"'
     return [
         {
@@ -819,8 +839,9 @@ def prometheus_rules(t: ThresholdsConfig, namespace: str) -> list[dict[str, Any]
                 {
                     "alert": "KeelErrorRateHigh",
                     "expr": (
-                        f'sum by (service) (rate(http_requests_total{{{selector}, code=~"5.."}}[5m])) / '
-                        f"sum by (service) (rate(http_requests_total{{{selector}}}[5m])) "
+                        "sum by (service) "
+                        f'(rate(http_request_duration_seconds_count{{{selector}, status_code=~"5.."}}[5m])) / '
+                        f"sum by (service) (rate(http_request_duration_seconds_count{{{selector}}}[5m])) "
                         f"> {t.alb_error_percent / 100:g}"
                     ),
                     "for": "5m",
@@ -963,6 +984,8 @@ class PrometheusStack(pulumi.ComponentResource):
         args: PrometheusStackArgs,
         cluster: Cluster,
         topic: aws.sns.Topic,
+        app_namespace: k8s.core.v1.Namespace | None = None,
+        keda: k8s.helm.v3.Release | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keel:observability:PrometheusStack", name, None, opts)
@@ -1059,11 +1082,32 @@ class PrometheusStack(pulumi.ComponentResource):
             spec={"groups": prometheus_rules(args.thresholds, args.namespace)},
             opts=after_release,
         )
+        if app_namespace is not None:
+            self._scrape_services(name, args.namespace, kube, [self.release, app_namespace])
+        if keda is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-keda",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": "keda-operator", "namespace": "keda"},
+                spec={
+                    "selector": {"matchLabels": {"app": "keda-operator"}},
+                    "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "honorLabels": True}],
+                },
+                opts=pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(depends_on=[self.release, keda])),
+            )
+        self.register_outputs({"release": self.release.name})
+
+    def _scrape_services(
+        self, name: str, namespace: str, kube: pulumi.ResourceOptions, after: list[pulumi.Resource]
+    ) -> None:
+        """A PodMonitor for the services' ``http`` ports and the NetworkPolicy that lets Prometheus (only) in."""
+        opts = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(depends_on=after))
         k8s.apiextensions.CustomResource(
             f"{name}-apps",
             api_version="monitoring.coreos.com/v1",
             kind="PodMonitor",
-            metadata={"name": "keel-services", "namespace": args.namespace},
+            metadata={"name": "keel-services", "namespace": namespace},
             spec={
                 "selector": {"matchLabels": {"app.kubernetes.io/part-of": "keel"}},
                 "podMetricsEndpoints": [
@@ -1079,18 +1123,7 @@ class PrometheusStack(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=after_release,
-        )
-        k8s.apiextensions.CustomResource(
-            f"{name}-keda",
-            api_version="monitoring.coreos.com/v1",
-            kind="PodMonitor",
-            metadata={"name": "keda-operator", "namespace": "keda"},
-            spec={
-                "selector": {"matchLabels": {"app": "keda-operator"}},
-                "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "honorLabels": True}],
-            },
-            opts=after_release,
+            opts=opts,
         )
         allow: Any = {
             "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "keel"}},
@@ -1109,8 +1142,7 @@ class PrometheusStack(pulumi.ComponentResource):
         }
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-prometheus",
-            metadata={"name": "allow-prometheus-scrape", "namespace": args.namespace},
+            metadata={"name": "allow-prometheus-scrape", "namespace": namespace},
             spec=allow,
-            opts=kube,
+            opts=opts,
         )
-        self.register_outputs({"release": self.release.name})

@@ -76,6 +76,8 @@ class Platform(pulumi.ComponentResource):
     scaling: dict[str, Scaling]
     backup: Backup | None
     observability: Observability | None
+    app_namespace: Any
+    """The application namespace (a ``kubernetes.core.v1.Namespace``), None without services."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("keel:platform:Platform", name, None, opts)
@@ -135,6 +137,8 @@ class Platform(pulumi.ComponentResource):
                 caches=self.caches,
                 load_balancer=self.load_balancer,
                 backup=self.backup,
+                app_namespace=self.app_namespace,
+                keda=self.addons.keda if self.addons else None,
                 opts=children,
             )
         self.register_outputs({"network": self.network.vpc_id, "cluster": self.cluster.name if self.cluster else None})
@@ -187,12 +191,13 @@ class Platform(pulumi.ComponentResource):
         import pulumi_kubernetes as k8s
 
         self.load_balancer = None
+        self.app_namespace = None
         self.services = {}
         self.scaling = {}
         if not cfg.services or self.cluster is None or self.addons is None:
             return
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.k8s_provider)
-        namespace = k8s.core.v1.Namespace(
+        self.app_namespace = namespace = k8s.core.v1.Namespace(
             f"{name}-{APP_NAMESPACE}", metadata={"name": APP_NAMESPACE, "labels": PSA_LABELS}, opts=k8s_opts
         )
         deny: Any = {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}

@@ -70,6 +70,11 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         "keel:backup.vaultLock.changeableForDays: got 1; allowed: 3 to 36500",
     ),
     (
+        "completion window too short",
+        stack("dev", backup={"startWindowMinutes": 120, "completionWindowMinutes": 150}),
+        "keel:backup.completionWindowMinutes: got 150; must be at least startWindowMinutes + 60 (180)",
+    ),
+    (
         "not a cron expression",
         stack("dev", backup={"rules": {"hourly": {"schedule": "rate(1 hour)", "deleteAfterDays": 1}}}),
         "keel:backup.rules.hourly.schedule: got 'rate(1 hour)'; expected a six-field AWS cron expression such as "
@@ -229,11 +234,13 @@ def test_selection_picks_the_database_and_two_buckets_by_this_stacks_tag(
     p = preview(env)
     selection = p.one("aws:backup/selection:Selection", f"keel-{env}")
     role = p.one("aws:iam/role:Role", f"keel-{env}-backup")
-    assert selection.inputs["selectionTags"] == [
-        {"type": "STRINGEQUALS", "key": "keel.dev/backup", "value": f"keel-{env}"}
+    # the types by name (a tag-only selection obeys the account's service opt-in, which may exclude S3) AND the tag
+    assert selection.inputs["resources"] == ["arn:aws:rds:*:*:db:*", "arn:aws:s3:::*"]
+    assert selection.inputs["conditions"] == [
+        {"stringEquals": [{"key": "aws:ResourceTag/keel.dev/backup", "value": f"keel-{env}"}]}
     ]
+    assert "selectionTags" not in selection.inputs  # ORed tags would widen the selection
     assert selection.inputs["iamRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{physical_id(role)}"
-    assert "resources" not in selection.inputs  # the tag alone selects: nothing else in the account is swept in
     # the policies are attached before the selection exists, or the first backup job would be denied
     attachments = [
         a.urn for a in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "-backup-" in a.name

@@ -33,7 +33,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to delete\nMonthly cost: $1,961.55 -> $1,961.55 (+0.00)\n"
+        "0 to create, 0 to update, 0 to delete\nMonthly cost: $1,961.75 -> $1,961.75 (+0.00)\n"
     )
 
 
@@ -76,7 +76,7 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     assert "  ! keel-prod-db (aws:rds/instance:Instance): identifier" in out
     assert "    identifier: keel-prod-db -> keel-prod-db2" in out
     # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54
-    assert "Monthly cost: $1,961.55 -> $2,617.09 (+655.54)" in out
+    assert "Monthly cost: $1,961.75 -> $2,617.29 (+655.54)" in out
 
 
 def test_moving_a_backup_vault_to_another_key_is_flagged(prod: Doc) -> None:
@@ -114,7 +114,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **1** to update, **0** to delete"
-    assert lines[4] == "Monthly cost: $1,961.55 → $1,961.55 (+0.00)"  # an engine change costs nothing here
+    assert lines[4] == "Monthly cost: $1,961.75 → $1,961.75 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to update</summary>" in out

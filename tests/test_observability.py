@@ -191,7 +191,15 @@ def expected_alarms(p: Preview, env: str) -> dict[str, tuple[dict[str, Any], str
             2,
         ),
         f"{n}-backup-failed": (
-            single("AWS/Backup", "NumberOfBackupJobsFailed", {"BackupVaultName": n}, "Sum", 3600),
+            {
+                "expression": "FILL(failed, 0) + FILL(expired, 0) + FILL(aborted, 0)",
+                **{
+                    state.lower(): query(
+                        "AWS/Backup", f"NumberOfBackupJobs{state}", {"BackupVaultName": n}, "Sum", 3600
+                    )
+                    for state in ("Failed", "Expired", "Aborted")  # expired: never started within its window
+                },
+            },
             "GreaterThanThreshold",
             0,
             1,
@@ -258,7 +266,11 @@ def expected_alarms(p: Preview, env: str) -> dict[str, tuple[dict[str, Any], str
         for g in ("general", "gpu")
     }
     out[f"{n}-general-at-max"] = (
-        single("AWS/EC2", "CPUUtilization", {"AutoScalingGroupName": asg["general"]}, "SampleCount"),
+        {
+            # each running instance reports 5 samples per 5 minutes (basic monitoring: one datapoint of 5)
+            "expression": "FILL(samples, 0) / 5",
+            "samples": query("AWS/EC2", "CPUUtilization", {"AutoScalingGroupName": asg["general"]}, "SampleCount"),
+        },
         "GreaterThanOrEqualToThreshold",
         4 if prod else 3,
         3,
@@ -322,6 +334,7 @@ def test_thresholds_come_from_the_stack_config() -> None:
     assert cache["q-memory"].threshold == 70
     [at_max] = node_group_alarms("general", "asg", 6, t.thresholds)
     assert (at_max.threshold, at_max.periods) == (6, 6)  # 30 minutes of 5-minute periods
+    assert at_max.expression == "FILL(samples, 0) / 5"  # instances, not samples, are compared with maxSize
 
 
 def test_more_than_ten_nodes_split_across_alarms() -> None:
@@ -487,7 +500,14 @@ def test_dashboard_shows_each_tiers_golden_signals(preview: Callable[[str], Prev
     assert widgets["RDS CPU %"]["metrics"] == [["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", f"{n}-db"]]
     nodes = 6 if env == "prod" else 2  # queue 1x2 + cache 2x2 in prod; one node each in dev
     assert len(widgets["Redis memory %"]["metrics"]) == nodes
-    assert [m[-1]["label"] for m in widgets["Nodes per group"]["metrics"]] == ["general", "gpu"]
+    nodes_per_group = widgets["Nodes per group"]["metrics"]
+    assert nodes_per_group[:2] == [
+        [{"expression": "FILL(s0, 0) / 5", "label": "general", "id": "n0"}],
+        [{"expression": "FILL(s1, 0) / 5", "label": "gpu", "id": "n1"}],
+    ]
+    assert [m[-1] for m in nodes_per_group[2:]] == [
+        {"id": f"s{i}", "stat": "SampleCount", "visible": False} for i in (0, 1)
+    ]
     assert {w["properties"]["region"] for w in body["widgets"]} == {"us-east-1"}
 
 
@@ -569,7 +589,10 @@ def test_prometheus_rules_parse_and_use_the_configured_thresholds(preview: Calla
     assert rules["KeelRequestLatencyP95High"]["expr"].endswith("> 0.3")
     assert "histogram_quantile(0.95," in rules["KeelRequestLatencyP95High"]["expr"]
     assert rules["KeelErrorRateHigh"]["expr"].endswith("> 0.02")
-    assert 'code=~"5.."' in rules["KeelErrorRateHigh"]["expr"]
+    assert (
+        'http_request_duration_seconds_count{namespace="apps", status_code=~"5.."}'
+        in rules["KeelErrorRateHigh"]["expr"]
+    )
     assert "kube_pod_container_status_restarts_total" in rules["KeelPodRestarting"]["expr"]
     assert "keda_scaler_detail_errors_total" in rules["KedaScalerErrors"]["expr"]
     with pytest.raises(ValueError):
@@ -584,6 +607,14 @@ def test_prometheus_scrapes_apps_and_keda_through_a_narrow_network_policy(previe
     assert monitors["keel-prod-keda"]["spec"]["selector"] == {"matchLabels": {"app": "keda-operator"}}
     keda = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-keda")
     assert keda.inputs["values"]["prometheus"] == {"operator": {"enabled": True}}
+    # each waits for the CRDs (the release) and for the namespace it lives in
+    release = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-kube-prometheus-stack").urn
+    apps = p.one("kubernetes:core/v1:Namespace", "keel-prod-apps").urn
+    scrape = p.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "keel-prod-allow-prometheus")
+    for step in (p.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "keel-prod-apps"), scrape):
+        assert {release, apps} <= set(step.dependencies), step.name
+    keda_monitor = p.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "keel-prod-keda")
+    assert {release, keda.urn} <= set(keda_monitor.dependencies)
     policy = p.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "keel-prod-allow-prometheus").inputs["spec"]
     assert policy["ingress"] == [
         {
@@ -612,3 +643,17 @@ def test_every_alarm_and_rule_names_a_runbook_entry_that_exists(preview: Callabl
     named |= {r["annotations"]["runbook_url"].rsplit("#", 1)[1] for g in groups for r in g["rules"]}
     assert named - anchors == set()
     assert len(named) == 17
+
+
+def test_without_services_prometheus_scrapes_no_application_namespace() -> None:
+    """No keel:services: no apps namespace, so no PodMonitor or NetworkPolicy may point into it."""
+    from components.platform import Platform, PlatformArgs
+    from tests.conftest import run
+
+    cluster = {"nodeGroups": {"general": {"instanceTypes": ["m5.large"], "minSize": 1, "maxSize": 2}}}
+    raw = stack("dev", cluster=cluster, alerts={"emails": ["a@example.com"], "prometheus": {}}, backup={})
+    cfg = validate("dev", raw)
+    p = run(lambda: Platform("keel-t", PlatformArgs(config=cfg)), stack="dev", config=raw)
+    assert p.of_type("keel:observability:PrometheusStack")
+    assert [m.name for m in p.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")] == ["keel-t-keda"]
+    assert not p.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")

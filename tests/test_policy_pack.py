@@ -892,6 +892,41 @@ def test_stack_policy_both_ways(
         assert found == expected
 
 
+SELECTION = {
+    "resources": ["arn:aws:rds:*:*:db:*", "arn:aws:s3:::*"],
+    "conditions": [{"stringEquals": [{"key": "aws:ResourceTag/keel.dev/backup", "value": "keel-prod"}]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("selection", "kind", "tags", "selected"),
+    [
+        (SELECTION, "aws:rds/instance:Instance", {"keel.dev/backup": "keel-prod"}, True),
+        (SELECTION, "aws:s3/bucket:Bucket", {"keel.dev/backup": "keel-prod"}, True),
+        (SELECTION, "aws:s3/bucket:Bucket", {"keel.dev/backup": "keel-dev"}, False),  # another stack's plan
+        (SELECTION, "aws:dynamodb/table:Table", {"keel.dev/backup": "keel-prod"}, False),  # type not named
+        ({"resources": ["*"]}, "aws:dynamodb/table:Table", {}, True),
+        ({"resources": ["arn:aws-cn:s3:::*"]}, "aws:s3/bucket:Bucket", {}, True),  # any partition
+        (
+            {"selectionTags": [{"type": "STRINGEQUALS", "key": "k", "value": "v"}]},
+            "aws:s3/bucket:Bucket",
+            {"k": "v"},
+            True,
+        ),
+        (
+            {"selectionTags": [{"type": "STRINGLIKE", "key": "k", "value": "keel-*"}]},
+            "aws:s3/bucket:Bucket",
+            {"k": "x"},
+            False,
+        ),
+    ],
+)
+def test_backup_selection_semantics(selection: dict[str, Any], kind: str, tags: dict[str, str], selected: bool) -> None:
+    from policies.rules.backup import _selects
+
+    assert _selects(selection, kind, tags) is selected
+
+
 def test_every_policy_is_tested_both_ways_and_graded() -> None:
     tested = {c[0] for c in RESOURCE_CASES} | {c[0] for c in STACK_CASES}
     assert sorted(BY_NAME) == sorted(tested)

@@ -4,6 +4,7 @@ backups leave the region, alarms notify someone."""
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,18 +31,44 @@ BACKED_UP = (
 #: A resource that is deliberately not backed up says why in this tag.
 EXEMPT_TAG = "keel.dev/backup-exempt"
 
+#: An ARN of each type, to test a selection's ``resources`` patterns against.
+_SAMPLE_ARN = {
+    "aws:rds/instance:Instance": "arn:aws:rds:region:account:db:name",
+    "aws:rds/cluster:Cluster": "arn:aws:rds:region:account:cluster:name",
+    "aws:dynamodb/table:Table": "arn:aws:dynamodb:region:account:table/name",
+    "aws:efs/fileSystem:FileSystem": "arn:aws:elasticfilesystem:region:account:file-system/name",
+    **{kind: "arn:aws:s3:::name" for kind in S3_BUCKET},
+}
+_RESOURCE_TAG = "aws:ResourceTag/"
 
-def _selected(tags: Mapping[str, Any], selections: Sequence[PolicyResource]) -> bool:
-    for selection in selections:
-        for condition in as_list(selection.props.get("selectionTags")):
-            key, value, kind = condition.get("key"), condition.get("value"), condition.get("type")
-            if key not in tags:
-                continue
-            if kind == "STRINGEQUALS" and tags[key] == value:
-                return True
-            if kind == "STRINGLIKE" and fnmatch.fnmatchcase(str(tags[key]), str(value)):
-                return True
-    return False
+
+def _tag_matches(tags: Mapping[str, Any], key: Any, value: Any, like: bool) -> bool:
+    if key not in tags:
+        return False
+    return fnmatch.fnmatchcase(str(tags[key]), str(value)) if like else tags[key] == value
+
+
+def _selects(selection: Mapping[str, Any], kind: str, tags: Mapping[str, Any]) -> bool:
+    """Whether one backup selection picks up a resource of ``kind`` with ``tags``: any of its ``selectionTags``
+    (OR), or its ``resources`` patterns (the type) and every one of its ``conditions`` (AND)."""
+    for tag in as_list(selection.get("selectionTags")):
+        if _tag_matches(tags, tag.get("key"), tag.get("value"), tag.get("type") == "STRINGLIKE"):
+            return True
+    patterns = [str(p) for p in as_list(selection.get("resources"))]
+    conditions = [
+        (str(c.get("key", "")).removeprefix(_RESOURCE_TAG), c.get("value"), like)
+        for block in as_list(selection.get("conditions"))
+        for like, field in ((False, "stringEquals"), (True, "stringLikes"))
+        for c in as_list(block.get(field))
+    ]
+    sample = _SAMPLE_ARN.get(kind, "")
+    # any partition: compare the patterns as if they were written for "aws"
+    typed = any(fnmatch.fnmatchcase(sample, re.sub(r"^arn:[^:*]+:", "arn:aws:", p)) for p in patterns)
+    return typed and all(_tag_matches(tags, key, value, like) for key, value, like in conditions)
+
+
+def _selected(kind: str, tags: Mapping[str, Any], selections: Sequence[PolicyResource]) -> bool:
+    return any(_selects(selection.props, kind, tags) for selection in selections)
 
 
 def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -50,7 +77,7 @@ def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationAr
         if resource.resource_type not in BACKED_UP:
             continue
         tags = dict(resource.props.get("tags") or {})
-        if str(tags.get(EXEMPT_TAG) or "").strip() or _selected(tags, selections):
+        if str(tags.get(EXEMPT_TAG) or "").strip() or _selected(resource.resource_type, tags, selections):
             continue
         yield (
             resource.urn,
