@@ -37,3 +37,11 @@ if platform.email is not None:
     pulumi.export("emailDnsRecords", platform.email.dns_records)
 if platform.load_balancer is not None:
     pulumi.export("albDnsName", platform.load_balancer.dns_name)
+if platform.observability is not None:
+    pulumi.export("alertsTopicArn", platform.observability.topic_arn)
+    if platform.observability.dashboard is not None:
+        pulumi.export("dashboardName", platform.observability.dashboard.dashboard_name)
+if platform.backup is not None:
+    pulumi.export("backupVaultName", platform.backup.vault_name)
+    if platform.backup.copy_vault is not None:
+        pulumi.export("backupCopyVaultArn", platform.backup.copy_vault.arn)

@@ -767,7 +767,7 @@ class ThresholdsConfig(_Model):
     """ElastiCache ``ReplicationLag`` per replica node."""
 
     alb_error_percent: float = Field(2.0, ge=0.1, le=100)
-    """Share of ALB requests answered 5xx (by the targets or by the ALB itself) over 5 minutes."""
+    """Share of ALB requests answered 5xx (by the targets or by the ALB itself), two 5-minute periods in a row."""
 
     alb_p95_ms: int = Field(300, ge=1, le=60_000)
     """p95 ``TargetResponseTime`` of each target group, in milliseconds."""

@@ -9,12 +9,15 @@ Usage::
 Creates ``<n>-aws``, the AWS provider every child uses (region from ``aws:region``, the stack's tags as
 default tags, and ``allowed_account_ids`` when ``keel:accountId`` is set so a wrong profile fails before
 anything changes), then the components in dependency order: ``Network``, then (when ``keel:cluster`` is set)
-``Cluster`` and its ``ClusterAddons``, and the data tier (``Database``, a ``Cache`` per ``keel:caches`` entry
-with a shared ``<n>-cache`` key, ``Buckets``, ``Email``); later issues add the edge and workloads. Components receive
-objects (``network=...``), never raw ids.
+``Cluster`` and its ``ClusterAddons``; ``Backup`` (with ``keel:backup``; ``<n>-aws-<copyRegion>``, the same provider
+for the copy region, when one is set), so the data tier can carry its selection tag; the data tier (``Database``,
+a ``Cache`` per ``keel:caches`` entry with a shared ``<n>-cache`` key, ``Buckets``, ``Email``); the ``apps``
+namespace, the ``LoadBalancer`` and a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last
+``Observability`` (with ``keel:alerts``), which watches all of them. Components receive objects
+(``network=...``), never raw ids.
 
 Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``), ``database``, ``caches``,
-``buckets``, ``email``.
+``buckets``, ``email``, ``load_balancer``, ``services``, ``scaling``, ``backup``, ``observability``.
 """
 
 from __future__ import annotations

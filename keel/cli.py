@@ -96,6 +96,8 @@ def preview(args: argparse.Namespace) -> int:
     try:
         return _preview(args, session)
     finally:
+        if session is not None:
+            session.stop()
         if pack is not None:
             pack.close()
 

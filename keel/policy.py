@@ -296,6 +296,15 @@ class Session:
         )
         self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
 
+    def stop(self) -> None:
+        """End the session without a result (the program failed): let the calls in flight finish, so closing the
+        channel afterwards cannot fail one of them on a gRPC thread (which prints a traceback). Safe after
+        :meth:`finish`."""
+        self._queue.put(None)
+        self._thread.join(timeout=STARTUP_TIMEOUT + CALL_TIMEOUT)
+        for _, future in self._pending:
+            future.exception(timeout=CALL_TIMEOUT)  # waits; an error here is of no interest any more
+
     def finish(self, document: Mapping[str, Any]) -> list[Violation]:
         self._queue.put(None)
         self._thread.join(timeout=STARTUP_TIMEOUT + CALL_TIMEOUT)

@@ -162,6 +162,11 @@ def test_vaults_are_encrypted_protected_and_locked_in_prod(preview: Callable[[st
         assert key.inputs["enableKeyRotation"] is True
         assert vault.inputs["forceDestroy"] is False
         assert (vault.protect, vault.retain_on_delete, key.protect) == (prod, prod, prod)
+    outputs = p.steps[0].outputs
+    assert outputs["backupVaultName"] == f"keel-{env}"
+    assert outputs.get("backupCopyVaultArn") == (
+        f"arn:aws:backup:us-west-2:{ACCOUNT}:backup-vault:keel-prod-dr" if prod else None
+    )
     locks = {lock.name: lock.inputs for lock in p.of_type(LOCK)}
     if prod:
         # governance mode: no changeableForDays (that would start the compliance-mode countdown)

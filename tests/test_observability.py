@@ -362,6 +362,7 @@ def test_alerts_topic_is_encrypted_and_only_this_accounts_alarms_publish(
     arn = f"arn:aws:sns:us-east-1:{ACCOUNT}:{n}-alerts"
     alarms = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{n}-*"
     assert topic.inputs["kmsMasterKeyId"] == f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{physical_id(key)}"
+    assert (p.steps[0].outputs["alertsTopicArn"], p.steps[0].outputs["dashboardName"]) == (arn, n)
     assert policy_doc(p.one("aws:sns/topicPolicy:TopicPolicy", f"{n}-alerts"))["Statement"] == [
         {
             "Sid": "CloudWatchAlarmsPublish",

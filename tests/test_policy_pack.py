@@ -1067,3 +1067,23 @@ def test_bad_policy_config_is_a_clear_error() -> None:
         policy.analyze({"steps": []}, config={"aws-alb-access-logs": "warn"})
     with pytest.raises(policy.PolicyError, match=r"policy config of 'aws-alb-access-logs': got 3; expected a level"):
         policy.analyze({"steps": []}, config={"aws-alb-access-logs": 3})
+
+
+def test_a_stopped_session_closes_without_a_grpc_thread_error(prod: Doc, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed program stops its session before the pack closes: calls in flight finish first, so no gRPC
+    thread dies with "Channel closed!" (a traceback on the user's terminal)."""
+    import threading
+
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    pack = policy.Pack()
+    try:
+        session = policy.Session(pack, stack="prod")
+        for step in prod["steps"][:40]:
+            session.add(step["newState"])
+        session.stop()
+        assert not session._thread.is_alive()
+        assert all(future.done() for _, future in session._pending) and len(session._pending) == 40
+    finally:
+        pack.close()
+    assert errors == []
