@@ -15,12 +15,13 @@ Creates (``<n>`` is the component name):
   lets CloudWatch (alarms named ``<n>-*`` of this account) and CloudWatch Logs (those log groups) use it.
 - ``<n>-alerts`` SNS topic on that key, its policy (CloudWatch alarms of this account publish; nothing
   without TLS), and ``<n>-alerts-<i>`` e-mail subscriptions.
-- ``<n>-<key>`` CloudWatch alarms, each built from :func:`alarm_specs` (thresholds from
-  ``keel:alerts.thresholds``), each naming its runbook entry in the README (``README.md#<runbook>``):
+- ``<n>-<key>`` CloudWatch alarms, each an :class:`AlarmSpec` from the ``*_alarms`` functions below (thresholds
+  from ``keel:alerts.thresholds``), each naming its runbook entry in the README (``README.md#<runbook>``):
   database CPU, connections, free storage and replication-slot lag; per cache memory, engine CPU,
   replication lag (with replicas) and evictions (``noeviction`` caches); the ALB's 5xx rate and, per target
   group, p95 response time and unhealthy hosts; port allocation errors per NAT gateway; each non-GPU node group
-  at its maximum size; per GPU job, a job pending with no GPU node running; failed backup and copy jobs.
+  at its maximum size; per GPU job, a job pending with no GPU node running; backup jobs that failed, expired or
+  were aborted, and failed copies.
 - ``<n>`` CloudWatch dashboard with the golden signals of the ALB, database, caches and node groups.
 - With ``containerInsights``: ``<n>-containerinsights-<kind>`` log groups (application, dataplane, host,
   performance: retention and KMS, created before the add-on would create them without either),
@@ -972,8 +973,9 @@ class PrometheusStack(pulumi.ComponentResource):
     Creates ``<n>-gp3-encrypted`` StorageClass (EBS CSI, encrypted gp3, volumes retained when released),
     ``<n>-monitoring`` namespace, ``<n>-grafana-admin`` password (pulumi-random) and Secret,
     ``<n>-alertmanager`` Pod Identity role (publish to the alerts topic only), ``<n>-kube-prometheus-stack``
-    release, ``<n>-rules`` PrometheusRule, ``<n>-apps`` and ``<n>-keda`` PodMonitors, and ``<n>-allow-prometheus``
-    NetworkPolicy admitting Prometheus (only) to the application pods.
+    release and ``<n>-rules`` PrometheusRule; with the application namespace, ``<n>-apps`` PodMonitor and
+    ``<n>-allow-prometheus`` NetworkPolicy admitting Prometheus (only) to the application pods; with KEDA,
+    ``<n>-keda`` PodMonitor. Each waits for the release (its CRDs) and for the namespace it lives in.
     """
 
     release: k8s.helm.v3.Release
