@@ -16,12 +16,11 @@ would let a program run on values no real account would give.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 #: The account the preview pretends to be when the stack does not pin ``keel:accountId``.
@@ -90,6 +89,8 @@ class FakeCloud:
         self.virtual: list[tuple[str, str, dict[str, Any]]] = []
         #: The region of each explicit AWS provider, by provider URN.
         self.provider_regions: dict[str, str] = {}
+        #: The same account in other regions (a backup copy region), made on first use; they share ``virtual``.
+        self._elsewhere: dict[str, FakeCloud] = {}
         self._components: dict[str, Callable[[str, str, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
             "eks:index:Cluster": self._eks_cluster,
             "eks:index:ManagedNodeGroup": self._managed_node_group,
@@ -113,17 +114,19 @@ class FakeCloud:
         another region (the backup copy region) gets that region in its ARN."""
         if type_ == "pulumi:providers:aws" and isinstance(inputs.get("region"), str):
             self.provider_regions[urn] = inputs["region"]
-        with self._in_region_of(provider):
-            return self._resource(type_, name, urn, inputs)
+        return self._on(provider)._resource(type_, name, urn, inputs)
 
-    @contextlib.contextmanager
-    def _in_region_of(self, provider: str) -> Iterator[None]:
-        home = self.region
-        self.region = self.provider_regions.get(provider.rsplit("::", 1)[0], home) if provider else home
-        try:
-            yield
-        finally:
-            self.region = home
+    def _on(self, provider: str) -> FakeCloud:
+        """The fake cloud of the region ``provider`` (a ``<urn>::<id>`` reference) deploys to: this one, or the same
+        account in another region. Each keeps its region fixed, so concurrent calls never see another's."""
+        region = self.provider_regions.get(provider.rsplit("::", 1)[0], self.region) if provider else self.region
+        if region == self.region:
+            return self
+        if region not in self._elsewhere:
+            other = FakeCloud(region, self.account, self.partition)
+            other.virtual = self.virtual
+            self._elsewhere[region] = other
+        return self._elsewhere[region]
 
     def _resource(self, type_: str, name: str, urn: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if type_ in self._components:
@@ -368,8 +371,7 @@ class FakeCloud:
     # ------------------------------------------------------------------ invokes
 
     def invoke(self, token: str, args: dict[str, Any], provider: str = "") -> dict[str, Any]:
-        with self._in_region_of(provider or ""):
-            return self._invoke(token, args)
+        return self._on(provider)._invoke(token, args)
 
     def _invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
         handler = self._invokes.get(token)
