@@ -33,8 +33,8 @@ of the instance's backup window (03:00-04:00) or its maintenance window (Sunday 
 own automated backups (point-in-time recovery to the second, ``keel:database.backupRetentionDays``) stay on:
 AWS Backup adds snapshot copies with longer retention and a second region, it does not replace them.
 
-Outputs: ``vault``, ``vault_name``, ``vault_arn``, ``copy_vault`` (None without ``copyRegion``), ``plan``,
-``role``, ``tag``.
+Outputs: ``vault``, ``vault_name``, ``vault_arn``, ``copy_vault`` and ``copy_key`` (None without ``copyRegion``),
+``plan``, ``role``, ``tag``.
 
 Recovery objectives (the README's disaster-recovery section walks each restore): an AZ loss is absorbed by Multi-AZ
 (RPO 0); a bad write is undone by RDS point-in-time recovery (RPO about 5 minutes: RDS ships transaction logs every
@@ -105,6 +105,7 @@ class Backup(pulumi.ComponentResource):
     vault_name: pulumi.Output[str]
     vault_arn: pulumi.Output[str]
     copy_vault: aws.backup.Vault | None
+    copy_key: aws.kms.Key | None
     plan: aws.backup.Plan
     role: aws.iam.Role
     tag: dict[str, str]
@@ -119,15 +120,14 @@ class Backup(pulumi.ComponentResource):
         super().__init__("keel:backup:Backup", name, None, opts)
         self._name = name
         self._copy_provider = copy_provider
-        self._copy_key: aws.kms.Key | None = None
         self._protect = args.protect
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         self.tag = {BACKUP_TAG: name}
 
-        self.vault = self._vault(name, "", "AWS Backup recovery points", ctx, cfg.vault_lock, args.protect, child)
-        self.copy_vault = None
+        self.vault, _ = self._vault(name, "", "AWS Backup recovery points", ctx, cfg.vault_lock, args.protect, child)
+        self.copy_vault = self.copy_key = None
         if cfg.copy_region is not None:
             if copy_provider is None:
                 raise ValueError(f"keel:backup.copyRegion: got {cfg.copy_region!r} but no provider for that region")
@@ -135,7 +135,7 @@ class Backup(pulumi.ComponentResource):
             # The copy provider differs from the stack's only in its region: no lookup (a blocking invoke that
             # would stall every registration in flight) is needed to know where it deploys.
             copy_ctx = dataclasses.replace(ctx, region=cfg.copy_region)
-            self.copy_vault = self._vault(
+            self.copy_vault, self.copy_key = self._vault(
                 name,
                 "-dr",
                 "disaster-recovery copies of AWS Backup recovery points",
@@ -222,12 +222,12 @@ class Backup(pulumi.ComponentResource):
     ) -> aws.rds.InstanceAutomatedBackupsReplication | None:
         """Replicate ``instance``'s automated backups to the copy region (None without ``copyRegion``): point-in-time
         recovery there, ``retention_days`` back, encrypted with the copy vault's key."""
-        if self._copy_provider is None or self._copy_key is None:
+        if self._copy_provider is None or self.copy_key is None:
             return None
         return aws.rds.InstanceAutomatedBackupsReplication(
             f"{self._name}-{label}-pitr",
             source_db_instance_arn=instance.arn,
-            kms_key_id=self._copy_key.arn,
+            kms_key_id=self.copy_key.arn,
             retention_period=retention_days,
             opts=pulumi.ResourceOptions(parent=self, provider=self._copy_provider, protect=self._protect),
         )
@@ -241,11 +241,9 @@ class Backup(pulumi.ComponentResource):
         lock: VaultLockConfig | None,
         protect: bool,
         opts: pulumi.ResourceOptions,
-    ) -> aws.backup.Vault:
-        """A KMS-encrypted vault ``<n><suffix>`` (locked when ``lock`` is set) with its own key."""
+    ) -> tuple[aws.backup.Vault, aws.kms.Key]:
+        """A KMS-encrypted vault ``<n><suffix>`` (locked when ``lock`` is set) and its own key."""
         key = create_key(f"{name}-backup{suffix}", purpose, ctx, protect=protect, opts=opts)
-        if suffix:
-            self._copy_key = key
         vault = aws.backup.Vault(
             f"{name}{suffix}",
             name=f"{name}{suffix}",
@@ -262,4 +260,4 @@ class Backup(pulumi.ComponentResource):
                 changeable_for_days=lock.changeable_for_days if lock.mode == "compliance" else None,
                 opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
             )
-        return vault
+        return vault, key

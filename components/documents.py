@@ -6,16 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 
-def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
-    """Deny every request to a bucket and its objects that does not use TLS."""
+def deny_without_tls(sid: str, action: str, resource: str | list[str]) -> dict[str, Any]:
+    """A resource-policy statement denying everyone ``action`` on ``resource`` over a connection without TLS."""
     return {
-        "Sid": "DenyInsecureTransport",
+        "Sid": sid,
         "Effect": "Deny",
         "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Action": action,
+        "Resource": resource,
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request to a bucket and its objects that does not use TLS."""
+    return deny_without_tls("DenyInsecureTransport", "s3:*", [bucket_arn, f"{bucket_arn}/*"])
 
 
 def service_uses_key(sid: str, service: str, account: str, source_arn: str | None = None) -> dict[str, Any]:

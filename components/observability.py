@@ -59,7 +59,7 @@ from components.cache import Cache
 from components.cluster import GPU_TAINT, AddonRole, Cluster, addon_with_role, first_asg_name
 from components.config import AlertsConfig, PrometheusConfig, ThresholdsConfig
 from components.database import Database
-from components.documents import service_publishes, service_uses_key
+from components.documents import deny_without_tls, service_publishes, service_uses_key
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, statement
 from components.ingress import LoadBalancer
 from components.keys import create_key, logs_may_use
@@ -486,14 +486,7 @@ class Observability(pulumi.ComponentResource):
                             service_publishes(
                                 "CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", arn, ctx.account, alarm_arns
                             ),
-                            {
-                                "Sid": "DenyPublishWithoutTls",
-                                "Effect": "Deny",
-                                "Principal": "*",
-                                "Action": "sns:Publish",
-                                "Resource": arn,
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            },
+                            deny_without_tls("DenyPublishWithoutTls", "sns:Publish", arn),
                         ]
                     )
                 )
@@ -505,7 +498,12 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-alerts-{index}", topic=self.topic.arn, protocol="email", endpoint=email, opts=child
             )
 
-        self.specs = self._specs(args, network, cluster, database, caches or {}, load_balancer, backup, insights)
+        # What alarms and dashboard both read, worked out once: each cache's node ids, each node group's ASG.
+        nodes = {label: cache_nodes(cache) for label, cache in (caches or {}).items()}
+        asgs = {g: first_asg_name(group) for g, group in cluster.node_groups.items()} if cluster is not None else {}
+        self.specs = self._specs(
+            args, network, cluster, database, caches or {}, nodes, asgs, load_balancer, backup, insights
+        )
         self.alarms = {spec.key: self._alarm(name, spec) for spec in self.specs}
         self.dashboard = None
         if cfg.dashboard:
@@ -513,7 +511,7 @@ class Observability(pulumi.ComponentResource):
                 name,
                 dashboard_name=name,
                 dashboard_body=pulumi.Output.json_dumps(
-                    dashboard_body(ctx.region, database, caches or {}, load_balancer, cluster)
+                    dashboard_body(ctx.region, database, nodes, load_balancer, cluster.name if cluster else None, asgs)
                 ),
                 opts=child,
             )
@@ -550,6 +548,8 @@ class Observability(pulumi.ComponentResource):
         cluster: Cluster | None,
         database: Database | None,
         caches: Mapping[str, Cache],
+        nodes: Mapping[str, Sequence[pulumi.Input[str]]],
+        asgs: Mapping[str, pulumi.Input[str]],
         load_balancer: LoadBalancer | None,
         backup: Backup | None,
         insights: bool,
@@ -562,7 +562,7 @@ class Observability(pulumi.ComponentResource):
         for label, cache in caches.items():
             c = cache.config
             specs += cache_alarms(
-                label, cache_nodes(cache), t, evicting=c.maxmemory_policy != "noeviction", replicas=c.replicas_per_shard
+                label, nodes[label], t, evicting=c.maxmemory_policy != "noeviction", replicas=c.replicas_per_shard
             )
         if load_balancer is not None:
             specs += load_balancer_alarms(
@@ -574,7 +574,7 @@ class Observability(pulumi.ComponentResource):
         if cluster is not None:
             gpu_asg = None
             for group_name, group in cluster.node_group_configs.items():
-                asg = _asg_name(cluster, group_name)
+                asg = asgs[group_name]
                 if group.gpu:
                     gpu_asg = asg
                 else:
@@ -688,10 +688,6 @@ def container_insights_configuration() -> dict[str, Any]:
     }
 
 
-def _asg_name(cluster: Cluster, group: str) -> pulumi.Output[str]:
-    return first_asg_name(cluster.node_groups[group])
-
-
 # ---------------------------------------------------------------------------------------------- dashboard
 
 
@@ -716,11 +712,13 @@ def _widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str, reg
 def dashboard_body(
     region: str,
     database: Database | None,
-    caches: Mapping[str, Cache],
+    nodes: Mapping[str, Sequence[pulumi.Input[str]]],
     load_balancer: LoadBalancer | None,
-    cluster: Cluster | None,
+    cluster_name: pulumi.Input[str] | None,
+    asgs: Mapping[str, pulumi.Input[str]],
 ) -> dict[str, Any]:
-    """The golden signals (traffic, errors, latency, saturation) of each tier, one row per tier."""
+    """The golden signals (traffic, errors, latency, saturation) of each tier, one row per tier: ``nodes`` are the
+    caches' node ids by cache, ``asgs`` the node groups' Auto Scaling groups by group."""
     widgets: list[dict[str, Any]] = []
     row = 0
     if load_balancer is not None:
@@ -763,9 +761,8 @@ def dashboard_body(
             ),
         ]
         row += 6
-    if caches:
+    if nodes:
         ns = "AWS/ElastiCache"
-        nodes = {label: cache_nodes(cache) for label, cache in caches.items()}
         for x, (title, metric, stat) in enumerate(
             (
                 ("Redis memory %", "DatabaseMemoryUsagePercentage", "Maximum"),
@@ -776,20 +773,17 @@ def dashboard_body(
             metrics = [[ns, metric, "CacheClusterId", node] for ids in nodes.values() for node in ids]
             widgets.append(_widget(title, metrics, 8 * x, row, stat, region))
         row += 6
-    if cluster is not None:
-        asgs = [
-            ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", _asg_name(cluster, g), {"label": g}]
-            for g in cluster.node_groups
-        ]
+    if cluster_name is not None:
+        cpu = [["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", asg, {"label": g}] for g, asg in asgs.items()]
         counts: list[list[Any]] = [
             [{"expression": f"FILL(s{i}, 0) / {SAMPLES_PER_INSTANCE}", "label": g, "id": f"n{i}"}]
-            for i, g in enumerate(cluster.node_groups)
-        ] + [[*m[:4], {"id": f"s{i}", "stat": "SampleCount", "visible": False}] for i, m in enumerate(asgs)]
+            for i, g in enumerate(asgs)
+        ] + [[*m[:4], {"id": f"s{i}", "stat": "SampleCount", "visible": False}] for i, m in enumerate(cpu)]
         widgets += [
             _widget("Nodes per group", counts, 0, row, "SampleCount", region),
             _widget(
                 "Node CPU % per group",
-                asgs,
+                cpu,
                 8,
                 row,
                 "Average",
@@ -797,7 +791,7 @@ def dashboard_body(
             ),
             _widget(
                 "Pods pending",
-                [["ContainerInsights", "pod_status_pending", "ClusterName", cluster.name]],
+                [["ContainerInsights", "pod_status_pending", "ClusterName", cluster_name]],
                 16,
                 row,
                 "Maximum",

@@ -85,13 +85,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("keel:platform:Platform", name, None, opts)
         cfg = args.config
-        self.provider = aws.Provider(
-            f"{name}-aws",
-            region=cfg.region,
-            allowed_account_ids=[cfg.account_id] if cfg.account_id else None,
-            default_tags={"tags": cfg.all_tags},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.provider = self._aws_provider(f"{name}-aws", cfg.region, cfg)
         children = pulumi.ResourceOptions(parent=self, providers=[self.provider])
         self.network = Network(name, NetworkArgs.from_config(cfg.network, protect=cfg.protect), opts=children)
         self.cluster = self.addons = None
@@ -107,15 +101,8 @@ class Platform(pulumi.ComponentResource):
             )
         self.backup = None
         if cfg.backup is not None:
-            copy_provider = None
-            if cfg.backup.copy_region is not None:
-                copy_provider = aws.Provider(
-                    f"{name}-aws-{cfg.backup.copy_region}",
-                    region=cfg.backup.copy_region,
-                    allowed_account_ids=[cfg.account_id] if cfg.account_id else None,
-                    default_tags={"tags": cfg.all_tags},
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
+            copy = cfg.backup.copy_region
+            copy_provider = self._aws_provider(f"{name}-aws-{copy}", copy, cfg) if copy is not None else None
             self.backup = Backup(
                 name,
                 BackupArgs.from_config(cfg.backup, protect=cfg.protect),
@@ -145,6 +132,16 @@ class Platform(pulumi.ComponentResource):
                 opts=children,
             )
         self.register_outputs({"network": self.network.vpc_id, "cluster": self.cluster.name if self.cluster else None})
+
+    def _aws_provider(self, resource_name: str, region: str, cfg: StackConfig) -> aws.Provider:
+        """An AWS provider for ``region`` with the stack's default tags and, when pinned, its only account."""
+        return aws.Provider(
+            resource_name,
+            region=region,
+            allowed_account_ids=[cfg.account_id] if cfg.account_id else None,
+            default_tags={"tags": cfg.all_tags},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _data_tier(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
         """Database, caches, buckets and email. They depend on the network and on the node security group

@@ -10,7 +10,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import S3_BUCKET, as_list, dig, of_type, resource_policy, stack_policy
+from ._util import S3_BUCKET, as_list, of_type, resource_policy, stack_policy
 
 VAULT = "aws:backup/vault:Vault"
 LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
@@ -103,15 +103,18 @@ def _region_of(resource: PolicyResource) -> str:
     return str(provider.props.get("region") or "") if provider is not None else ""
 
 
+def _arn_region(arn: Any) -> str:
+    """The region of an ARN (``arn:<partition>:<service>:<region>:...``), empty when there is none."""
+    parts = str(arn or "").split(":")
+    return parts[3] if len(parts) > 3 else ""
+
+
 def _copies_elsewhere(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     for plan in of_type(resources, PLAN):
         home = _region_of(plan)
         for rule in as_list(plan.props.get("rules")):
-            regions = [
-                str(dig(action, "destinationVaultArn", "")).split(":")[3:4]
-                for action in as_list(rule.get("copyActions"))
-            ]
-            if not any(r and r[0] and r[0] != home for r in regions):
+            regions = {_arn_region(action.get("destinationVaultArn")) for action in as_list(rule.get("copyActions"))}
+            if not regions - {"", home}:
                 yield (
                     plan.urn,
                     f"Backup plan {plan.name}: rule {rule.get('ruleName')} copies nothing to another region "
