@@ -26,8 +26,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -77,24 +75,39 @@ def _usage_error(stack: str, err: Exception) -> int:
     return EXIT_USAGE
 
 
+def _checkout() -> Path:
+    """The checkout keel runs in (the nearest ``Pulumi.yaml`` at or above the working folder): its
+    ``components/``, ``policies/`` and stack files are what every command reads, whichever checkout the
+    virtualenv's editable install of keel came from. Raises ``StackError`` when that cannot be made so."""
+    from keel import stackfiles
+
+    return stackfiles.use_checkout(stackfiles.project_root())
+
+
 def preview(args: argparse.Namespace) -> int:
     # Imported here so `keel --help` stays instant.
-    from keel import policy
+    from keel import policy, stackfiles
 
+    try:
+        root = _checkout()
+        project = stackfiles.load_project(root)
+        config, _ = stackfiles.load_config(root, args.stack, project)
+    except stackfiles.StackError as err:
+        return _usage_error(args.stack, err)
     # Start the policy pack first and stream each registration to it: the pack analyzes while the program
     # runs (as the engine does), instead of after it.
     pack = session = None
     try:
         if not args.no_policy:
-            pack = policy.Pack()
-            session = policy.Session(pack, stack=args.stack)
+            pack = policy.Pack(root / "policies", stack=args.stack, project=str(project["name"]), config=config)
+            session = policy.Session(pack, stack=args.stack, pack_dir=root / "policies")
     except policy.PolicyError as err:
         if pack is not None:
             pack.close()
         _error(str(err))
-        return EXIT_FAILED
+        return _policy_exit(err)
     try:
-        return _preview(args, session)
+        return _preview(args, root, session)
     finally:
         if session is not None:
             session.stop()
@@ -102,7 +115,14 @@ def preview(args: argparse.Namespace) -> int:
             pack.close()
 
 
-def _preview(args: argparse.Namespace, session: Any) -> int:
+def _policy_exit(err: Exception) -> int:
+    """A missing or invalid policy config is the user's to fix (2); a pack that fails is a failure (1)."""
+    from keel import policy
+
+    return EXIT_USAGE if isinstance(err, policy.PolicyConfigError) else EXIT_FAILED
+
+
+def _preview(args: argparse.Namespace, root: Path, session: Any) -> int:
     import pulumi
 
     from components.config import ConfigError
@@ -110,7 +130,9 @@ def _preview(args: argparse.Namespace, session: Any) -> int:
 
     try:
         result = engine.run(
-            args.stack, on_step=(lambda step: session.add(step.to_json()["newState"])) if session is not None else None
+            args.stack,
+            root,
+            on_step=(lambda step: session.add(step.to_json()["newState"])) if session is not None else None,
         )
     except (engine.StackError, ConfigError) as err:
         return _usage_error(args.stack, err)
@@ -136,7 +158,7 @@ def _preview(args: argparse.Namespace, session: Any) -> int:
             json.dump(document, sys.stdout, indent=2, sort_keys=True)
             sys.stdout.write("\n")
         else:
-            console = _console()
+            console = render.console()
             render.preview(console, result)
             render.violations(console, document["policyViolations"])
     return code
@@ -153,11 +175,6 @@ def _output() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=200)  # piped: no wrapping of long type tokens
-
-
 def _finish(document: dict[str, Any], session: Any) -> int | None:
     """Fill ``policyViolations`` from a streaming session; an exit code if the pack itself failed."""
     from keel import policy
@@ -166,20 +183,20 @@ def _finish(document: dict[str, Any], session: Any) -> int | None:
         violations = session.finish(document)
     except policy.PolicyError as err:
         _error(str(err))
-        return EXIT_FAILED
+        return _policy_exit(err)
     document["policyViolations"] = [v.to_json() for v in violations]
     return None
 
 
-def _analyze(document: dict[str, Any], stack: str | None) -> int | None:
+def _analyze(document: dict[str, Any], stack: str | None, root: Path) -> int | None:
     """Fill ``policyViolations`` by running the pack; an exit code if the pack itself failed."""
     from keel import policy
 
     try:
-        violations = policy.analyze(document, stack=stack)
+        violations = policy.analyze(document, stack=stack, pack_dir=root / "policies")
     except policy.PolicyError as err:
         _error(str(err))
-        return EXIT_FAILED
+        return _policy_exit(err)
     document["policyViolations"] = [v.to_json() for v in violations]
     return None
 
@@ -189,8 +206,13 @@ def _blocking(document: dict[str, Any]) -> bool:
 
 
 def check(args: argparse.Namespace) -> int:
-    from keel import render
+    from keel import render, stackfiles
 
+    try:
+        root = _checkout()
+    except stackfiles.StackError as err:
+        _error(str(err))
+        return EXIT_USAGE
     try:
         document = json.loads(Path(args.file).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -202,7 +224,7 @@ def check(args: argparse.Namespace) -> int:
     stack = args.stack
     if stack is None and document["steps"]:
         stack = str(document["steps"][0].get("urn", "")).removeprefix("urn:pulumi:").split("::")[0] or None
-    failed = _analyze(document, stack)
+    failed = _analyze(document, stack, root)
     if failed is not None:
         return failed
     with _output():
@@ -210,7 +232,7 @@ def check(args: argparse.Namespace) -> int:
             json.dump(document, sys.stdout, indent=2, sort_keys=True)
             sys.stdout.write("\n")
         else:
-            render.violations(_console(), document["policyViolations"])
+            render.violations(render.console(), document["policyViolations"])
     return EXIT_FAILED if _blocking(document) else EXIT_OK
 
 
@@ -220,11 +242,15 @@ EXIT_REPLACE = 3
 def preflight_command(args: argparse.Namespace) -> int:
     import boto3
 
-    from components.config import ConfigError, validate
     from keel import preflight, stackfiles
 
     try:
-        root = stackfiles.project_root()
+        root = _checkout()
+    except stackfiles.StackError as err:
+        return _usage_error(args.stack, err)
+    from components.config import ConfigError, validate
+
+    try:
         raw, _ = stackfiles.load_config(root, args.stack, stackfiles.load_project(root))
         cfg = validate(args.stack, raw)
     except (stackfiles.StackError, ConfigError) as err:
@@ -279,11 +305,16 @@ def bootstrap_command(args: argparse.Namespace) -> int:
 
 
 def cost_command(args: argparse.Namespace) -> int:
-    from components.config import ConfigError
     from keel import cost, engine
 
     try:
-        document = engine.run(args.stack).to_json()
+        root = _checkout()
+    except engine.StackError as err:
+        return _usage_error(args.stack, err)
+    from components.config import ConfigError
+
+    try:
+        document = engine.run(args.stack, root).to_json()
         estimate = cost.estimate(document, stack=args.stack, region=cost.region_of(document))
     except (engine.StackError, ConfigError, cost.CostError) as err:
         return _usage_error(args.stack, err)
@@ -292,10 +323,14 @@ def cost_command(args: argparse.Namespace) -> int:
             json.dump(estimate.to_json(), sys.stdout, indent=2, sort_keys=True)
             sys.stdout.write("\n")
         else:
-            sys.stdout.write(
-                f"{args.stack}: ${estimate.monthly_total:,.2f} a month ({estimate.currency}, "
-                f"{estimate.region} list prices as of {estimate.prices_as_of})\n"
-            )
+            prices = f"{estimate.currency}, {estimate.region} list prices as of {estimate.prices_as_of}"
+            if estimate.complete:
+                sys.stdout.write(f"{args.stack}: ${estimate.monthly_total:,.2f} a month ({prices})\n")
+            else:
+                sys.stdout.write(
+                    f"{args.stack}: not estimated: no price for {estimate.missing_prices()}; the resources priced "
+                    f"come to ${estimate.monthly_total:,.2f} a month, the rest is unknown ({prices})\n"
+                )
             for component, amount in sorted(estimate.by_component().items(), key=lambda kv: -kv[1]):
                 sys.stdout.write(f"  {component:<32} ${amount:>10,.2f}\n")
             if estimate.gpu_hour:
@@ -304,7 +339,7 @@ def cost_command(args: argparse.Namespace) -> int:
                     f"${estimate.gpu_hour['onDemand']:.3f} on demand\n"
                 )
             for missing in estimate.unknown:
-                sys.stdout.write(f"  unknown: {missing['urn'].rsplit('::', 1)[-1]} ({missing['missing']})\n")
+                sys.stdout.write(f"  depends on usage: {missing['urn'].rsplit('::', 1)[-1]} ({missing['missing']})\n")
     return EXIT_OK
 
 

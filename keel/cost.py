@@ -19,7 +19,9 @@ configurable discount, with the GPU's observed Spot range stated). What is price
 Backup storage and Container Insights observations depend on data and load, not on the preview: they are listed
 in ``unknown`` with what they depend on.
 
-A priced resource whose size is missing from the table is listed in ``unknown``, never counted as zero.
+A priced resource whose size is missing from the table is listed in ``not_estimated`` and makes the estimate
+incomplete (``complete`` is False): it is never counted as zero, so a bigger database can never look like a
+saving. ``keel cost`` and ``keel diff`` then say "not estimated" and name what has no price.
 """
 
 from __future__ import annotations
@@ -65,11 +67,24 @@ class Estimate:
     prices_as_of: str
     items: list[Item] = field(default_factory=list)
     unknown: list[dict[str, str]] = field(default_factory=list)
+    """Costs that depend on usage, not on the preview (backup storage, Container Insights observations)."""
+    not_estimated: list[dict[str, str]] = field(default_factory=list)
+    """Resources keel prices whose size has no price in the table: the total leaves them out."""
     gpu_hour: dict[str, float] = field(default_factory=dict)
 
     @property
     def monthly_total(self) -> float:
+        """The sum of the priced items: a lower bound when :attr:`complete` is False."""
         return round(sum(i.monthly for i in self.items), 2)
+
+    @property
+    def complete(self) -> bool:
+        """True when every resource keel prices had a price in the table."""
+        return not self.not_estimated
+
+    def missing_prices(self) -> str:
+        """What has no price, for a message: ``db.x2g.large (keel-prod-db), ...``."""
+        return ", ".join(f"{m['missing']} ({m['urn'].rsplit('::', 1)[-1]})" for m in self.not_estimated)
 
     def by_component(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -84,8 +99,10 @@ class Estimate:
             "currency": self.currency,
             "pricesAsOf": self.prices_as_of,
             "monthlyTotal": self.monthly_total,
+            "complete": self.complete,
             "items": [i.to_json() for i in self.items],
             "unknown": self.unknown,
+            "notEstimated": self.not_estimated,
             "gpuHour": self.gpu_hour,
         }
 
@@ -123,6 +140,9 @@ def estimate(
     def unknown(state: Mapping[str, Any], what: str) -> None:
         out.unknown.append({"urn": state["urn"], "type": state["type"], "missing": what})
 
+    def unpriced(state: Mapping[str, Any], what: str) -> None:
+        out.not_estimated.append({"urn": state["urn"], "type": state["type"], "missing": what})
+
     for step in document.get("steps", []):
         s = step["newState"]
         kind, i = s["type"], s.get("inputs") or {}
@@ -134,7 +154,7 @@ def estimate(
             count = int(scaling.get("desiredSize", scaling.get("minSize", 0)) or 0)
             key = f"ec2.{types[0]}" if types else ""
             if key not in hourly:
-                unknown(s, f"hourly price of {types[0] if types else 'an instance type'}")
+                unpriced(s, f"hourly price of {types[0] if types else 'an instance type'}")
                 continue
             factor = spot if i.get("capacityType") == "SPOT" else 1.0
             label = "Spot" if factor < 1 else "on demand"
@@ -169,7 +189,7 @@ def estimate(
         elif kind == "aws:rds/instance:Instance":
             key = f"rds.{i.get('instanceClass')}"
             if key not in hourly:
-                unknown(s, f"hourly price of {i.get('instanceClass')}")
+                unpriced(s, f"hourly price of {i.get('instanceClass')}")
                 continue
             copies = 2 if i.get("multiAz") else 1
             storage = float(i.get("allocatedStorage") or 0)
@@ -187,7 +207,7 @@ def estimate(
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
             key = f"elasticache.{i.get('nodeType')}"
             if key not in hourly:
-                unknown(s, f"hourly price of {i.get('nodeType')}")
+                unpriced(s, f"hourly price of {i.get('nodeType')}")
                 continue
             nodes = int(i.get("numNodeGroups") or 1) * (1 + int(i.get("replicasPerNodeGroup") or 0))
             add(s, f"{nodes} x {i.get('nodeType')}", hourly[key] * hours * nodes)
@@ -231,9 +251,9 @@ def region_of(document: Mapping[str, Any]) -> str:
     return "us-east-1"
 
 
-def monthly_total(document: Mapping[str, Any]) -> float | None:
+def of_document(document: Mapping[str, Any]) -> Estimate | None:
     """The document's monthly estimate, or None when its region has no price table."""
     try:
-        return estimate(document, stack="", region=region_of(document)).monthly_total
+        return estimate(document, stack="", region=region_of(document))
     except CostError:
         return None

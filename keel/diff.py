@@ -26,7 +26,10 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keel.cost import Estimate
 
 SECRET = "[secret]"  # noqa: S105 (the mask a preview shows instead of a secret)
 
@@ -106,8 +109,8 @@ class ResourceDiff:
 @dataclass
 class Diff:
     resources: list[ResourceDiff]
-    cost: tuple[float, float] | None = None
-    """Monthly estimates (base, head) from ``keel cost``'s price table, when both can be priced."""
+    cost: tuple[Estimate | None, Estimate | None] = (None, None)
+    """Monthly estimates (base, head) from ``keel cost``'s price table; None for a side whose region has none."""
 
     def of(self, op: str) -> list[ResourceDiff]:
         return [r for r in self.resources if r.op == op]
@@ -179,17 +182,25 @@ def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
             if changes:
                 kind = after[urn]["type"]
                 out.append(ResourceDiff(urn, kind, "update", changes, _forces_replacement(kind, changes)))
-    from keel.cost import monthly_total
+    from keel.cost import of_document
 
-    totals = monthly_total(base), monthly_total(head)
-    return Diff(out, (totals[0], totals[1]) if None not in totals else None)  # type: ignore[arg-type]
+    return Diff(out, (of_document(base), of_document(head)))
 
 
 def cost_line(diff: Diff) -> str:
-    if diff.cost is None:
-        return "Monthly cost: not estimated (no price table for the region)"
+    """The monthly cost change, or why it is not estimated. A side with a resource the table cannot price is
+    never shown as a total: leaving a bigger database out would show it as a saving."""
     before, after = diff.cost
-    return f"Monthly cost: ${before:,.2f} -> ${after:,.2f} ({after - before:+,.2f})"
+    if before is None or after is None:
+        return "Monthly cost: not estimated (no price table for the region)"
+    missing = [f"{side}: {e.missing_prices()}" for side, e in (("base", before), ("head", after)) if not e.complete]
+    if missing:
+        return (
+            f"Monthly cost: not estimated, the change is unknown (no price for {'; '.join(missing)}); "
+            f"priced part ${before.monthly_total:,.2f} -> ${after.monthly_total:,.2f}"
+        )
+    total_before, total_after = before.monthly_total, after.monthly_total
+    return f"Monthly cost: ${total_before:,.2f} -> ${total_after:,.2f} ({total_after - total_before:+,.2f})"
 
 
 # ------------------------------------------------------------------------------------------ sides

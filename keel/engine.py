@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import runpy
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -356,14 +355,12 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
 def run(stack: str, root: Path | None = None, on_step: Callable[[Step], None] | None = None) -> Preview:
     """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``. ``on_step`` sees
     every step as it is registered (``keel preview`` streams them to the policy pack)."""
-    root = (root or stackfiles.project_root()).resolve()
+    root = stackfiles.use_checkout(root or stackfiles.project_root())
     project = stackfiles.load_project(root)
     config, secret_keys = stackfiles.load_config(root, stack, project)
     main = root / str(project.get("main") or "__main__.py")
     if main.is_dir():
         main = main / "__main__.py"
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     return execute(
         lambda: runpy.run_path(str(main), run_name="__main__"),
         stack=stack,

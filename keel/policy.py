@@ -12,8 +12,13 @@ engine's Python policy host does); it prints the port of its analyzer gRPC serve
 (a protobuf Struct of the engine's property values) together with the resource options and the provider's
 properties. The results are the same diagnostics ``pulumi preview --policy-pack policies`` prints.
 
-Policy config: ``policies/config.<stack>.json`` (the same file ``pulumi preview --policy-pack-config`` takes),
-``policies/config.json`` when the stack has none.
+Policy config: ``policies/config.<stack>.json``, the same file ``pulumi preview --policy-pack-config`` takes.
+Every stack has one; a stack without it is a :class:`PolicyConfigError` naming the file (``keel`` exits 2), never
+a silent fall back to the pack's defaults. It is applied as the engine applies it (:func:`reconcile`): an entry
+that sets only properties keeps the policy's own enforcement level, and every policy is configured.
+
+Any CrossGuard pack can be driven, not only keel's own: :class:`Pack` starts whatever ``PulumiPolicy.yaml`` in
+the pack's folder describes, with the interpreter of the virtualenv its runtime options name.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class PolicyError(Exception):
     """The pack could not be started or answered something unexpected."""
 
 
+class PolicyConfigError(PolicyError):
+    """The stack's policy config is missing or invalid: a user error (``keel`` exits 2)."""
+
+
 @dataclass(frozen=True)
 class Violation:
     """One diagnostic, in the ``policyViolations`` shape of the preview document."""
@@ -79,23 +88,116 @@ def mandatory(violations: Iterable[Violation]) -> list[Violation]:
     return [v for v in violations if v.enforcement_level == "mandatory"]
 
 
-def config_file(stack: str | None, pack_dir: Path = PACK_DIR) -> Path | None:
-    for candidate in ([pack_dir / f"config.{stack}.json"] if stack else []) + [pack_dir / "config.json"]:
-        if candidate.is_file():
-            return candidate
-    return None
+def config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path:
+    """The stack's policy config file; :class:`PolicyConfigError` when it does not exist."""
+    path = pack_dir / f"config.{stack}.json"
+    if not path.is_file():
+        others = sorted(p.name for p in pack_dir.glob("config.*.json"))
+        raise PolicyConfigError(
+            f"{path}: no such file; every stack needs its policy config (the file "
+            f"`pulumi preview --policy-pack-config` takes). Existing: {', '.join(others) or 'none'}; "
+            "start from the one of the stack yours resembles"
+        )
+    return path
 
 
-def load_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
+def load_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise PolicyError(f"{path}: not valid JSON ({err})") from None
+        raise PolicyConfigError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
-        raise PolicyError(f"{path}: expected an object mapping policy names to settings")
+        raise PolicyConfigError(f"{path}: expected an object mapping policy names to settings")
     return data
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """What the engine sends one policy in ``Configure``: its enforcement level and its properties."""
+
+    enforcement_level: int
+    properties: dict[str, Any]
+
+
+def reconcile(info: Any, settings: Mapping[str, Any]) -> dict[str, PolicyConfig]:
+    """The engine's reconciliation of a policy config file with the pack's own settings.
+
+    What the Pulumi engine does (pulumi/pulumi v3.259.0 ``pkg/resource/analyzer/config.go``:
+    ``ReconcilePolicyPackConfig``, ``createConfigWithDefaults``, ``applyConfig``, ``validatePolicyPackConfig``;
+    called from ``pkg/engine/update.go`` before ``Configure``), repeated here:
+
+    - every policy of the pack is configured, not only those the file names;
+    - the enforcement level is, from lowest to highest: the policy's own level (``GetAnalyzerInfo``; the pack's
+      level fills a policy that has none), the pack's ``initialConfig``, the file's ``all`` entry, the policy's
+      entry in the file. An entry that sets only properties (``{"minimumDays": 7}``) keeps the level it had;
+    - properties start from the defaults of the policy's ``configSchema``, then ``initialConfig``, then the file
+      (one top-level key at a time), and are validated against ``{"type": "object", "properties", "required"}``
+      (unknown keys pass, as there);
+    - numbers travel as protobuf doubles (``structpb.NewStruct``): ``7`` reaches the pack as ``7.0``.
+
+    One deliberate difference: the engine sends an entry naming a policy the pack does not have and the pack
+    ignores it (or, without a level, fails with ``invalid enforcement level ""``); keel refuses it, naming it,
+    since a misspelt policy name would otherwise silently leave the policy at its default.
+
+    ``info``: the pack's ``AnalyzerInfo``. Raises :class:`PolicyConfigError` for an invalid file.
+    """
+    policies = {p.name: p for p in info.policies}
+    problems = [
+        f"policy config names {name!r}, which the pack {info.name!r} does not have"
+        for name in settings
+        if name not in policies and name != "all"
+    ]
+    entries: dict[str, tuple[str | None, dict[str, Any]]] = {}
+    for name, value in settings.items():
+        if isinstance(value, str):
+            entries[name] = (value, {})
+        elif isinstance(value, dict):
+            level = value.get("enforcementLevel")
+            entries[name] = (level, {k: v for k, v in value.items() if k != "enforcementLevel"})
+        else:
+            problems.append(f"policy config of {name!r}: got {value!r}; expected a level or an object")
+            continue
+        level = entries[name][0]
+        if level is not None and level not in _LEVEL_VALUES:
+            problems.append(
+                f"policy config of {name!r}: got enforcement level {level!r}; allowed: {', '.join(_LEVEL_VALUES)}"
+            )
+    if problems:
+        raise PolicyConfigError("; ".join(problems))
+    out: dict[str, PolicyConfig] = {}
+    schemas: dict[str, dict[str, Any]] = {}
+    for name, pol in policies.items():
+        schemas[name] = json_format.MessageToDict(pol.configSchema) if pol.HasField("configSchema") else {}
+        defaults = {k: v["default"] for k, v in (schemas[name].get("properties") or {}).items() if "default" in v}
+        out[name] = PolicyConfig(pol.enforcementLevel, defaults)
+    initial = {k: (v.enforcementLevel, json_format.MessageToDict(v.properties)) for k, v in info.initialConfig.items()}
+    for layer in (initial, {k: (_LEVEL_VALUES[v[0]] if v[0] else None, v[1]) for k, v in entries.items()}):
+        all_level = layer.get("all", (None, {}))[0]
+        if all_level is not None:
+            out = {k: PolicyConfig(all_level, v.properties) for k, v in out.items()}
+        for name, (level, properties) in layer.items():
+            before = out.get(name, PolicyConfig(analyzer_pb2.ADVISORY, {}))
+            out[name] = PolicyConfig(
+                before.enforcement_level if level is None else level, {**before.properties, **properties}
+            )
+    problems = [p for name in policies if (p := _invalid(info, name, out[name].properties, schemas[name]))]
+    if problems:
+        raise PolicyConfigError("validating policy config: " + "; ".join(problems))
+    return out
+
+
+def _invalid(info: Any, name: str, properties: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    """The engine's check of one policy's properties against its schema; the problem, or ''."""
+    if not schema:
+        return ""
+    import jsonschema
+
+    full = {"type": "object", **{k: v for k, v in schema.items() if k in ("properties", "required")}}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(full).iter_errors(dict(properties)))
+    if error is None:
+        return ""
+    where = ".".join(map(str, error.absolute_path))
+    return f"{info.name} {info.version}  {name}: {where + ': ' if where else ''}{error.message}"
 
 
 _SIG = "4dabf18193072939515e22adb298388d"
@@ -121,10 +223,17 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
 
 
 def _options(state: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions:
+    """The options the engine sends (``marshalResourceOptions`` in ``pkg/resource/plugin/analyzer_plugin.go``):
+    custom timeouts are always present, zero when none were set."""
+    delete_before_replace = state.get("deleteBeforeReplace")
     return analyzer_pb2.AnalyzerResourceOptions(
         protect=bool(state.get("protect")),
         ignoreChanges=list(state.get("ignoreChanges", [])),
+        deleteBeforeReplace=bool(delete_before_replace),
+        deleteBeforeReplaceDefined=delete_before_replace is not None,
+        additionalSecretOutputs=list(state.get("additionalSecretOutputs", [])),
         aliases=list(state.get("aliases", [])),
+        customTimeouts=analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(),
         parent=str(state.get("parent", "")),
     )
 
@@ -144,6 +253,10 @@ def _providers(steps: Sequence[Mapping[str, Any]]) -> dict[str, analyzer_pb2.Ana
 
 
 def _resource(state: Mapping[str, Any], providers: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResource:
+    """A resource as the engine hands it to an analyzer (pulumi/pulumi v3.259.0
+    ``pkg/resource/deploy/step_generator.go``): ``provider`` is set only when the resource has one
+    (``getProviderResource`` returns nil for an empty reference: components and providers themselves), never as
+    an empty message."""
     provider = providers.get(str(state.get("provider", "")).rsplit("::", 1)[0])
     resource = analyzer_pb2.AnalyzerResource(
         type=state["type"],
@@ -161,21 +274,74 @@ def _resource(state: Mapping[str, Any], providers: Mapping[str, Any]) -> analyze
     return resource
 
 
+def pack_python(pack_dir: Path) -> Path:
+    """The interpreter the engine would run the pack with, from ``PulumiPolicy.yaml``.
+
+    pulumi/pulumi v3.259.0 ``sdk/python/cmd/pulumi-language-python/main.go`` (``RunPlugin``, ``parseOptions``) and
+    ``sdk/python/toolchain/pip.go``: ``runtime: {name: python, options: {virtualenv: DIR}}`` runs
+    ``DIR/bin/python``, DIR relative to the pack's folder; with no ``virtualenv`` a policy pack runs on ``python3``
+    from PATH (``$PULUMI_PYTHON_CMD``). Offline, a pack that names no virtualenv runs on the interpreter running
+    keel (it has pulumi-policy, which the ambient ``python3`` may not). A named virtualenv that does not exist is
+    an error here, as it would fail the engine's start of the pack."""
+    import yaml
+
+    manifest = pack_dir / "PulumiPolicy.yaml"
+    if not manifest.is_file():
+        raise PolicyError(f"no policy pack in {pack_dir} (expected PulumiPolicy.yaml)")
+    try:
+        data = yaml.safe_load(manifest.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{manifest}: not valid YAML ({err})") from None
+    runtime = data.get("runtime") if isinstance(data, dict) else None
+    name = runtime.get("name") if isinstance(runtime, dict) else runtime
+    if name != "python":
+        raise PolicyError(
+            f"{manifest}: runtime {name!r}; keel runs Python policy packs offline (use `pulumi preview --policy-pack` "
+            "for others)"
+        )
+    options = (runtime.get("options") or {}) if isinstance(runtime, dict) else {}
+    virtualenv = options.get("virtualenv")
+    if virtualenv is None:
+        return Path(sys.executable)
+    python = (pack_dir / str(virtualenv)).resolve() / "bin" / "python"
+    if not python.exists():
+        raise PolicyError(
+            f"{manifest}: its virtualenv {virtualenv!r} has no {python}; create it (`make install`) first"
+        )
+    return python
+
+
 class Pack:
     """A policy pack process and a stub to its analyzer server.
+
+    Started as the engine's Python language host starts a pack (``RunPlugin`` for ``kind == analyzer``):
+    ``<python> -u -m pulumi.policy <engine address> <pack folder>`` in the pack's folder, with ``PULUMI_PROJECT``,
+    ``PULUMI_STACK``, ``PULUMI_DRY_RUN`` and ``PULUMI_CONFIG`` (the stack's config) in its environment. The pack
+    prints the port of its analyzer server as its first line. Any Python CrossGuard pack can be driven this way.
 
     Starting is split from connecting so a caller can start the pack first and run the program meanwhile
     (``keel preview`` does: the pack's start-up overlaps the program's run instead of adding to it). The pack's
     stderr goes to a temporary file (read only to explain a failure), so a chatty pack can never block."""
 
-    def __init__(self, pack_dir: Path = PACK_DIR) -> None:
-        if not (pack_dir / "__main__.py").is_file():
-            raise PolicyError(f"no policy pack in {pack_dir} (expected __main__.py)")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def __init__(
+        self,
+        pack_dir: Path = PACK_DIR,
+        *,
+        stack: str | None = None,
+        project: str = "keel",
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        python = pack_python(pack_dir)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PULUMI_PROJECT": project, "PULUMI_DRY_RUN": "true"}
+        if stack is not None:
+            env["PULUMI_STACK"] = stack
+        if config is not None:
+            env["PULUMI_CONFIG"] = json.dumps(dict(config))
+        self.stack, self.project = stack, project
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "__main__.py"],
+            self.process = subprocess.Popen(  # noqa: S603 (the pack's own interpreter and folder)
+                [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir.resolve())],
                 cwd=pack_dir,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
@@ -239,7 +405,9 @@ class Session:
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self.pack = pack
-        self.settings = dict(config) if config is not None else load_config(config_file(stack, pack_dir))
+        if config is None and stack is None:
+            raise PolicyConfigError("no stack to read the policy config of: name one (--stack)")
+        self.settings = dict(config) if config is not None else load_config(config_file(str(stack), pack_dir))
         self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
         self._pending: list[tuple[str, Any]] = []
         self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
@@ -265,22 +433,18 @@ class Session:
     def _configure(self) -> None:
         self._info = self.pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=CALL_TIMEOUT)
         request = analyzer_pb2.ConfigureAnalyzerRequest()
-        known = {p.name for p in self._info.policies}
-        for name, value in self.settings.items():
-            if name not in known and name != "all":
-                raise PolicyError(f"policy config names {name!r}, which the pack {self._info.name!r} does not have")
-            if not isinstance(value, (str, dict)):
-                raise PolicyError(f"policy config of {name!r}: got {value!r}; expected a level or an object")
+        stack = analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=self.pack.stack or "", project=self.pack.project, organization="organization", dry_run=True
+        )
+        try:  # the engine configures the stack first (pkg/engine/update.go); an older pack may not implement it
+            self.pack.stub.ConfigureStack(stack, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        for name, config in reconcile(self._info, self.settings).items():
             entry = request.policyConfig[name]
-            level = value if isinstance(value, str) else value.get("enforcementLevel")
-            if level and level not in _LEVEL_VALUES:
-                raise PolicyError(
-                    f"policy config of {name!r}: got enforcement level {level!r}; allowed: {', '.join(_LEVEL_VALUES)}"
-                )
-            if level:
-                entry.enforcementLevel = _LEVEL_VALUES[level]
-            if isinstance(value, dict):
-                entry.properties.CopyFrom(_struct({k: v for k, v in value.items() if k != "enforcementLevel"}))
+            entry.enforcementLevel = config.enforcement_level  # type: ignore[assignment]
+            entry.properties.CopyFrom(_struct(config.properties))
         self.pack.stub.Configure(request, timeout=CALL_TIMEOUT)
 
     def _analyze(self, state: Mapping[str, Any]) -> None:
@@ -292,8 +456,9 @@ class Session:
             urn=resource.urn,
             name=resource.name,
             options=resource.options,
-            provider=resource.provider,
         )
+        if resource.HasField("provider"):
+            request.provider.CopyFrom(resource.provider)
         self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
 
     def stop(self) -> None:
@@ -349,7 +514,7 @@ def analyze(
 ) -> list[Violation]:
     """Every policy diagnostic for the resources of a saved preview document, ordered by severity, policy, URN.
     ``pack``: an already started pack (closed here when done); None starts one."""
-    pack = pack or Pack(pack_dir)
+    pack = pack or Pack(pack_dir, stack=stack)
     try:
         session = Session(pack, stack=stack, pack_dir=pack_dir, config=config)
         for step in document.get("steps", []):

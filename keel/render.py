@@ -2,28 +2,43 @@
 
 Usage::
 
-    render.preview(console, preview)     # rich Console; plain text when not a terminal
+    render.preview(console(), preview)     # rich Console; plain text when not a terminal
+
+Everything that comes from the program or the pack (resource names, type tokens, ARNs, outputs, messages) is
+printed literally: it goes into :class:`rich.text.Text` objects, which rich never parses for markup or emoji
+codes. A type token such as ``keel:email:Email`` would otherwise print as ``keel✉Email`` (``:email:`` is an
+emoji code), a ``:secret:`` ARN would be garbled and ``[secret]`` would vanish as an unknown markup tag.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from keel.engine import Preview, Step
 
 
-def _label(step: Step) -> str:
+def console() -> Console:
+    """A console that never substitutes emoji codes; piped output is not wrapped (long type tokens)."""
+    out = Console(emoji=False, highlight=False)
+    return out if out.is_terminal else Console(emoji=False, highlight=False, width=200)
+
+
+def _label(step: Step) -> Text:
     flags = []
     if step.protect:
         flags.append("protected")
     if step.retain_on_delete:
         flags.append("retained")
-    suffix = f"  [dim]({', '.join(flags)})[/dim]" if flags else ""
-    return f"[green]+[/green] {step.name}  [dim]{step.type}[/dim]{suffix}"
+    label = Text.assemble(("+", "green"), " ", step.name, "  ", (step.type, "dim"))
+    if flags:
+        label.append(f"  ({', '.join(flags)})", style="dim")
+    return label
 
 
 def tree(preview: Preview) -> Tree:
@@ -35,7 +50,7 @@ def tree(preview: Preview) -> Tree:
             children[step.parent].append(step)
         else:
             roots.append(step)
-    top = Tree(f"[bold]{preview.project}[/bold] / [bold]{preview.stack}[/bold]  (offline preview)")
+    top = Tree(Text.assemble((preview.project, "bold"), " / ", (preview.stack, "bold"), "  (offline preview)"))
 
     def add(node: Tree, step: Step) -> None:
         branch = node.add(_label(step))
@@ -53,7 +68,7 @@ def summary(preview: Preview) -> Table:
     table.add_column("type")
     table.add_column("count", justify="right")
     for type_, count in sorted(counts.items()):
-        table.add_row(type_, str(count))
+        table.add_row(Text(type_), str(count))
     return table
 
 
@@ -64,26 +79,30 @@ def preview(console: Console, result: Preview) -> None:
     stack = next((s for s in result.steps if s.type == "pulumi:pulumi:Stack"), None)
     if stack is not None and stack.outputs:
         console.print()
-        console.print("[bold]Outputs[/bold]")
+        console.print(Text("Outputs", style="bold"))
         for key, value in sorted(stack.outputs.items()):
-            console.print(f"  {key}: {value}", highlight=False)
+            console.print(Text(f"  {key}: {json.dumps(value, sort_keys=True)}"))
 
 
 def violations(console: Console, found: list[dict[str, str]]) -> None:
     """Policy violations grouped by severity, mandatory ones marked."""
     console.print()
     if not found:
-        console.print("[green]Policies: no violations[/green]")
+        console.print(Text("Policies: no violations", style="green"))
         return
     mandatory = sum(1 for v in found if v["enforcementLevel"] == "mandatory")
-    console.print(f"[bold]Policies: {len(found)} violation(s), {mandatory} mandatory[/bold]")
+    console.print(Text(f"Policies: {len(found)} violation(s), {mandatory} mandatory", style="bold"))
     for severity in ("critical", "high", "medium", "low", ""):
         group = [v for v in found if v["severity"] == severity]
         if not group:
             continue
-        console.print(f"  [bold]{severity or 'unrated'}[/bold]")
+        console.print(Text(f"  {severity or 'unrated'}", style="bold"))
         for v in group:
-            level = "[red]mandatory[/red]" if v["enforcementLevel"] == "mandatory" else v["enforcementLevel"]
+            level = v["enforcementLevel"]
             where = v["urn"].rsplit("::", 1)[-1] if v["urn"] else "stack"
             message = v["message"].splitlines()[-1]
-            console.print(f"    {level}  {v['policyName']}  {where}: {message}", highlight=False)
+            console.print(
+                Text.assemble(
+                    "    ", (level, "red" if level == "mandatory" else ""), f"  {v['policyName']}  {where}: {message}"
+                )
+            )

@@ -15,9 +15,11 @@ decrypted offline: they reach the program as ``[secret]`` and their keys are mar
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,63 @@ def project_root(start: Path | None = None) -> Path:
     raise StackError(f"no Pulumi.yaml in {here} or any folder above it; run keel inside the keel project")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice.
+
+    PyYAML keeps the last of two equal keys without a word; the Pulumi CLI reads stack files with Go's
+    ``gopkg.in/yaml.v3``, which refuses them (``mapping key "web" already defined at line 12``). A stack file
+    with two ``web:`` services must therefore fail here too, before anything runs, naming both lines."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} at lines {seen[key]} and {line}", key_node.start_mark
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+#: The project's own top-level packages: keel previews the copy of these in the checkout it runs in.
+PROJECT_PACKAGES = ("components", "policies")
+
+
+def use_checkout(root: Path) -> Path:
+    """Make ``import components`` (and ``policies``) load the checkout at ``root``, whatever checkout the
+    virtualenv's editable install of keel points at; return ``root`` resolved.
+
+    ``root`` goes first on ``sys.path``. A project package that was already imported from somewhere else
+    cannot be swapped under a running interpreter: that is a :class:`StackError` naming both places, never a
+    preview of the wrong code."""
+    root = root.resolve()
+    for name in PROJECT_PACKAGES:
+        here = (root / name).resolve()
+        if not (here / "__init__.py").is_file() and not (here / "__main__.py").is_file():
+            raise StackError(f"{root} has no {name}/ folder; run keel inside a whole keel checkout")
+        module = sys.modules.get(name)
+        loaded = [Path(p).resolve() for p in getattr(module, "__path__", [])]
+        if module is not None and here not in loaded:
+            raise StackError(
+                f"this keel process already loaded {name!r} from {', '.join(map(str, loaded)) or '?'}, not from "
+                f"{here}; run keel from that checkout's own virtualenv (`make install` there)"
+            )
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    return root
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_StrictLoader) or {}  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

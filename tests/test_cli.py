@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the project's entry files in a scratch folder, for stacks with broken config."""
     for name in ("Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("components", "policies"):  # the same code: keel previews the checkout it runs in
+        (tmp_path / name).symlink_to(ROOT / name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -48,7 +51,39 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "1"
-    assert "vpcId: vpc-" in out
+    assert re.search(r'^  vpcId: "vpc-[0-9a-f]+"$', out, re.M)  # outputs print as JSON
+
+
+def test_preview_text_prints_names_types_and_masks_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    """rich must not read type tokens or ARNs as emoji codes (``:email:``, ``:secret:``) or ``[secret]`` as
+    markup: every name, type and output prints exactly as the preview has it."""
+    code, out, _ = keel(capsys, "preview", "prod")
+    assert code == 0
+    assert "keel:email:Email" in out and "✉" not in out
+    assert re.search(r'^  databaseSecretArn: "arn:aws:secretsmanager:[^"]+:secret:rds!db-[^"]+"$', out, re.M)
+
+
+def test_rendered_text_is_never_markup_or_emoji() -> None:
+    import io
+
+    from rich.console import Console
+
+    from keel import render
+    from keel.engine import Preview, Step
+
+    def step(type_: str, name: str, **outputs: Any) -> Step:
+        return Step(f"urn:pulumi:s::keel::{type_}::{name}", type_, name, False, "", {}, outputs=outputs)
+
+    stack = step(
+        "pulumi:pulumi:Stack", "keel-s", arn="arn:aws:secretsmanager:us-east-1:1:secret:db", token="[secret]", n=3
+    )
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)  # rich's defaults: emoji codes and markup on, yet nothing is read
+    render.preview(console, Preview(stack="s", project="keel", steps=[stack, step("keel:email:Email", "[secret]")]))
+    out = buffer.getvalue()
+    assert "+ [secret]  keel:email:Email" in out
+    assert '  arn: "arn:aws:secretsmanager:us-east-1:1:secret:db"' in out
+    assert '  token: "[secret]"' in out and "  n: 3" in out
 
 
 def _walk_keys(value: Any) -> list[str]:
@@ -145,7 +180,7 @@ def test_invalid_config_exits_2_with_the_key_and_no_traceback(
         "config:\n  aws:region: us-east-1\n  keel:environment: prod\n"
         "  keel:network: {cidr: 10.0.0.0/33, availabilityZones: 9}\n"
     )
-    code, out, err = keel(capsys, "preview", "bad")
+    code, out, err = keel(capsys, "preview", "bad", "--no-policy")
     assert code == 2
     assert out == ""
     assert err == (
@@ -158,13 +193,43 @@ def test_invalid_config_exits_2_with_the_key_and_no_traceback(
 
 def test_declared_type_mismatch_and_bad_yaml_are_user_errors(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "Pulumi.typed.yaml").write_text("config:\n  aws:region: us-east-1\n  keel:environment: [prod]\n")
-    code, _, err = keel(capsys, "preview", "typed")
+    code, _, err = keel(capsys, "preview", "typed", "--no-policy")
     assert code == 2
     assert err == 'error: Pulumi.typed.yaml: keel:environment: got ["prod"]; Pulumi.yaml declares it as string\n'
     (project / "Pulumi.broken.yaml").write_text("config:\n  keel:network: {cidr: [\n")
-    code, _, err = keel(capsys, "preview", "broken")
+    code, _, err = keel(capsys, "preview", "broken", "--no-policy")
     assert code == 2
     assert err.startswith("error: Pulumi.broken.yaml is not valid YAML (line ")
+
+
+def test_a_duplicate_key_in_a_stack_file_names_both_lines(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PyYAML keeps the last of two equal keys; the Pulumi CLI (Go yaml.v3) refuses them. Two ``web:`` services
+    must stop keel too, before anything runs."""
+    (project / "Pulumi.twice.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  keel:environment: dev\n  keel:services:\n"
+        "    web: {image: a}\n    api: {image: b}\n    web:\n      image: c\n"
+    )
+    for command in (["preview", "twice"], ["cost", "twice"]):
+        code, out, err = keel(capsys, *command)
+        assert (code, out) == (2, "")
+        assert (
+            err
+            == "error: Pulumi.twice.yaml is not valid YAML (line 7, column 5): duplicate key 'web' at lines 5 and 7\n"
+        )
+
+
+def test_a_stack_without_policy_config_exits_2_naming_the_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The engine reads the file `--policy-pack-config` names and fails when it is missing; keel does not fall back
+    to the pack's defaults (which would demote prod's thresholds)."""
+    shutil.copy(ROOT / "Pulumi.dev.yaml", project / "Pulumi.qa.yaml")
+    code, out, err = keel(capsys, "preview", "qa")
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"error: {project / 'policies' / 'config.qa.json'}: no such file; every stack needs its policy"
+    )
+    assert "Existing: config.dev.json, config.prod.json" in err
 
 
 def test_bad_config_registers_nothing(project: Path) -> None:
@@ -190,7 +255,7 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
     )
     script = Path(sys.executable).parent / "keel"
     done = subprocess.run(
-        [str(script), "preview", "bad"],
+        [str(script), "preview", "bad", "--no-policy"],
         capture_output=True,
         text=True,
         cwd=project,

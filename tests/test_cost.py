@@ -149,10 +149,63 @@ def test_unknown_prices_are_listed_not_zero() -> None:
     stack = doc(
         step("aws:rds/instance:Instance", "db", instanceClass="db.x2g.large", multiAz=False),
         step("eks:index:ManagedNodeGroup", "g", instanceTypes=["z1d.large"], scalingConfig={"minSize": 1}),
+        step("aws:kms/key:Key", "k"),
     )
     estimate = cost.estimate(stack, stack="t", table=TABLE)
-    assert estimate.monthly_total == 0
-    assert [u["missing"] for u in estimate.unknown] == ["hourly price of db.x2g.large", "hourly price of z1d.large"]
+    assert (estimate.monthly_total, estimate.complete, estimate.unknown) == (1.0, False, [])
+    assert [u["missing"] for u in estimate.not_estimated] == [
+        "hourly price of db.x2g.large",
+        "hourly price of z1d.large",
+    ]
+    assert estimate.missing_prices() == "hourly price of db.x2g.large (db), hourly price of z1d.large (g)"
+
+
+def test_a_size_without_a_price_is_never_a_saving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database moved to a class the table cannot price must not show as the database costing nothing: the
+    diff's cost line says the change is unknown and names what has no price."""
+    from keel import diff
+
+    monkeypatch.setattr(cost, "prices", lambda region: TABLE)
+    before = doc(step("aws:rds/instance:Instance", "db", instanceClass="db.r6g.xlarge", multiAz=True))
+    after = doc(step("aws:rds/instance:Instance", "db", instanceClass="db.x2g.large", multiAz=True))
+    line = diff.cost_line(diff.compare(before, after))
+    assert line == (
+        "Monthly cost: not estimated, the change is unknown (no price for head: hourly price of db.x2g.large (db)); "
+        "priced part $730.00 -> $0.00"
+    )
+    assert diff.cost_line(diff.compare(before, before)) == "Monthly cost: $730.00 -> $730.00 (+0.00)"
+
+
+def test_keel_cost_says_not_estimated(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from keel import engine
+
+    stack = doc(
+        step("aws:rds/instance:Instance", "db", instanceClass="db.x2g.large", multiAz=False),
+        step("aws:kms/key:Key", "k"),
+    )
+
+    class Fake:
+        def to_json(self) -> dict[str, Any]:
+            return stack
+
+    monkeypatch.setattr(engine, "run", lambda *a, **k: Fake())
+    monkeypatch.setattr(cost, "prices", lambda region: TABLE)
+    assert cli.main(["cost", "dev"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(
+        "dev: not estimated: no price for hourly price of db.x2g.large (db); the resources priced come to $1.00 a "
+        "month, the rest is unknown"
+    )
+    assert cli.main(["cost", "dev", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["complete"], report["monthlyTotal"]) == (False, 1.0)
+    assert report["notEstimated"] == [
+        {
+            "urn": stack["steps"][0]["urn"],
+            "type": "aws:rds/instance:Instance",
+            "missing": "hourly price of db.x2g.large",
+        }
+    ]
 
 
 def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,7 +222,19 @@ def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], caps
         assert estimate.monthly_total > 0
     assert cli.main(["cost", "prod", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"stack", "region", "currency", "pricesAsOf", "monthlyTotal", "items", "unknown", "gpuHour"}
+    assert set(report) == {
+        "stack",
+        "region",
+        "currency",
+        "pricesAsOf",
+        "monthlyTotal",
+        "complete",
+        "items",
+        "unknown",
+        "notEstimated",
+        "gpuHour",
+    }
+    assert report["complete"] is True
     assert report["gpuHour"]["onDemand"] == 0.526
     assert set(report["items"][0]) == {"urn", "type", "component", "description", "monthly", "assumption"}
     assert round(sum(i["monthly"] for i in report["items"]), 2) == pytest.approx(report["monthlyTotal"], abs=0.05)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -22,6 +23,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from keel import cli, policy
 from keel.engine import Preview
@@ -75,11 +78,18 @@ def options(s: dict[str, Any]) -> PolicyResourceOptions:
     )
 
 
+def engine_shaped(value: dict[str, Any]) -> Any:
+    """Properties (or policy config) as a pack receives them from the engine: a protobuf Struct, so every number
+    is a float (``0`` arrives as ``0.0``), read back the way pulumi-policy's ``Analyze`` reads it."""
+    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(policy._struct(value))))
+
+
 def check_resource(name: str, s: dict[str, Any]) -> list[str]:
     found: list[str] = []
     pol = BY_NAME[name]
     assert isinstance(pol, ResourceValidationPolicy)
-    args = ResourceValidationArgs(s["type"], s["inputs"], s["urn"], s["urn"].rsplit("::", 1)[1], options(s), None)
+    urn, props = s["urn"], engine_shaped(s["inputs"])
+    args = ResourceValidationArgs(s["type"], props, urn, urn.rsplit("::", 1)[1], options(s), None)
 
     def report(message: str, urn: str | None = None) -> None:
         found.append(message)
@@ -91,14 +101,14 @@ def check_resource(name: str, s: dict[str, Any]) -> list[str]:
 def stack_resources(doc: Doc) -> list[PolicyResource]:
     states = [s["newState"] for s in doc["steps"]]
     providers = {
-        s["urn"]: PolicyProviderResource(s["type"], s["inputs"], s["urn"], s["urn"].rsplit("::", 1)[1])
+        s["urn"]: PolicyProviderResource(s["type"], engine_shaped(s["inputs"]), s["urn"], s["urn"].rsplit("::", 1)[1])
         for s in states
         if s["type"].startswith("pulumi:providers:")
     }
     made = {
         s["urn"]: PolicyResource(
             s["type"],
-            s["inputs"],
+            engine_shaped(s["inputs"]),
             s["urn"],
             s["urn"].rsplit("::", 1)[1],
             options(s),
@@ -121,7 +131,7 @@ def stack_resources(doc: Doc) -> list[PolicyResource]:
 
 def check_stack(name: str, doc: Doc, config: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    args = StackValidationArgs(stack_resources(doc), config or {})
+    args = StackValidationArgs(stack_resources(doc), engine_shaped(config) if config else {})
     pol = BY_NAME[name]
     assert isinstance(pol, StackValidationPolicy)
 
@@ -1031,7 +1041,10 @@ def test_keel_policy_catches_injected_violations(prod: Doc, tmp_path: Path, caps
 
 def test_policy_config_is_applied_through_the_protocol(prod: Doc) -> None:
     changed = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"backupRetentionPeriod": 3})
-    assert [v.policy_name for v in policy.analyze(changed, stack="prod")] == ["aws-rds-instance-backup-retention"]
+    # prod's file sets only {"minimumDays": 7}: the policy keeps its own level (mandatory), as the engine keeps it
+    [found] = policy.analyze(changed, stack="prod")
+    assert (found.policy_name, found.enforcement_level) == ("aws-rds-instance-backup-retention", "mandatory")
+    assert found.message.endswith("Backups must be kept at least 7 days (backupRetentionPeriod is 3).")
     assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": {"minimumDays": 1}}) == []
     assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": "disabled"}) == []
 

@@ -99,6 +99,12 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
+def number(value: Any) -> Any:
+    """A number as a message shows it. Numbers reach a pack as protobuf doubles (the engine sends properties and
+    policy config as a Struct), so a port 443 arrives as 443.0: show integral ones without the ``.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []

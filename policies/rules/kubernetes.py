@@ -114,7 +114,8 @@ def _token(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[s
 def _pdb(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     spec = props.get("spec") or {}
     if "maxUnavailable" in spec:
-        if str(spec["maxUnavailable"]) in ("0", "0%"):
+        # Numbers reach a pack as protobuf doubles: 0 arrives as 0.0, so compare values, not their text.
+        if spec["maxUnavailable"] in (0, "0", "0%"):
             yield "maxUnavailable: 0 blocks node drains forever; allow at least one disruption."
     elif str(spec.get("minAvailable")) == "100%":
         yield "minAvailable: 100% blocks node drains forever; allow at least one disruption."

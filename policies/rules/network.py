@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, of_type, referenced, resource_policy, stack_policy
+from ._util import as_list, number, of_type, referenced, resource_policy, stack_policy
 
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -72,7 +72,7 @@ def _open_ingress(resources: Sequence[PolicyResource], args: StackValidationArgs
                 rule.urn,
                 (
                     f"Ingress from anywhere is allowed only into the ALB's security group on 80 or 443; "
-                    f"rule {rule.name} opens {props.get('fromPort')}-{props.get('toPort')}."
+                    f"rule {rule.name} opens {number(props.get('fromPort'))}-{number(props.get('toPort'))}."
                 ),
             )
 
