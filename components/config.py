@@ -936,6 +936,10 @@ class StackConfig(_Model):
     stack: str
     """The Pulumi stack name (not config: filled in by :func:`load`)."""
 
+    secret_keys: frozenset[str] = frozenset()
+    """The ``keel:`` keys (camelCase, no namespace) the engine marks secret: a ``secure:`` value is somewhere in
+    them (not config: filled in by :func:`load`). Components keep what they read from these secret."""
+
     region: str
     """``aws:region``: where every regional resource goes."""
 
@@ -1003,7 +1007,15 @@ class StackConfig(_Model):
 
 
 #: Keys of ``StackConfig`` that are not ``keel:`` config keys.
-_NOT_CONFIG = {"stack": None, "region": "aws:region"}
+_NOT_CONFIG = {"stack": None, "region": "aws:region", "secret_keys": None}
+
+#: Keys that may hold ``secure:`` values, and what keel does with them. The engine hands the program the
+#: plaintext and marks only the whole top-level key secret (``Config.get`` returns it unmarked), so the program
+#: must know where a secret can be and keep it secret there itself.
+SECRET_CAPABLE = {
+    "services": "every env value of every service is kept secret",
+    "accountId": "accepted as the CLI accepts it; an account id is printed in every ARN, so it is not kept secret",
+}
 
 
 def config_keys() -> tuple[str, ...]:
@@ -1014,11 +1026,19 @@ def config_keys() -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def validate(stack: str, raw: Mapping[str, str]) -> StackConfig:
+def validate(stack: str, raw: Mapping[str, str], secret_keys: Iterable[str] = ()) -> StackConfig:
     """Validate a stack's raw config map (``{"keel:network": "<json>", "aws:region": "us-east-1"}``, the
-    shape Pulumi hands a program) and return the typed config, or raise :class:`ConfigError`."""
+    shape Pulumi hands a program) and return the typed config, or raise :class:`ConfigError`. ``secret_keys``:
+    the full keys the engine marked secret (``keel:services``)."""
     problems: list[str] = []
-    data: dict[str, Any] = {"stack": stack}
+    secret = {k.partition(":")[2] for k in secret_keys if k.startswith(f"{NAMESPACE}:")}
+    problems += [
+        f"keel:{key}: holds a secure value; keel keeps secure values only in "
+        f"{', '.join(f'keel:{k}' for k in SECRET_CAPABLE)} (this key's values reach resources in plain text)"
+        for key in sorted(secret - set(SECRET_CAPABLE))
+        if key in config_keys()
+    ]
+    data: dict[str, Any] = {"stack": stack, "secretKeys": frozenset(secret)}
     region = raw.get("aws:region")
     if region is None:
         problems.append("aws:region: missing; set it with `pulumi config set aws:region us-east-1`")
@@ -1441,5 +1461,13 @@ def raw_config() -> dict[str, str]:
 
 
 def load() -> StackConfig:
-    """Read and validate this stack's config. Raises :class:`ConfigError` before anything is registered."""
-    return validate(pulumi.get_stack(), raw_config())
+    """Read and validate this stack's config. Raises :class:`ConfigError` before anything is registered.
+
+    Secrets: ``pulumi.Config.get`` returns a ``secure:`` value's plaintext unmarked (pulumi 3.272
+    ``pulumi/config.py``; the warning is commented out), and the engine lists only whole top-level keys as
+    secret. The keys it lists go into :attr:`StackConfig.secret_keys`, so the components can keep those values
+    secret (:data:`SECRET_CAPABLE`)."""
+    from pulumi.runtime.config import is_config_secret
+
+    raw = raw_config()
+    return validate(pulumi.get_stack(), raw, [k for k in raw if is_config_secret(k)])

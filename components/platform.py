@@ -236,6 +236,7 @@ class Platform(pulumi.ComponentResource):
                     target_group=target,
                     alb_cidrs=self.network.public_subnet_cidrs if target is not None else (),
                     protect=cfg.protect,
+                    secret_env="services" in cfg.secret_keys,
                 ),
                 cluster=self.cluster,
                 addons=self.addons,

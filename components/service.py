@@ -175,6 +175,11 @@ class ServiceArgs:
     protect: bool = True
     """True: the ECR repository keeps its images when the stack is destroyed."""
 
+    secret_env: bool = False
+    """True: the stack's ``keel:services`` config holds a ``secure:`` value. The engine marks only the whole
+    top-level key secret, not which value, so every ``env`` value from config is kept secret (``Output.secret``):
+    it reaches the pod spec as a secret leaf, never in plain text in the state."""
+
 
 class Service(pulumi.ComponentResource):
     """One workload of the platform."""
@@ -233,10 +238,13 @@ class Service(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(
             name, metadata=meta, automount_service_account_token=False, opts=k8s_opts
         )
-        env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **cfg.env, **args.env}
-        spec = pulumi.Output.all(self.image, pulumi.Output.from_input(env)).apply(
-            lambda parts: pod_spec(service, cfg, parts[0], parts[1])
-        )
+        config_env: dict[str, pulumi.Input[str]] = dict(cfg.env)
+        if args.secret_env:
+            config_env = {k: pulumi.Output.secret(v) for k, v in cfg.env.items()}
+        env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **config_env, **args.env}
+        # Values stay Outputs inside the spec: each is serialized on its own, so a secret stays one secret leaf
+        # (and an unknown one leaf) instead of turning the whole pod spec secret (or unknown).
+        spec = self.image.apply(lambda image: pod_spec(service, cfg, image, env))
         self.pod_template = spec.apply(lambda s: {"metadata": {"labels": labels(service)}, "spec": s})
         self.deployment = None
         if cfg.kind == "deployment":

@@ -132,7 +132,10 @@ def _preview(args: argparse.Namespace, root: Path, session: Any) -> int:
         result = engine.run(
             args.stack,
             root,
-            on_step=(lambda step: session.add(step.to_json()["newState"])) if session is not None else None,
+            # The pack gets the inputs as the engine sends them: secrets in their envelope, with the plaintext.
+            on_step=(lambda step: session.add({**step.to_json()["newState"], "inputs": step.wire_inputs}))
+            if session is not None
+            else None,
         )
     except (engine.StackError, ConfigError) as err:
         return _usage_error(args.stack, err)
@@ -146,6 +149,11 @@ def _preview(args: argparse.Namespace, root: Path, session: Any) -> int:
             f"stack {args.stack!r}: the program failed: {type(err).__name__}: {err}"
             + ("" if args.traceback else " (run with --traceback for details)")
         )
+        return EXIT_FAILED
+    if result.leaks:
+        # The engine would store these in plain text: no Pulumi tool catches this; keel stops here.
+        for leak in result.leaks:
+            _error(f"stack {args.stack!r}: {leak}")
         return EXIT_FAILED
     document = result.to_json()
     if session is not None:

@@ -14,6 +14,11 @@ request (a ``Mocks.new_resource`` callback never sees them), which is why the mo
 subclass, does the recording. Custom resources without an explicit provider get the engine's default
 provider (``pulumi:providers:<pkg>::default_<version>``), recorded as a step of its own as the engine does.
 
+Secrets: the program gets a stand-in plaintext for each ``secure:`` config value (``keel.stackfiles``), as the
+engine hands it the decrypted value. The monitor looks for each stand-in in every registered input and
+registered output; one found outside a secret is a :class:`Leak` (the real engine would store it in plain
+text), and ``keel preview`` fails on it, naming the config key and the input. No Pulumi tool checks this.
+
 Errors: :class:`StackError` for an unknown stack or unreadable stack file; the program's own
 ``ConfigError`` (invalid config) and any other exception propagate unchanged for the CLI to map to exit codes.
 """
@@ -24,7 +29,7 @@ import asyncio
 import os
 import runpy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +73,9 @@ class Step:
     delete_before_replace: bool = False
     aliases: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    wire_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The inputs as the engine holds them (secret envelopes with their plaintext): what an analyzer is sent.
+    Never printed: ``inputs`` is the masked view."""
 
     def to_json(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -95,6 +103,46 @@ class Step:
         return {"op": "create", "urn": self.urn, "newState": state}
 
 
+@dataclass(frozen=True)
+class Leak:
+    """A secret config value that reached a registered input (or an output) without being marked secret: it
+    would be stored in plain text in the state and shown by every preview."""
+
+    config_path: str
+    urn: str
+    input_path: str
+
+    def __str__(self) -> str:
+        name, type_ = self.urn.rsplit("::", 1)[-1], self.urn.split("::")[2].rsplit("$", 1)[-1]
+        return (
+            f"secret config {self.config_path} reaches {name} ({type_}) {self.input_path} unmarked; read it with "
+            "get_secret*/Output.secret so it stays secret"
+        )
+
+
+def find_leaks(value: Any, urn: str, stand_ins: Mapping[str, str], path: str = "") -> list[Leak]:
+    """Every place in a wire value (``MessageToDict`` of a registration's Struct) where a stand-in plaintext
+    appears outside a secret: a secret envelope, or an output value marked secret, is where it belongs."""
+    if not stand_ins:
+        return []
+    if isinstance(value, str):
+        return [Leak(config, urn, path or "(value)") for plain_text, config in stand_ins.items() if plain_text in value]
+    if isinstance(value, list):
+        return [leak for i, item in enumerate(value) for leak in find_leaks(item, urn, stand_ins, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        sig = value.get(SIG)
+        if sig == SECRET_SIG or (sig == OUTPUT_SIG and value.get("secret")):
+            return []
+        if sig == OUTPUT_SIG:
+            return find_leaks(value.get("value"), urn, stand_ins, path)
+        return [
+            leak
+            for key, item in value.items()
+            for leak in find_leaks(item, urn, stand_ins, f"{path}.{key}" if path else str(key))
+        ]
+    return []
+
+
 @dataclass
 class Preview:
     """What one offline run of the program would do."""
@@ -102,6 +150,8 @@ class Preview:
     stack: str
     project: str
     steps: list[Step]
+    leaks: list[Leak] = field(default_factory=list)
+    """Secret config values that reached a registered input unmarked (see :func:`find_leaks`)."""
 
     def by_urn(self) -> dict[str, Step]:
         return {s.urn: s for s in self.steps}
@@ -173,11 +223,19 @@ class _Mocks(Mocks):
 class RecordingMonitor(MockMonitor):
     """A mock resource monitor that answers from the fake cloud and records every registration."""
 
-    def __init__(self, cloud: FakeCloud, on_step: Callable[[Step], None] | None = None) -> None:
+    def __init__(
+        self,
+        cloud: FakeCloud,
+        on_step: Callable[[Step], None] | None = None,
+        stand_ins: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(_Mocks(cloud))
         self.cloud = cloud
         self.steps: dict[str, Step] = {}
         self.on_step = on_step
+        self.stand_ins = dict(stand_ins or {})
+        """Stand-in plaintext of each secure config value -> its config path (``keel.stackfiles``)."""
+        self.leaks: list[Leak] = []
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -192,6 +250,8 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
+        wire = json_format.MessageToDict(request.object)
+        leaks = find_leaks(wire, urn, self.stand_ins)
         custom = bool(request.custom)
         provider = request.provider
         if custom and not provider and not request.type.startswith("pulumi:providers:"):
@@ -202,7 +262,8 @@ class RecordingMonitor(MockMonitor):
             name=request.name,
             custom=custom,
             parent=request.parent,
-            inputs=plain(json_format.MessageToDict(request.object)),
+            inputs=plain(wire),
+            wire_inputs=wire,
             protect=request.HasField("protect") and request.protect,
             retain_on_delete=request.HasField("retainOnDelete") and request.retainOnDelete,
             dependencies=sorted(set(request.dependencies)),
@@ -217,6 +278,7 @@ class RecordingMonitor(MockMonitor):
         )
         with self._lock:
             self.steps[urn] = step
+            self.leaks += leaks
         if self.on_step is not None:
             self.on_step(step)
         if request.type == "pulumi:pulumi:Stack":
@@ -247,7 +309,13 @@ class RecordingMonitor(MockMonitor):
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
+        outputs = json_format.MessageToDict(request.outputs)
+        leaks = [
+            Leak(leak.config_path, leak.urn, f"output {leak.input_path}")
+            for leak in find_leaks(outputs, request.urn, self.stand_ins)
+        ]
         with self._lock:
+            self.leaks += leaks
             step = self.steps.get(request.urn)
             if step is not None and step.type == "pulumi:pulumi:Stack":
                 step.outputs = plain(json_format.MessageToDict(request.outputs))
@@ -341,7 +409,7 @@ def execute(
         asyncio.set_event_loop(None)
         if saved_env is not None:
             os.environ["PULUMI_CONFIG"] = saved_env
-    return Preview(stack=stack, project=project, steps=ordered(monitor.steps))
+    return Preview(stack=stack, project=project, steps=ordered(monitor.steps), leaks=list(monitor.leaks))
 
 
 def _close(loop: asyncio.AbstractEventLoop) -> None:
@@ -357,7 +425,8 @@ def run(stack: str, root: Path | None = None, on_step: Callable[[Step], None] | 
     every step as it is registered (``keel preview`` streams them to the policy pack)."""
     root = stackfiles.use_checkout(root or stackfiles.project_root())
     project = stackfiles.load_project(root)
-    config, secret_keys = stackfiles.load_config(root, stack, project)
+    loaded = stackfiles.load_stack(root, stack, project)
+    config, secret_keys = loaded.config, loaded.secret_keys
     main = root / str(project.get("main") or "__main__.py")
     if main.is_dir():
         main = main / "__main__.py"
@@ -372,5 +441,6 @@ def run(stack: str, root: Path | None = None, on_step: Callable[[Step], None] | 
                 region=config.get("aws:region", "us-east-1"), account=config.get("keel:accountId") or DEFAULT_ACCOUNT
             ),
             on_step,
+            loaded.stand_ins,
         ),
     )

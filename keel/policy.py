@@ -410,6 +410,7 @@ class Session:
         self.settings = dict(config) if config is not None else load_config(config_file(str(stack), pack_dir))
         self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
         self._pending: list[tuple[str, Any]] = []
+        self._inputs: dict[str, Any] = {}
         self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._info: Any = None
@@ -417,7 +418,10 @@ class Session:
         self._thread.start()
 
     def add(self, state: Mapping[str, Any]) -> None:
-        """A resource's ``newState`` (the preview document's shape)."""
+        """A resource's ``newState`` (the preview document's shape). Its ``inputs`` may hold secrets in the
+        engine's envelope (``keel preview`` sends them so): the pack gets their plaintext, as from the engine,
+        and :meth:`finish` sends the same inputs again in ``AnalyzeStack``."""
+        self._inputs[str(state["urn"])] = state.get("inputs", {})
         self._queue.put(state)
 
     def _pump(self) -> None:
@@ -478,7 +482,16 @@ class Session:
         try:
             if self._error is not None:
                 raise self._error
-            steps = list(document.get("steps", []))
+            steps = [
+                {
+                    **step,
+                    "newState": {
+                        **step["newState"],
+                        "inputs": self._inputs.get(step["urn"], step["newState"].get("inputs", {})),
+                    },
+                }
+                for step in document.get("steps", [])
+            ]
             providers = _providers(steps)
             resources = [_resource(step["newState"], providers) for step in steps]
             stacked = self.pack.stub.AnalyzeStack(

@@ -9,24 +9,31 @@ Usage::
 
 What the CLI does and this repeats: project-level ``config:`` declarations give defaults and types; a
 declared key without a default is required; a stack value of the wrong declared type is refused; scalars
-reach the program as text (``true``, ``3``), objects and lists as compact JSON. ``secure:`` values cannot be
-decrypted offline: they reach the program as ``[secret]`` and their keys are marked secret.
+reach the program as text (``true``, ``3``), objects and lists as compact JSON.
+
+Secrets: the engine decrypts ``secure:`` values and hands the program their plaintext, plus the list of secret
+keys; a key is secret when its value holds a secure value anywhere, and only whole top-level keys are listed
+(pulumi/pulumi v3.259.0 ``sdk/go/common/resource/config/map.go`` ``SecureKeys``; ``source_eval.go`` decrypts).
+Offline nothing can be decrypted, so each secure value is replaced by a **stand-in plaintext**, unique and
+recognisable (:func:`stand_in`), and its key is listed as secret, exactly as the engine would list it. The
+stand-ins let ``keel preview`` find a secret that reaches a registered input unmarked (``keel.engine``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 _STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.\-]+)\.ya?ml$")
-SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (the mask shown instead of a secret)
 
 
 class StackError(Exception):
@@ -140,26 +147,60 @@ def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _mask_secure(value: Any) -> tuple[Any, bool]:
+#: Secure values the leak detector does not follow, and why.
+UNGUARDED = {"keel:accountId": "AWS prints the account id in every ARN; it cannot stay secret, only be accepted"}
+
+#: Keys whose value has a fixed shape: their stand-in must pass the program's validation as a real value would.
+_STAND_IN_SHAPES = {"keel:accountId": "digits12"}
+
+
+def stand_in(path: str) -> str:
+    """The plaintext keel hands the program for the secure value at config ``path`` (``keel:services.api.env.KEY``):
+    deterministic, unique per path, and unlike any value a program would make up itself."""
+    digest = hashlib.sha256(path.encode()).hexdigest()
+    if _STAND_IN_SHAPES.get(path) == "digits12":
+        return "9" + str(int(digest, 16))[:11]
+    return f"keel-secret-stand-in-{digest[:16]}"
+
+
+def _stand_ins(value: Any, path: str, found: dict[str, str]) -> Any:
+    """``value`` with each ``{secure: ...}`` replaced by its stand-in; ``found`` maps stand-in -> config path."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        masked, any_secret = {}, False
-        for k, v in value.items():
-            masked[k], secret = _mask_secure(v)
-            any_secret |= secret
-        return masked, any_secret
+            plaintext = stand_in(path)
+            if path not in UNGUARDED:
+                found[plaintext] = path
+            return plaintext
+        return {k: _stand_ins(v, f"{path}.{k}", found) for k, v in value.items()}
     if isinstance(value, list):
-        items = [_mask_secure(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        return [_stand_ins(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
 
 
 _DECLARED_TYPES = {"string": str, "boolean": bool, "integer": int, "array": list}
 
 
+@dataclass
+class StackConfigFile:
+    """What the engine hands a program for one stack, as keel hands it offline."""
+
+    path: Path
+    config: dict[str, str] = field(default_factory=dict)
+    """``namespace:key`` -> text, secure values replaced by their stand-ins."""
+    secret_keys: list[str] = field(default_factory=list)
+    """The top-level keys holding a secure value, as the engine lists them."""
+    stand_ins: dict[str, str] = field(default_factory=dict)
+    """Stand-in plaintext -> the config path of the secure value it stands for."""
+
+
 def load_config(root: Path, stack: str, project: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The config map (``namespace:key`` -> text) and the secret keys the program would get for ``stack``."""
+    loaded = load_stack(root, stack, project)
+    return loaded.config, loaded.secret_keys
+
+
+def load_stack(root: Path, stack: str, project: dict[str, Any]) -> StackConfigFile:
+    """The config of ``stack`` as the engine hands it to the program (:class:`StackConfigFile`)."""
     path = _stack_file(root, stack)
     values = _read_yaml(path).get("config") or {}
     if not isinstance(values, dict):
@@ -185,19 +226,42 @@ def load_config(root: Path, stack: str, project: dict[str, Any]) -> tuple[dict[s
         expected = _DECLARED_TYPES.get(declared["type"])
         if full not in merged:
             problems.append(f"{full}: missing; Pulumi.yaml declares it ({declared['type']}) with no default")
+        elif _is_secure(merged[full]):
+            # The CLI checks the decrypted value (pulumi/pulumi v3.259.0 pkg/workspace/config.go): a top-level
+            # secure value is a string, accepted for `string`, refused for `array`/`object`, and for `integer`/
+            # `boolean` accepted only if its plaintext parses, which keel cannot decrypt to check.
+            if declared["type"] != "string":
+                problems.append(
+                    f"{full}: a secure value on a key Pulumi.yaml declares as {declared['type']}; "
+                    + (
+                        f"the CLI refuses it (must be of type '{declared['type']}')"
+                        if declared["type"] in ("array", "object")
+                        else "keel cannot decrypt it to check it offline: set it in plain text"
+                    )
+                )
         elif expected is not None and not _is(merged[full], expected):
             problems.append(f"{full}: got {json.dumps(merged[full])}; Pulumi.yaml declares it as {declared['type']}")
     if problems:
         raise StackError(f"{path.name}: " + "; ".join(problems))
 
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
+    stack_config = StackConfigFile(path=path)
     for key, value in merged.items():
-        masked, secret = _mask_secure(value)
-        config[key] = _text(masked)
-        if secret:
-            secret_keys.append(key)
-    return config, sorted(secret_keys)
+        stack_config.config[key] = _text(_stand_ins(value, key, stack_config.stand_ins))
+        if _holds_secure(value):
+            stack_config.secret_keys.append(key)
+    stack_config.secret_keys.sort()
+    return stack_config
+
+
+def _holds_secure(value: Any) -> bool:
+    """A secure value anywhere in ``value`` (the engine's ``Value.Secure()`` of an object)."""
+    if isinstance(value, dict):
+        return _is_secure(value) or any(_holds_secure(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_secure(v) for v in value)
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
 
 
 def _is(value: Any, expected: type) -> bool:

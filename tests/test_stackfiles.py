@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,21 @@ def test_values_reach_the_program_as_text_and_json(root: Path) -> None:
     assert secrets == []
 
 
-def test_secure_values_are_masked_and_marked_secret(root: Path) -> None:
-    config, secrets = load(
-        root,
-        "s",
+def test_secure_values_reach_the_program_as_stand_in_plaintext(root: Path) -> None:
+    """As the engine does: plaintext in the config map, whole top-level keys listed as secret (never paths)."""
+    (root / "Pulumi.s.yaml").write_text(
         "config:\n  keel:environment: dev\n  keel:token:\n    secure: v1:abc\n"
-        "  keel:db: {password: {secure: v1:def}, user: app}\n",
+        "  keel:db: {password: {secure: v1:def}, user: app}\n  keel:accountId: {secure: v1:ghi}\n"
     )
-    assert config["keel:token"] == "[secret]"
-    assert config["keel:db"] == '{"password":"[secret]","user":"app"}'
-    assert secrets == ["keel:db", "keel:token"]
+    loaded = stackfiles.load_stack(root, "s", stackfiles.load_project(root))
+    token, password = stackfiles.stand_in("keel:token"), stackfiles.stand_in("keel:db.password")
+    assert token.startswith("keel-secret-stand-in-") and token != password
+    assert loaded.config["keel:token"] == token
+    assert loaded.config["keel:db"] == f'{{"password":"{password}","user":"app"}}'
+    assert loaded.secret_keys == ["keel:accountId", "keel:db", "keel:token"]
+    # an account id must still look like one; AWS prints it in every ARN, so the detector does not follow it
+    assert re.fullmatch(r"9\d{11}", loaded.config["keel:accountId"])
+    assert loaded.stand_ins == {token: "keel:token", password: "keel:db.password"}
 
 
 def test_declared_keys_are_required_and_typed(root: Path) -> None:
