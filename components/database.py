@@ -159,14 +159,17 @@ class Database(pulumi.ComponentResource):
         parameters = aws.rds.ParameterGroup(
             identifier,
             family=f"postgres{major}",
-            description=f"{name}: TLS only, tuned for {cfg.instance_class}",
+            # The description forces a new parameter group (terraform-provider-aws rds/parameter_group.go:
+            # ForceNew), so it names nothing that changes: a new instance class retunes the parameters in place.
+            # Stacks created before keep their old description (ignore_changes): no replacement of keel's making.
+            description=f"{name}: TLS only, tuned to the instance class",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(
                     name=key, value=value, apply_method="pending-reboot" if key in STATIC_PARAMETERS else "immediate"
                 )
                 for key, value in tuning(cfg.instance_class, cfg.max_connections, cfg.slow_query_ms).items()
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["description"])),
         )
         log_groups = [
             aws.cloudwatch.LogGroup(

@@ -6,6 +6,7 @@ Usage::
     keel preview dev --json      # the `pulumi preview --json` document, policyViolations filled
     keel policy saved.json       # the policy pack on a saved document
     keel diff prod@HEAD~1 prod@HEAD --format markdown   # what a change does, stateful replacements flagged
+    keel diff prod               # prod@HEAD against the working tree (the `pulumi preview --diff` habit)
     keel cost prod               # monthly estimate per component
 
 Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated; 3 (diff with
@@ -53,9 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--state-bucket", help="the state bucket keel bootstrap created")
     pre.add_argument("--json", action="store_true", help='print {"stack", "checks": [...]}')
     diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
-    diff.add_argument("base", help="a saved `keel preview --json` file, or STACK@GITREF (prod@origin/main)")
-    diff.add_argument("head", help="the same, for the new side (prod@HEAD)")
-    diff.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR comment")
+    diff.add_argument(
+        "base", help="a saved `keel preview --json` file, STACK@GITREF (prod@origin/main), or STACK alone"
+    )
+    diff.add_argument("head", nargs="?", help="the same for the new side; omitted: STACK@HEAD against the working tree")
+    diff.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="markdown: a PR comment; json: ops"
+    )
     diff.add_argument(
         "--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced or deleted"
     )
@@ -355,16 +360,34 @@ def diff_command(args: argparse.Namespace) -> int:
     from keel import diff, stackfiles
 
     try:
-        root = stackfiles.project_root()
-        base = diff.load_side(args.base, root)
-        head = diff.load_side(args.head, root)
+        root = _checkout()
+        if args.head is None:
+            if "@" in args.base or Path(args.base).is_file():
+                raise diff.DiffError(f"{args.base!r}: alone, name a stack (`keel diff prod`); or give both sides")
+            stackfiles.load_stack(root, args.base, stackfiles.load_project(root))  # a clear error for a typo
+            base_name, head_name = f"{args.base}@HEAD", f"{args.base} (working tree)"
+            base = diff.load_side(base_name, root)
+            head = diff.render_worktree(args.base, root)
+        else:
+            base_name, head_name = args.base, args.head
+            base = diff.load_side(args.base, root)
+            head = diff.load_side(args.head, root)
+        result = diff.compare(base, head)
     except (diff.DiffError, stackfiles.StackError) as err:
         _error(str(err))
         return EXIT_USAGE
-    result = diff.compare(base, head)
+    except Exception as err:
+        from components.config import ConfigError
+
+        if not isinstance(err, ConfigError):
+            raise
+        return _usage_error(args.base, err)
     with _output():
         if args.format == "markdown":
-            sys.stdout.write(diff.markdown(result, title=f"keel diff {args.base} → {args.head}"))
+            sys.stdout.write(diff.markdown(result, title=f"keel diff {base_name} → {head_name}"))
+        elif args.format == "json":
+            json.dump(result.to_json(), sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
         else:
             sys.stdout.write(diff.text(result))
     return EXIT_REPLACE if args.fail_on_replace and result.replacements else EXIT_OK

@@ -1,29 +1,40 @@
-"""``keel diff BASE HEAD``: what a change does to a stack, with warnings for stateful replacements.
+"""``keel diff BASE [HEAD]``: what a change does to a stack, as ``pulumi preview --diff`` would show it.
 
 Usage::
 
+    keel diff prod                                      # prod@HEAD against the working tree
     keel diff before.json after.json                    # two saved `keel preview --json` documents
     keel diff prod@origin/main prod@HEAD --format markdown
     keel diff prod@HEAD~1 prod@HEAD --fail-on-replace   # exit 3 when a stateful resource would be replaced
+    keel diff prod --format json                        # one entry per resource: op, changed paths
 
 A side ``STACK@GITREF`` renders the stack as it is at that revision: the revision is checked out in a temporary
-git worktree and previewed there by its own code (policy pack skipped), then the worktree is removed.
+git worktree and previewed there by its own code (policy pack skipped), then the worktree is removed. A stack
+that does not exist at that revision diffs as all-create. Two previews of different stacks are refused.
 
-Resources are matched by URN. For each updated resource the changed input paths are listed with old and new
-values; values the preview masks as secrets stay ``[secret]``. A change to an input in :data:`REPLACE_ON` of a
-stateful type, or the deletion of a stateful resource, is a **replacement warning**: the data it holds would be
-lost or moved.
+Resources are matched by URN; each is a ``create``, ``update``, ``replace`` or ``delete``. An update becomes a
+**replace** (``+-``) when a changed input is one its provider marks "forces new resource", whatever the type:
+the facts are data, ``keel/data/replacements.json``, one entry per resource type keel registers, each with its
+upstream source (terraform-provider-aws ``ForceNew``/``RequiresReplace``, pulumi-kubernetes' immutable fields,
+pulumi-eks component inputs), plus the resource's own ``replaceOnChanges`` option. An input that replaces only
+depending on live state (``conditional`` there) is shown as **may replace**, with the reason: keel cannot know.
+
+Values are compared element by element: objects by key, lists by index, JSON documents (IAM policies) parsed
+first. Values the preview masks as secrets stay ``[secret]``. A replacement (or possible one) or a deletion of a
+stateful type (:data:`STATEFUL`: its data would be lost or moved) is a **replacement warning**.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,58 +43,37 @@ if TYPE_CHECKING:
     from keel.cost import Estimate
 
 SECRET = "[secret]"  # noqa: S105 (the mask a preview shows instead of a secret)
+REPLACEMENTS = Path(__file__).resolve().parent / "data" / "replacements.json"
+OPS = ("create", "update", "replace", "delete")
+MARKS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
-#: Inputs whose change makes the provider replace a stateful resource (delete and create: its data goes with
-#: it). Each entry names the provider documentation it comes from (the "forces new resource" arguments).
-REPLACE_ON: dict[str, tuple[str, ...]] = {
-    # registry: aws/rds/instance - identifier, engine, storage encryption and key, subnet group, db name
-    "aws:rds/instance:Instance": (
-        "identifier",
-        "engine",
-        "dbSubnetGroupName",
-        "storageEncrypted",
-        "kmsKeyId",
-        "dbName",
-        "username",
-        "availabilityZone",
-        "characterSetName",
-    ),
-    # registry: aws/elasticache/replicationgroup - engine, subnet group, encryption at rest and its key
-    "aws:elasticache/replicationGroup:ReplicationGroup": (
-        "engine",
-        "subnetGroupName",
-        "atRestEncryptionEnabled",
-        "kmsKeyId",
-        "replicationGroupId",
-        "clusterMode",
-    ),
-    # registry: aws/s3/bucket - the bucket name
-    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix"),
-    "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix"),
-    # registry: aws/kms/key - key spec, usage and multi-region
-    "aws:kms/key:Key": ("customerMasterKeySpec", "keySpec", "keyUsage", "multiRegion"),
-    # registry: aws/eks/cluster - name, subnets (vpcConfig), encryption config; pulumi-eks passes these through
-    "aws:eks/cluster:Cluster": ("name", "vpcConfig.subnetIds", "encryptionConfig", "kubernetesNetworkConfig"),
-    "eks:index:Cluster": (
-        "name",
-        "subnetIds",
-        "privateSubnetIds",
-        "publicSubnetIds",
-        "encryptionConfigKeyArn",
-        "vpcId",
-    ),
-    # registry: aws/secretsmanager/secret - the name
-    "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
-    # registry: aws/backup/vault - the name and the encryption key (recovery points stay in the old vault)
-    "aws:backup/vault:Vault": ("name", "kmsKeyArn"),
-    # registry: aws/cloudwatch/loggroup - the name (the old group's events are not carried over)
-    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
-}
-STATEFUL = tuple(REPLACE_ON)
+#: Types whose replacement or deletion loses or moves data (or, for keys, makes data unreadable).
+STATEFUL = frozenset(
+    {
+        "aws:rds/instance:Instance",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketV2:BucketV2",
+        "aws:kms/key:Key",
+        "aws:secretsmanager/secret:Secret",
+        "aws:backup/vault:Vault",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:ecr/repository:Repository",
+        "aws:eks/cluster:Cluster",
+        "eks:index:Cluster",
+    }
+)
+
+
+@functools.cache
+def replacements() -> dict[str, dict[str, Any]]:
+    """The replacement facts per type token (``forceNew``, ``conditional``, ``source``)."""
+    types: dict[str, dict[str, Any]] = json.loads(REPLACEMENTS.read_text())["types"]
+    return types
 
 
 class DiffError(Exception):
-    """A side could not be read or rendered."""
+    """A side could not be read or rendered, or the two sides cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -91,19 +81,50 @@ class Change:
     path: str
     old: Any
     new: Any
+    replaces: str = ""
+    """``always``: the provider replaces the resource for this change; ``may``: it may (see ``why``)."""
+    why: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"path": self.path, "old": self.old, "new": self.new}
+        if self.replaces:
+            out["replaces"] = self.replaces
+        if self.why:
+            out["why"] = self.why
+        return out
 
 
 @dataclass
 class ResourceDiff:
     urn: str
     type: str
-    op: str  # create | delete | update
+    op: str  # create | update | replace | delete
     changes: list[Change] = field(default_factory=list)
-    replaces: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def replaces(self) -> list[str]:
+        """What makes this a replacement warning: the paths that (may) replace a stateful resource, or
+        ``(deleted)``; empty for anything else."""
+        if self.type not in STATEFUL:
+            return []
+        if self.op == "delete":
+            return ["(deleted)"]
+        return [c.path + (" (may replace)" if c.replaces == "may" else "") for c in self.changes if c.replaces]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "op": self.op,
+            "changes": [c.to_json() for c in self.changes],
+            "stateful": self.type in STATEFUL,
+            "warning": bool(self.replaces),
+        }
 
 
 @dataclass
@@ -120,16 +141,30 @@ class Diff:
         return [r for r in self.resources if r.replaces]
 
     def counts(self) -> dict[str, int]:
-        return {op: len(self.of(op)) for op in ("create", "update", "delete")}
+        return {op: len(self.of(op)) for op in OPS}
+
+    def to_json(self) -> dict[str, Any]:
+        before, after = self.cost
+        return {
+            "counts": self.counts(),
+            "cost": {
+                "base": before.monthly_total if before is not None and before.complete else None,
+                "head": after.monthly_total if after is not None and after.complete else None,
+                "line": cost_line(self),
+            },
+            "replacementWarnings": [r.urn for r in self.replacements],
+            "resources": [r.to_json() for r in self.resources],
+        }
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value and not (SECRET in value.values() and len(value) == 1):
+    """Leaves by path: objects by key (``a.b``), lists by index (``a[0]``); empty ones are leaves."""
+    if isinstance(value, Mapping) and value:
         out: dict[str, Any] = {}
         for key in sorted(value):
             out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
         return out
-    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+    if isinstance(value, list) and value:
         out = {}
         for index, item in enumerate(value):
             out.update(_flatten(item, f"{prefix}[{index}]"))
@@ -149,25 +184,56 @@ def _json_inputs(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _covers(pattern: str, path: str) -> bool:
+    """Whether a replacement path (``a.b``, ``a[*].b``, a whole block ``a``) covers a changed leaf path."""
+    general = _INDEX.sub("[*]", path)
+    return general == pattern or general.startswith((f"{pattern}.", f"{pattern}["))
+
+
+def _replacement(type_: str, path: str, replace_on_changes: list[str]) -> tuple[str, str]:
+    facts = replacements().get(type_, {})
+    if any(p == "*" or _covers(p, path) for p in replace_on_changes):
+        return "always", "replaceOnChanges"
+    if any(_covers(p, path) for p in facts.get("forceNew", ())):
+        return "always", ""
+    for pattern, why in (facts.get("conditional") or {}).items():
+        if _covers(pattern, path):
+            return "may", why
+    return "", ""
+
+
+def _changes(type_: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     before, after = _flatten(_json_inputs(old)), _flatten(_json_inputs(new))
-    changes = [
-        Change(path, before.get(path), after.get(path))
-        for path in sorted(set(before) | set(after))
-        if before.get(path) != after.get(path)
-    ]
+    replace_on = list(new.get("replaceOnChanges") or [])
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path):
+            continue
+        if SECRET in (before.get(path), after.get(path)) and path in before and path in after:
+            continue  # a masked secret: the preview cannot tell whether it changed
+        changes.append(Change(path, before.get(path), after.get(path), *_replacement(type_, path, replace_on)))
     if bool(old.get("protect")) != bool(new.get("protect")):
         changes.append(Change("(protect)", bool(old.get("protect")), bool(new.get("protect"))))
     return changes
 
 
-def _forces_replacement(type_: str, changes: Iterable[Change]) -> list[str]:
-    keys = REPLACE_ON.get(type_, ())
-    return sorted({c.path for c in changes for k in keys if c.path == k or c.path.startswith((f"{k}.", f"{k}["))})
+def stack_of(document: Mapping[str, Any]) -> str | None:
+    """The stack a preview document is of (from its URNs), None when it has no resources."""
+    for step in document.get("steps", []):
+        return str(step["urn"]).removeprefix("urn:pulumi:").split("::", 1)[0]
+    return None
 
 
 def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
-    """The resource changes from ``base`` to ``head`` (two preview documents)."""
+    """The resource changes from ``base`` to ``head`` (two preview documents of one stack)."""
+    stacks = stack_of(base), stack_of(head)
+    if None not in stacks and stacks[0] != stacks[1]:
+        raise DiffError(
+            f"the two previews are of different stacks ({stacks[0]} and {stacks[1]}); diff a stack with itself"
+        )
     before = {s["urn"]: s["newState"] for s in base.get("steps", [])}
     after = {s["urn"]: s["newState"] for s in head.get("steps", [])}
     out: list[ResourceDiff] = []
@@ -175,13 +241,13 @@ def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
         if urn not in before:
             out.append(ResourceDiff(urn, after[urn]["type"], "create"))
         elif urn not in after:
-            kind = before[urn]["type"]
-            out.append(ResourceDiff(urn, kind, "delete", replaces=["(deleted)"] if kind in STATEFUL else []))
+            out.append(ResourceDiff(urn, before[urn]["type"], "delete"))
         else:
-            changes = _changes(before[urn], after[urn])
+            kind = after[urn]["type"]
+            changes = _changes(kind, before[urn], after[urn])
             if changes:
-                kind = after[urn]["type"]
-                out.append(ResourceDiff(urn, kind, "update", changes, _forces_replacement(kind, changes)))
+                op = "replace" if any(c.replaces == "always" for c in changes) else "update"
+                out.append(ResourceDiff(urn, kind, op, changes))
     from keel.cost import of_document
 
     return Diff(out, (of_document(base), of_document(head)))
@@ -231,17 +297,23 @@ def _git(root: Path, *args: str) -> str:
 
 
 def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
-    """Preview ``stack`` as its code and config are at git revision ``ref`` (in a temporary worktree)."""
+    """Preview ``stack`` as its code and config are at git revision ``ref`` (in a temporary worktree); a stack
+    whose file does not exist there is an empty preview, so everything in the other side is a create."""
     commit = _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    prefix = _git(root, "rev-parse", "--show-prefix")
+    files = _git(root, "ls-tree", "--name-only", commit, "--", prefix or ".").splitlines()
+    if not any(Path(f).name in (f"Pulumi.{stack}.yaml", f"Pulumi.{stack}.yml") for f in files):
+        return {"steps": [], "changeSummary": {}, "policyViolations": []}
     with tempfile.TemporaryDirectory(prefix="keel-diff-") as tmp:
         worktree = Path(tmp) / "tree"
         _git(root, "worktree", "add", "--detach", str(worktree), commit)
         try:
-            env = {**os.environ, "PYTHONPATH": str(worktree), "KEEL_PROJECT": str(worktree)}
+            project = worktree / prefix
+            env = {**os.environ, "PYTHONPATH": str(project), "KEEL_PROJECT": str(project)}
             code = "import sys; from keel.cli import main; sys.exit(main(sys.argv[1:]))"
             done = subprocess.run(  # noqa: S603 - our interpreter, our code at that revision
                 [sys.executable, "-c", code, "preview", stack, "--json", "--no-policy"],
-                cwd=worktree,
+                cwd=project,
                 capture_output=True,
                 text=True,
                 env=env,
@@ -256,55 +328,71 @@ def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
             _git(root, "worktree", "remove", "--force", str(worktree))
 
 
+def render_worktree(stack: str, root: Path) -> dict[str, Any]:
+    """Preview ``stack`` as the working tree has it (the head side of ``keel diff STACK``)."""
+    from keel import engine
+
+    result = engine.run(stack, root)
+    if result.leaks:
+        raise DiffError("; ".join(str(leak) for leak in result.leaks))
+    return result.to_json()
+
+
 # ------------------------------------------------------------------------------------------ output
 
 
 def _show(value: Any) -> str:
     if value is None:
         return "(none)"
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _tag(change: Change) -> str:
+    if change.replaces == "always":
+        return "  (forces replacement)" if change.why != "replaceOnChanges" else "  (replaceOnChanges)"
+    if change.replaces == "may":
+        return f"  (may replace: {change.why})"
+    return ""
+
+
+def _summary(counts: dict[str, int], bold: str = "") -> str:
+    return ", ".join(f"{bold}{counts[op]}{bold} to {op}" for op in OPS)
 
 
 def text(diff: Diff) -> str:
-    counts = diff.counts()
-    lines = [
-        f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete",
-        cost_line(diff),
-    ]
+    lines = [_summary(diff.counts()), cost_line(diff)]
     if diff.replacements:
         lines.append(f"WARNING: {len(diff.replacements)} stateful resource(s) would be replaced or deleted:")
         lines += [f"  ! {r.name} ({r.type}): {', '.join(r.replaces)}" for r in diff.replacements]
-    for op, mark in (("create", "+"), ("update", "~"), ("delete", "-")):
+    for op in OPS:
         for r in diff.of(op):
-            lines.append(f"{mark} {r.name}  {r.type}")
-            lines += [f"    {c.path}: {_show(c.old)} -> {_show(c.new)}" for c in r.changes]
+            lines.append(f"{MARKS[op]} {r.name}  {r.type}")
+            lines += [f"    {c.path}: {_show(c.old)} -> {_show(c.new)}{_tag(c)}" for c in r.changes]
     return "\n".join(lines) + "\n"
 
 
+def _cell(value: str) -> str:
+    return "`" + value.replace("|", "\\|").replace("`", "'") + "`"
+
+
 def markdown(diff: Diff, title: str = "keel diff") -> str:
-    counts = diff.counts()
-    out = [
-        f"### {title}",
-        "",
-        f"**{counts['create']}** to create, **{counts['update']}** to update, **{counts['delete']}** to delete",
-        "",
-        cost_line(diff).replace("->", "→"),
-        "",
-    ]
+    out = [f"### {title}", "", _summary(diff.counts(), "**"), "", cost_line(diff).replace("->", "→"), ""]
     if diff.replacements:
         out += [f"> [!WARNING]\n> {len(diff.replacements)} stateful resource(s) would be replaced or deleted:", ""]
         out += [f"- `{r.name}` ({r.type}): {', '.join(r.replaces)}" for r in diff.replacements]
         out.append("")
-    for op in ("create", "update", "delete"):
+    for op in OPS:
         items = diff.of(op)
         if not items:
             continue
         out += [f"<details><summary>{len(items)} to {op}</summary>", ""]
-        if op == "update":
-            out += ["| resource | input | old | new |", "| --- | --- | --- | --- |"]
+        if op in ("update", "replace"):
+            out += ["| resource | type | input | old | new | |", "| --- | --- | --- | --- | --- | --- |"]
             out += [
-                f"| `{r.name}` | `{c.path}` | `{_show(c.old)}` | `{_show(c.new)}` |" for r in items for c in r.changes
+                f"| `{r.name}` | `{r.type}` | {_cell(c.path)} | {_cell(_show(c.old))} | {_cell(_show(c.new))} "
+                f"| {_tag(c).strip()} |"
+                for r in items
+                for c in r.changes
             ]
         else:
             out += [f"- `{r.name}` ({r.type})" for r in items]

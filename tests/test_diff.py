@@ -33,7 +33,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to delete\nMonthly cost: $1,961.75 -> $1,961.75 (+0.00)\n"
+        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $1,961.75 -> $1,961.75 (+0.00)\n"
     )
 
 
@@ -56,33 +56,127 @@ def test_created_deleted_and_updated(prod: Doc) -> None:
     ]
     assert [r.urn for r in result.resources] == sorted(r.urn for r in result.resources)  # stable order
     update = next(r for r in result.resources if r.op == "update")
-    assert [(c.path, c.old, c.new) for c in update.changes] == [("deregistrationDelay", 30, 60)]
+    assert [(c.path, c.old, c.new, c.replaces) for c in update.changes] == [("deregistrationDelay", 30, 60, "")]
     assert update.replaces == []
     deleted = next(r for r in result.resources if r.op == "delete")
     assert deleted.replaces == ["(deleted)"]  # a bucket holds data: deleting it is flagged
-    assert result.counts() == {"create": 1, "update": 1, "delete": 1}
+    assert result.counts() == {"create": 1, "update": 1, "replace": 0, "delete": 1}
 
 
 def test_stateful_replacement_is_flagged(prod: Doc) -> None:
+    """terraform-provider-aws renames an RDS instance in place (identifier is not ForceNew) and changes its class
+    in place; a new customer key (kmsKeyId: ForceNew) is a new instance."""
     head = edit(
         prod, "keel-prod-db", "aws:rds/instance:Instance", identifier="keel-prod-db2", instanceClass="db.r6g.2xlarge"
     )
+    [db] = diff.compare(prod, head).resources
+    assert (db.op, [(c.path, c.replaces) for c in db.changes]) == (
+        "update",
+        [("identifier", ""), ("instanceClass", "")],
+    )
+    head = edit(head, "keel-prod-db", "aws:rds/instance:Instance", kmsKeyId="arn:aws:kms:us-east-1:123456789012:key/x")
     result = diff.compare(prod, head)
     [db] = result.resources
-    assert [c.path for c in db.changes] == ["identifier", "instanceClass"]
-    assert db.replaces == ["identifier"]  # the class changes in place; the identifier forces a new instance
+    assert db.op == "replace" and db.replaces == ["kmsKeyId"]
     out = diff.text(result)
     assert "WARNING: 1 stateful resource(s) would be replaced or deleted:" in out
-    assert "  ! keel-prod-db (aws:rds/instance:Instance): identifier" in out
-    assert "    identifier: keel-prod-db -> keel-prod-db2" in out
+    assert "  ! keel-prod-db (aws:rds/instance:Instance): kmsKeyId" in out
+    assert "+- keel-prod-db  aws:rds/instance:Instance" in out
+    assert "    kmsKeyId: " in out and "-> arn:aws:kms:us-east-1:123456789012:key/x  (forces replacement)" in out
     # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54
     assert "Monthly cost: $1,961.75 -> $2,617.29 (+655.54)" in out
+
+
+def test_a_replacement_of_any_type_is_a_replace(prod: Doc) -> None:
+    """Not only stateful types: a Deployment's selector is immutable (pulumi-kubernetes diff.go), a security
+    group's description is ForceNew. Each is a replace (+-), without a data-loss warning."""
+    selector = {"matchLabels": {"app.kubernetes.io/name": "web2"}}
+    head = edit(
+        prod,
+        "keel-prod-web",
+        "kubernetes:apps/v1:Deployment",
+        spec={**_inputs(prod, "keel-prod-web", "kubernetes:apps/v1:Deployment")["spec"], "selector": selector},
+    )
+    [web] = diff.compare(prod, head).resources
+    assert (web.op, web.replaces) == ("replace", [])
+    assert [c.path for c in web.changes if c.replaces == "always"] == [
+        "spec.selector.matchLabels.app.kubernetes.io/name",
+        "spec.selector.matchLabels.app.kubernetes.io/part-of",
+    ]
+    [group] = [s for s in prod["steps"] if s["newState"]["type"] == "aws:ec2/securityGroup:SecurityGroup"][:1]
+    head = edit(prod, group["urn"].rsplit("::", 1)[1], "aws:ec2/securityGroup:SecurityGroup", description="new words")
+    [sg] = diff.compare(prod, head).resources
+    assert (sg.op, [c.replaces for c in sg.changes]) == ("replace", ["always"])
+
+
+def test_a_conditional_replacement_says_keel_cannot_know(prod: Doc) -> None:
+    head = edit(prod, "keel-prod-queue", "aws:elasticache/replicationGroup:ReplicationGroup", engineVersion="6.2")
+    [queue] = diff.compare(prod, head).resources
+    [change] = queue.changes
+    assert (queue.op, change.replaces) == ("update", "may")
+    assert "downgrade" in change.why.lower()
+    assert queue.replaces == ["engineVersion (may replace)"]  # a cache holds data: warned all the same
+
+
+def test_every_registered_type_has_replacement_facts(preview: Callable[[str], Preview]) -> None:
+    """keel diff can only call a change a replace if it knows the type: every type the stacks register has an
+    entry, with its source."""
+    facts = diff.replacements()
+    registered = {s.type for name in ("dev", "prod") for s in preview(name).steps}
+    assert sorted(registered - set(facts)) == []
+    assert all(facts[t]["source"] for t in registered)
+    assert set(facts["aws:rds/parameterGroup:ParameterGroup"]["forceNew"]) >= {"description", "family", "name"}
+    assert "spec.selector" in facts["kubernetes:apps/v1:Deployment"]["forceNew"]
+
+
+def test_a_new_instance_class_does_not_replace_the_parameter_group(prod: Doc) -> None:
+    """The parameter group's description is ForceNew: it must not name the instance class, or a resize would
+    replace the group (keel's own making)."""
+    [group] = [s["newState"] for s in prod["steps"] if s["newState"]["type"] == "aws:rds/parameterGroup:ParameterGroup"]
+    assert group["inputs"]["description"] == "keel-prod: TLS only, tuned to the instance class"
+    assert group["ignoreChanges"] == ["description"]
+
+
+def test_lists_compare_by_element_and_json_has_one_entry_per_resource(prod: Doc) -> None:
+    subnets = _inputs(prod, "keel-prod-db", "aws:rds/subnetGroup:SubnetGroup")["subnetIds"]
+    head = edit(prod, "keel-prod-db", "aws:rds/subnetGroup:SubnetGroup", subnetIds=[*subnets[:2], "subnet-new"])
+    result = diff.compare(prod, head)
+    [group] = result.resources
+    assert [(c.path, c.old, c.new) for c in group.changes] == [("subnetIds[2]", subnets[2], "subnet-new")]
+    doc = result.to_json()
+    assert doc["counts"] == {"create": 0, "update": 1, "replace": 0, "delete": 0}
+    assert doc["resources"] == [
+        {
+            "urn": group.urn,
+            "type": "aws:rds/subnetGroup:SubnetGroup",
+            "name": "keel-prod-db",
+            "op": "update",
+            "changes": [{"path": "subnetIds[2]", "old": subnets[2], "new": "subnet-new"}],
+            "stateful": False,
+            "warning": False,
+        }
+    ]
+
+
+def test_two_stacks_are_refused(prod: Doc, preview: Callable[[str], Preview]) -> None:
+    with pytest.raises(diff.DiffError, match=r"^the two previews are of different stacks \(dev and prod\)"):
+        diff.compare(preview("dev").to_json(), prod)
+    assert diff.compare({"steps": []}, prod).counts()["create"] == len(prod["steps"])  # a new stack: all create
+
+
+def _inputs(doc: Doc, name: str, type_: str) -> dict[str, Any]:
+    [found] = [
+        s["newState"]["inputs"]
+        for s in doc["steps"]
+        if s["newState"]["type"] == type_ and s["urn"].endswith(f"::{name}")
+    ]
+    return copy.deepcopy(found)
 
 
 def test_moving_a_backup_vault_to_another_key_is_flagged(prod: Doc) -> None:
     head = edit(prod, "keel-prod", "aws:backup/vault:Vault", kmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/other")
     [vault] = diff.compare(prod, head).resources
-    assert vault.replaces == ["kmsKeyArn"]  # a new vault: the recovery points stay behind in the old one
+    assert (vault.op, vault.replaces) == ("replace", ["kmsKeyArn"])  # the recovery points stay in the old vault
     assert "  ! keel-prod (aws:backup/vault:Vault): kmsKeyArn" in diff.text(diff.compare(prod, head))
 
 
@@ -104,7 +198,8 @@ def test_policy_documents_diff_by_field_and_secrets_stay_masked(prod: Doc) -> No
     )
     result = diff.compare(prod, head)
     paths = {r.name: [(c.path, c.new) for c in r.changes] for r in result.resources}
-    assert paths["keel-prod-keda"] == [("policy.Statement[0].Action", ["cloudwatch:GetMetricData"])]
+    # element by element: the first action stays, the other two go
+    assert paths["keel-prod-keda"] == [("policy.Statement[0].Action[1]", None), ("policy.Statement[0].Action[2]", None)]
     assert paths["keel-prod-queue"] == [("nodeType", "cache.m6g.xlarge")]  # the masked token did not "change"
 
 
@@ -113,12 +208,15 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     out = diff.markdown(diff.compare(prod, head), title="keel diff prod")
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
-    assert lines[2] == "**0** to create, **1** to update, **0** to delete"
+    assert lines[2] == "**0** to create, **0** to update, **1** to replace, **0** to delete"
     assert lines[4] == "Monthly cost: $1,961.75 → $1,961.75 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
-    assert "<details><summary>1 to update</summary>" in out
-    assert "| `keel-prod-db` | `engine` | `postgres` | `mysql` |" in out
+    assert "<details><summary>1 to replace</summary>" in out
+    assert (
+        "| `keel-prod-db` | `aws:rds/instance:Instance` | `engine` | `postgres` | `mysql` | (forces replacement) |"
+        in out
+    )
 
 
 def test_cli_exit_codes(prod: Doc, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,4 +240,13 @@ def test_cli_exit_codes(prod: Doc, tmp_path: Path, capsys: pytest.CaptureFixture
 def test_git_revisions_render_in_a_worktree(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["diff", "dev@HEAD", "dev@HEAD", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert "**0** to create, **0** to update, **0** to delete" in out
+    assert "**0** to create, **0** to update, **0** to replace, **0** to delete" in out
+
+
+def test_diff_stack_alone_is_head_against_the_working_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["diff", "dev", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"counts", "cost", "replacementWarnings", "resources"}
+    assert all(r["op"] in ("create", "update", "replace", "delete") for r in report["resources"])
+    assert cli.main(["diff", "qa"]) == 2
+    assert capsys.readouterr().err == "error: unknown stack 'qa'; stacks in this project: dev, prod\n"
