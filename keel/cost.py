@@ -116,6 +116,30 @@ def prices(region: str) -> dict[str, Any]:
     return table
 
 
+#: AWS's normalization factors: on-demand prices within the families of ``perFamily`` scale by these.
+_SIZE_UNITS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large": 4.0, "xlarge": 8.0}
+
+
+def _units(size: str) -> float | None:
+    if size in _SIZE_UNITS:
+        return _SIZE_UNITS[size]
+    count = size.removesuffix("xlarge")
+    return 8.0 * int(count) if size.endswith("xlarge") and count.isdigit() else None
+
+
+def hourly_price(table: Mapping[str, Any], key: str) -> float | None:
+    """The hourly price of ``rds.db.r6g.2xlarge``-like keys: an exact entry, else the family's reference size
+    scaled by the normalization factors; None when the table has neither."""
+    if key in table["hourly"]:
+        return float(table["hourly"][key])
+    family, _, size = key.rpartition(".")
+    reference = (table.get("perFamily") or {}).get(family)
+    units, base = _units(size), _units(str(reference["size"])) if reference else None
+    if reference is None or units is None or base is None:
+        return None
+    return round(float(reference["hourly"]) * units / base, 4)
+
+
 def _component(urn: str) -> str:
     """The keel component a resource belongs to (``keel:cluster:Cluster``), or its own type at the top."""
     qualified = urn.split("::")[2]
@@ -187,8 +211,8 @@ def estimate(
             zones = len(i.get("subnetIds") or [])
             add(s, f"interface endpoint in {zones} zone(s)", hourly["vpce.interface.az"] * hours * zones)
         elif kind == "aws:rds/instance:Instance":
-            key = f"rds.{i.get('instanceClass')}"
-            if key not in hourly:
+            rds_hourly = hourly_price(table, f"rds.{i.get('instanceClass')}")
+            if rds_hourly is None:
                 unpriced(s, f"hourly price of {i.get('instanceClass')}")
                 continue
             copies = 2 if i.get("multiAz") else 1
@@ -196,7 +220,7 @@ def estimate(
             add(
                 s,
                 f"{i.get('instanceClass')} x {copies} ({'Multi-AZ' if copies == 2 else 'single-AZ'})",
-                hourly[key] * hours * copies,
+                rds_hourly * hours * copies,
             )
             add(
                 s,
@@ -205,12 +229,12 @@ def estimate(
                 "allocated storage (autoscaling may grow it)",
             )
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
-            key = f"elasticache.{i.get('nodeType')}"
-            if key not in hourly:
+            node_hourly = hourly_price(table, f"elasticache.{i.get('nodeType')}")
+            if node_hourly is None:
                 unpriced(s, f"hourly price of {i.get('nodeType')}")
                 continue
             nodes = int(i.get("numNodeGroups") or 1) * (1 + int(i.get("replicasPerNodeGroup") or 0))
-            add(s, f"{nodes} x {i.get('nodeType')}", hourly[key] * hours * nodes)
+            add(s, f"{nodes} x {i.get('nodeType')}", node_hourly * hours * nodes)
         elif kind == "aws:lb/loadBalancer:LoadBalancer":
             lcu = float(assume["albLcuPerHour"])
             add(s, "ALB", (hourly["alb"] + hourly["alb.lcu"] * lcu) * hours, f"{lcu:.0f} LCU on average")

@@ -243,3 +243,25 @@ def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], caps
 def test_missing_price_table_is_a_clear_error() -> None:
     with pytest.raises(cost.CostError, match=r"^no price table for region 'eu-west-9'; tables exist for: us-east-1$"):
         cost.prices("eu-west-9")
+
+
+def test_the_price_table_covers_every_family_the_config_accepts() -> None:
+    """Every RDS class and ElastiCache node family the stack config accepts has a price in the us-east-1 table, at
+    every size (the family's reference price scaled by AWS's normalization factors)."""
+    import re
+
+    from components.config import _CACHE_NODE, _DB_CLASS
+
+    table = cost.prices("us-east-1")
+    for prefix, pattern in (("rds", _DB_CLASS), ("elasticache", _CACHE_NODE)):
+        families = re.search(r"\((?P<f>[a-z0-9|]+)\)", pattern.pattern)
+        assert families is not None
+        kind = pattern.pattern.split("\\.")[0].lstrip("^")
+        for family in families["f"].split("|"):
+            for size in ("micro", "small", "medium", "large", "xlarge", "2xlarge", "16xlarge"):
+                name = f"{kind}.{family}.{size}"
+                assert pattern.match(name)
+                assert cost.hourly_price(table, f"{prefix}.{name}") is not None, name
+    assert cost.hourly_price(table, "rds.db.r6g.4xlarge") == pytest.approx(0.225 * 32 / 4)
+    assert cost.hourly_price(table, "rds.db.r6g.xlarge") == 0.45  # an exact entry wins
+    assert cost.hourly_price(table, "rds.db.x2g.large") is None

@@ -111,3 +111,52 @@ def test_the_schema_rejects_a_broken_workflow(schema: dict[str, Any]) -> None:
     del broken["jobs"]["drift"]["runs-on"]
     validator = jsonschema.validators.validator_for(schema)(schema)
     assert list(validator.iter_errors(broken))
+
+
+FAKE_KEEL = """#!/usr/bin/env bash
+# A stand-in keel: `cost prod` has no prices, `diff` of the new stack `qa` and its preview fail.
+case "$1 $2" in
+  "cost prod") echo "error: no price table" >&2; exit 2 ;;
+  "preview qa") echo "error: unknown stack" >&2; exit 2 ;;
+  "diff qa@"*) echo "error: cannot diff" >&2; exit 2 ;;
+  "preview "*) echo '{"steps": []}' ;;
+  "policy "*) echo "Policies: no violations" ;;
+  "diff "*) echo "**0** to create" ;;
+  "cost "*) echo '{}' ;;
+esac
+"""
+
+
+def test_the_pull_request_report_is_written_when_a_step_fails(tmp_path: Path) -> None:
+    """The report step runs as GitHub runs it (`bash -eo pipefail`) with a keel whose commands fail for one stack
+    or another: every stack still gets its section, the failures are in it, and the verdict says 1."""
+    import subprocess
+
+    job = load("pull-request")["jobs"]["check"]
+    [step] = [s for s in job["steps"] if s.get("name") == "Previews, policy verdict, diff and cost"]
+    assert step["if"] == "${{ !cancelled() }}"
+    [upload] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert upload["if"] == "${{ !cancelled() }}"
+    for stack in ("dev", "prod", "qa"):  # stacks come from the files, not from a list
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    keel = tmp_path / ".venv" / "bin" / "keel"
+    keel.parent.mkdir(parents=True)
+    keel.write_text(FAKE_KEEL)
+    keel.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "BASE_REF": "main", "PR_NUMBER": "7", "GITHUB_STEP_SUMMARY": str(summary)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    comment = (tmp_path / "report" / "comment.md").read_text()
+    assert [line for line in comment.splitlines() if line.startswith("### ")] == ["### dev", "### prod", "### qa"]
+    assert "error: unknown stack" in comment and "keel diff failed for qa" in comment
+    assert (tmp_path / "report" / "verdict").read_text().strip() == "1"
+    assert json.loads((tmp_path / "report" / "cost-prod.json").read_text()) == {"error": "cost not estimated for prod"}
+    assert summary.read_text() == comment
