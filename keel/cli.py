@@ -9,9 +9,10 @@ Usage::
     keel diff prod               # prod@HEAD against the working tree (the `pulumi preview --diff` habit)
     keel cost prod               # monthly estimate per component
 
-Exit codes: 0 ok; 1 the program failed, the policy pack failed, or a mandatory policy is violated; 3 (diff with
---fail-on-replace) a stateful resource would be replaced;
-2 invalid stack config, unknown stack or bad command line. User errors print one clear message, never a
+Exit codes: 0 ok; 1 the program failed, the policy pack failed, a secret config value reached an input unmarked,
+or a mandatory policy is violated; 3 (diff with --fail-on-replace) a stateful resource would be replaced;
+2 invalid stack config (a duplicate key in a stack file too), a missing or invalid policy config, unknown stack
+or bad command line. User errors print one clear message, never a
 traceback; ``--traceback`` shows one for program failures.
 """
 

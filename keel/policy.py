@@ -5,9 +5,10 @@ Usage::
     violations = policy.analyze(preview_document)            # the `--json` document of `keel preview`
     policy.mandatory(violations)                              # the ones that fail a deployment
 
-How: the pack (``policies/``) is started as its own process (``python __main__.py`` in its folder, as the
-engine's Python policy host does); it prints the port of its analyzer gRPC server. We then call, over
-``pulumi.runtime.proto.analyzer_pb2_grpc``: ``GetAnalyzerInfo``, ``Configure`` with the stack's policy config,
+How: the pack (``policies/``) is started as its own process, as the engine's Python language host starts one
+(``<virtualenv>/bin/python -u -m pulumi.policy`` in its folder, see :class:`Pack`); it prints the port of its
+analyzer gRPC server. We then call, over ``pulumi.runtime.proto.analyzer_pb2_grpc``: ``GetAnalyzerInfo``,
+``ConfigureStack``, ``Configure`` with the stack's policy config,
 ``Analyze`` once per resource and ``AnalyzeStack`` once with all of them, sending inputs as the engine sends them
 (a protobuf Struct of the engine's property values) together with the resource options and the provider's
 properties. The results are the same diagnostics ``pulumi preview --policy-pack policies`` prints.
