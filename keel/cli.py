@@ -26,7 +26,10 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keel.stackfiles import StackConfigFile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -96,8 +99,7 @@ def preview(args: argparse.Namespace) -> int:
 
     try:
         root = _checkout()
-        project = stackfiles.load_project(root)
-        config, _ = stackfiles.load_config(root, args.stack, project)
+        loaded = stackfiles.load_stack(root, args.stack, stackfiles.load_project(root))
     except stackfiles.StackError as err:
         return _usage_error(args.stack, err)
     # Start the policy pack first and stream each registration to it: the pack analyzes while the program
@@ -105,7 +107,9 @@ def preview(args: argparse.Namespace) -> int:
     pack = session = None
     try:
         if not args.no_policy:
-            pack = policy.Pack(root / "policies", stack=args.stack, project=str(project["name"]), config=config)
+            pack = policy.Pack(
+                root / "policies", stack=args.stack, project=str(loaded.project["name"]), config=loaded.config
+            )
             session = policy.Session(pack, stack=args.stack, pack_dir=root / "policies")
     except policy.PolicyError as err:
         if pack is not None:
@@ -113,7 +117,7 @@ def preview(args: argparse.Namespace) -> int:
         _error(str(err))
         return _policy_exit(err)
     try:
-        return _preview(args, root, session)
+        return _preview(args, root, loaded, session)
     finally:
         if session is not None:
             session.stop()
@@ -128,7 +132,7 @@ def _policy_exit(err: Exception) -> int:
     return EXIT_USAGE if isinstance(err, policy.PolicyConfigError) else EXIT_FAILED
 
 
-def _preview(args: argparse.Namespace, root: Path, session: Any) -> int:
+def _preview(args: argparse.Namespace, root: Path, loaded: StackConfigFile, session: Any) -> int:
     import pulumi
 
     from components.config import ConfigError
@@ -138,6 +142,7 @@ def _preview(args: argparse.Namespace, root: Path, session: Any) -> int:
         result = engine.run(
             args.stack,
             root,
+            loaded=loaded,
             # The pack gets the inputs as the engine sends them: secrets in their envelope, with the plaintext.
             on_step=(lambda step: session.add({**step.to_json()["newState"], "inputs": step.wire_inputs}))
             if session is not None
@@ -365,10 +370,11 @@ def diff_command(args: argparse.Namespace) -> int:
         if args.head is None:
             if "@" in args.base or Path(args.base).is_file():
                 raise diff.DiffError(f"{args.base!r}: alone, name a stack (`keel diff prod`); or give both sides")
-            stackfiles.load_stack(root, args.base, stackfiles.load_project(root))  # a clear error for a typo
+            # Read first: a typo is a clear error, not an empty base (the file is missing at HEAD too).
+            loaded = stackfiles.load_stack(root, args.base, stackfiles.load_project(root))
             base_name, head_name = f"{args.base}@HEAD", f"{args.base} (working tree)"
             base = diff.load_side(base_name, root)
-            head = diff.render_worktree(args.base, root)
+            head = diff.render_worktree(args.base, root, loaded)
         else:
             base_name, head_name = args.base, args.head
             base = diff.load_side(args.base, root)

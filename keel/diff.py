@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from keel.cost import Estimate
+    from keel.stackfiles import StackConfigFile
 
 SECRET = "[secret]"  # noqa: S105 (the mask a preview shows instead of a secret)
 REPLACEMENTS = Path(__file__).resolve().parent / "data" / "replacements.json"
@@ -328,11 +329,12 @@ def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
             _git(root, "worktree", "remove", "--force", str(worktree))
 
 
-def render_worktree(stack: str, root: Path) -> dict[str, Any]:
-    """Preview ``stack`` as the working tree has it (the head side of ``keel diff STACK``)."""
+def render_worktree(stack: str, root: Path, loaded: StackConfigFile | None = None) -> dict[str, Any]:
+    """Preview ``stack`` as the working tree has it (the head side of ``keel diff STACK``); ``loaded``: its
+    config, when already read."""
     from keel import engine
 
-    result = engine.run(stack, root)
+    result = engine.run(stack, root, loaded=loaded)
     if result.leaks:
         raise DiffError("; ".join(str(leak) for leak in result.leaks))
     return result.to_json()

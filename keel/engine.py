@@ -291,7 +291,7 @@ class RecordingMonitor(MockMonitor):
         # The wire form, not `rpc.deserialize_properties`: that would rebuild referenced resources (and
         # schedule their RPCs) on this worker thread's event loop. References and secrets stay as the
         # engine would hand them to a provider, and go back to the program the same way.
-        inputs = _integral(json_format.MessageToDict(request.object))
+        inputs = _integral(wire)
         with self._lock:
             resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs, provider)
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
@@ -420,13 +420,18 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-def run(stack: str, root: Path | None = None, on_step: Callable[[Step], None] | None = None) -> Preview:
+def run(
+    stack: str,
+    root: Path | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    loaded: stackfiles.StackConfigFile | None = None,
+) -> Preview:
     """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``. ``on_step`` sees
-    every step as it is registered (``keel preview`` streams them to the policy pack)."""
+    every step as it is registered (``keel preview`` streams them to the policy pack). ``loaded``: the stack's
+    config when the caller has already read it (None: read here)."""
     root = stackfiles.use_checkout(root or stackfiles.project_root())
-    project = stackfiles.load_project(root)
-    loaded = stackfiles.load_stack(root, stack, project)
-    config, secret_keys = loaded.config, loaded.secret_keys
+    loaded = loaded or stackfiles.load_stack(root, stack, stackfiles.load_project(root))
+    project, config, secret_keys = loaded.project, loaded.config, loaded.secret_keys
     main = root / str(project.get("main") or "__main__.py")
     if main.is_dir():
         main = main / "__main__.py"

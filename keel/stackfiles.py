@@ -166,7 +166,7 @@ def stand_in(path: str) -> str:
 def _stand_ins(value: Any, path: str, found: dict[str, str]) -> Any:
     """``value`` with each ``{secure: ...}`` replaced by its stand-in; ``found`` maps stand-in -> config path."""
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
+        if _is_secure(value):
             plaintext = stand_in(path)
             if path not in UNGUARDED:
                 found[plaintext] = path
@@ -185,6 +185,8 @@ class StackConfigFile:
     """What the engine hands a program for one stack, as keel hands it offline."""
 
     path: Path
+    project: dict[str, Any] = field(default_factory=dict)
+    """The project (``Pulumi.yaml``) the stack belongs to."""
     config: dict[str, str] = field(default_factory=dict)
     """``namespace:key`` -> text, secure values replaced by their stand-ins."""
     secret_keys: list[str] = field(default_factory=list)
@@ -244,7 +246,7 @@ def load_stack(root: Path, stack: str, project: dict[str, Any]) -> StackConfigFi
     if problems:
         raise StackError(f"{path.name}: " + "; ".join(problems))
 
-    stack_config = StackConfigFile(path=path)
+    stack_config = StackConfigFile(path=path, project=project)
     for key, value in merged.items():
         stack_config.config[key] = _text(_stand_ins(value, key, stack_config.stand_ins))
         if _holds_secure(value):
