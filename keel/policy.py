@@ -177,6 +177,8 @@ def reconcile(info: Any, settings: Mapping[str, Any]) -> dict[str, PolicyConfig]
         if all_level is not None:
             out = {k: PolicyConfig(all_level, v.properties) for k, v in out.items()}
         for name, (level, properties) in layer.items():
+            if name == "all":  # not a policy: applied to every policy above
+                continue
             before = out.get(name, PolicyConfig(analyzer_pb2.ADVISORY, {}))
             out[name] = PolicyConfig(
                 before.enforcement_level if level is None else level, {**before.properties, **properties}
@@ -359,9 +361,12 @@ class Pack:
         ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIMEOUT)
         line = self.process.stdout.readline().decode().strip() if ready else ""
         if not line.isdigit():
-            self.close()
-            self._stderr.seek(0)
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(timeout=10)
+            self._stderr.seek(0)  # read what the pack said before close() drops it
             err = self._stderr.read().decode(errors="replace").strip()
+            self.close()
             reason = err.splitlines()[-1] if err else (line or f"no port within {STARTUP_TIMEOUT:.0f} s")
             raise PolicyError(f"the policy pack did not start: {reason}")
         return line

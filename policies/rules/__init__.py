@@ -2,7 +2,7 @@
 
 from pulumi_policy import Policy
 
-from . import alb, backup, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack
+from . import alb, backup, ecr, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack, waf
 
 ALL: list[Policy] = [
     *network.POLICIES,
@@ -12,7 +12,9 @@ ALL: list[Policy] = [
     *eks.POLICIES,
     *iam.POLICIES,
     *alb.POLICIES,
+    *waf.POLICIES,
     *security.POLICIES,
+    *ecr.POLICIES,
     *kubernetes.POLICIES,
     *stack.POLICIES,
     *backup.POLICIES,

@@ -1,4 +1,22 @@
-"""Small helpers so each policy is its check and its words: type matching, enforcement by severity, lookups."""
+"""Small helpers so each policy is its check and its words: type matching, enforcement by severity, lookups, and
+the comparisons of values as the engine hands them to a pack.
+
+Engine-shaped values, handled here once rather than in each policy:
+
+- **numbers** arrive as protobuf doubles (the engine marshals properties and policy config into a
+  ``google.protobuf.Struct``; pulumi/pulumi v3.259.0 ``pkg/resource/plugin/analyzer_plugin.go``), so ``0`` is
+  ``0.0`` and ``str(0.0) != "0"``; some provider inputs are numbers typed as strings (``"60"``). :func:`num`
+  reads all three, :func:`at_least` / :func:`at_most` compare;
+- **booleans** are ``True``/``False``, but Terraform-bridged string flags (launch template ``encrypted``,
+  ``deleteOnTermination``) are ``"true"``/``"false"``: :func:`flag` reads both;
+- **unknowns** during preview are sentinel strings; pulumi-policy 1.21.0 (``pulumi_policy/proxy.py``) wraps the
+  properties so reading one raises ``UnknownValueError`` and the whole policy reports "can't run during preview"
+  as advisory (it runs again, on known values, during ``pulumi up``). :func:`dig` and the readers go through that
+  proxy, so no helper turns an unknown into a verdict;
+- **secrets** reach a validating policy as their plaintext (``deserialize_properties`` without secret proxies);
+  a saved ``keel preview --json`` masks them as ``[secret]``. Reading the mask as a number or flag raises
+  :class:`Masked`, so the policy is reported as not run rather than guessing from the mask.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +35,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 Check = Callable[[Mapping[str, Any], ResourceValidationArgs], Iterable[str] | None]
 StackCheck = Callable[[Sequence[PolicyResource], StackValidationArgs], Iterable[str | tuple[str, str]] | None]
@@ -100,9 +119,80 @@ def _is_list(value: Any) -> bool:
 
 
 def number(value: Any) -> Any:
-    """A number as a message shows it. Numbers reach a pack as protobuf doubles (the engine sends properties and
-    policy config as a Struct), so a port 443 arrives as 443.0: show integral ones without the ``.0``."""
+    """A number as a message shows it: integral doubles without the ``.0`` (a port 443 arrives as 443.0)."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: How ``keel preview --json`` shows a secret (pulumi's own ``--json`` shows ``[secret]`` too).
+SECRET_SHOWN = "[secret]"  # noqa: S105 (a mask, not a password)
+
+
+class Masked(UnknownValueError):
+    """A secret whose value a saved preview does not hold: the policy cannot judge it, as with an unknown."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(UNKNOWN_STRING_VALUE, [what])
+        self.message = f"{what} is a secret the saved preview masks ({SECRET_SHOWN}); run on a live preview"
+
+
+def num(value: Any, what: str = "value") -> float | None:
+    """A number from a double, an int or a numeric string; None when absent or not a number (booleans are not
+    numbers). ``what`` names the value if it is a masked secret."""
+    if value == SECRET_SHOWN:
+        raise Masked(what)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def at_least(value: Any, minimum: float, what: str = "value") -> bool:
+    """True when ``value`` is a number no lower than ``minimum`` (absent or non-numbers fail)."""
+    n = num(value, what)
+    return n is not None and n >= minimum
+
+
+def at_most(value: Any, maximum: float, what: str = "value") -> bool:
+    """True when ``value`` is a number no higher than ``maximum`` (absent or non-numbers fail)."""
+    n = num(value, what)
+    return n is not None and n <= maximum
+
+
+def flag(value: Any, what: str = "value") -> bool | None:
+    """A boolean from ``True``/``False`` or a Terraform string flag (``"true"``/``"false"``); None when absent or
+    anything else."""
+    if value == SECRET_SHOWN:
+        raise Masked(what)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def is_true(value: Any, what: str = "value") -> bool:
+    return flag(value, what) is True
+
+
+def is_false(value: Any, what: str = "value") -> bool:
+    return flag(value, what) is False
+
+
+def shown(value: Any) -> Any:
+    """A setting as a message shows it: a number without ``.0``, ``unset`` when absent, else the value itself."""
+    n = num(value)
+    return "unset" if value is None else number(n) if n is not None else value
+
+
+def days(value: Any) -> str:
+    """``1 day``, ``7 days`` (integral doubles without the ``.0``)."""
+    return f"{number(value)} day" + ("" if value == 1 else "s")
 
 
 def as_list(value: Any) -> list[Any]:
@@ -124,6 +214,61 @@ def document(value: Any) -> Mapping[str, Any]:
 
 def statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in as_list(doc.get("Statement")) if isinstance(s, Mapping)]
+
+
+#: Condition keys that tie a statement to known principals or sources, so a ``"*"`` principal is not public: the
+#: keys AWS itself accepts as restricting when it judges a policy public (Amazon S3 User Guide, "Blocking public
+#: access to your Amazon S3 storage", "The meaning of public"), plus KMS's own ``kms:CallerAccount``.
+RESTRICTING_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:SourceArn",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
+        "aws:SourceOwner",
+        "aws:SourceAccount",
+        "aws:userid",
+        "aws:PrincipalArn",
+        "aws:PrincipalAccount",
+        "aws:PrincipalOrgID",
+        "s3:DataAccessPointArn",
+        "s3:DataAccessPointAccount",
+        "kms:CallerAccount",
+    )
+)
+
+
+def _principals(statement: Mapping[str, Any]) -> list[Any]:
+    principal = statement.get("Principal")
+    if isinstance(principal, Mapping):
+        return [v for vs in principal.values() for v in as_list(vs)]
+    return as_list(principal)
+
+
+def _restricted(statement: Mapping[str, Any]) -> bool:
+    """True when a condition pins the statement to known principals or sources: a restricting key under a positive
+    operator (not ``...Not...``, not ``...IfExists``) with no wildcard in its values."""
+    for operator, clauses in (statement.get("Condition") or {}).items():
+        if "Not" in operator or operator.endswith("IfExists") or not isinstance(clauses, Mapping):
+            continue
+        for key, values in clauses.items():
+            if str(key).lower() in RESTRICTING_KEYS and all("*" not in str(v) for v in as_list(values)):
+                return True
+    return False
+
+
+def public_statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Allow statements of a resource policy that any principal may use: ``"*"`` (or ``{"AWS": "*"}``) or
+    ``NotPrincipal`` with no restricting condition."""
+    return [
+        st
+        for st in statements(doc)
+        if st.get("Effect") == "Allow" and ("*" in _principals(st) or "NotPrincipal" in st) and not _restricted(st)
+    ]
+
+
+def sid(statement: Mapping[str, Any]) -> str:
+    return str(statement.get("Sid") or "(no Sid)")
 
 
 def of_type(resources: Iterable[PolicyResource], *types: str) -> list[PolicyResource]:

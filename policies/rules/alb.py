@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, configured, dig, of_type, referenced, resource_policy, stack_policy
+from ._util import as_list, configured, dig, is_true, of_type, referenced, resource_policy, stack_policy
 
 LOAD_BALANCER = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 LISTENER = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
@@ -41,12 +41,12 @@ def _http_redirects(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iter
 
 
 def _access_logs(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if _application(props) and not (dig(props, "accessLogs.enabled") is True and dig(props, "accessLogs.bucket")):
+    if _application(props) and not (is_true(dig(props, "accessLogs.enabled")) and dig(props, "accessLogs.bucket")):
         yield "Access logs must go to the logs bucket (accessLogs.enabled with a bucket)."
 
 
 def _headers(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if _application(props) and props.get("dropInvalidHeaderFields") is not True:
+    if _application(props) and not is_true(props.get("dropInvalidHeaderFields")):
         yield "Invalid HTTP header fields must be dropped (dropInvalidHeaderFields: true)."
 
 
@@ -55,8 +55,13 @@ def _desync(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str
         yield "Desync mitigation must be defensive or strictest."
 
 
+def _waf_fail_closed(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _application(props) and is_true(props.get("enableWafFailOpen")):
+        yield "Requests must not bypass the WAF when it cannot be reached (enableWafFailOpen: false)."
+
+
 def _deletion(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("enableDeletionProtection") is not True:
+    if not is_true(props.get("enableDeletionProtection")):
         yield "Deletion protection must be on."
 
 
@@ -67,7 +72,7 @@ def _waf(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterabl
         for lb in referenced(a, "resourceArn")
     }
     for lb in of_type(resources, *LOAD_BALANCER):
-        if lb.props.get("internal") is not True and _application(lb.props) and lb.urn not in protected:
+        if not is_true(lb.props.get("internal")) and _application(lb.props) and lb.urn not in protected:
             yield lb.urn, f"Internet-facing load balancer {lb.name} has no WAF web ACL."
 
 
@@ -120,6 +125,14 @@ POLICIES = [
         "Set keel:ingress.deletionProtection: true.",
         LOAD_BALANCER,
         _deletion,
+    ),
+    resource_policy(
+        "aws-alb-waf-fail-closed",
+        "Requests never bypass the WAF.",
+        Severity.HIGH,
+        "Leave enableWafFailOpen unset (false).",
+        LOAD_BALANCER,
+        _waf_fail_closed,
     ),
     stack_policy(
         "aws-alb-waf-associated",

@@ -10,7 +10,19 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import S3_BUCKET, as_list, of_type, resource_policy, stack_policy
+from ._util import (
+    S3_BUCKET,
+    as_list,
+    at_least,
+    configured,
+    days,
+    is_false,
+    num,
+    of_type,
+    referenced,
+    resource_policy,
+    stack_policy,
+)
 
 VAULT = "aws:backup/vault:Vault"
 LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
@@ -72,7 +84,16 @@ def _selected(kind: str, tags: Mapping[str, Any], selections: Sequence[PolicyRes
 
 
 def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    selections = of_type(resources, SELECTION)
+    plans = {p.urn for p in of_type(resources, PLAN)}
+    selections = []
+    for selection in of_type(resources, SELECTION):
+        # A selection whose plan is gone (planId no longer from a plan of the stack) backs nothing up.
+        # planId built from a plan the stack no longer has: the dependency is there, the plan is not.
+        literal = "planId" not in selection.property_dependencies
+        if literal or any(p.urn in plans for p in referenced(selection, "planId")):
+            selections.append(selection)
+        else:
+            yield selection.urn, f"Backup selection {selection.name} belongs to no backup plan of the stack."
     for resource in resources:
         if resource.resource_type not in BACKED_UP:
             continue
@@ -86,16 +107,41 @@ def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationAr
         )
 
 
+MINIMUM_DAYS = {"minimumDays": {"type": "integer", "minimum": 1, "default": 7}}
+
+
 def _vault_kms(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not props.get("kmsKeyArn"):
         yield "Backup vaults must encrypt recovery points with a customer-managed KMS key (kmsKeyArn)."
 
 
-def _vaults_locked(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    locked = {str(lock.props.get("backupVaultName")) for lock in of_type(resources, LOCK)}
+def _vaults_locked(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    minimum = num(configured(args, "minimumDays", 7)) or 1
+    locks = {str(lock.props.get("backupVaultName")): lock for lock in of_type(resources, LOCK)}
     for vault in of_type(resources, VAULT):
-        if str(vault.props.get("name")) not in locked:
+        lock = locks.get(str(vault.props.get("name")))
+        if lock is None:
             yield vault.urn, f"Backup vault {vault.name} has no Vault Lock: its recovery points can be deleted early."
+        elif not at_least(lock.props.get("minRetentionDays"), minimum, "minRetentionDays"):
+            yield (
+                lock.urn,
+                f"The Vault Lock of {vault.name} must keep recovery points at least {days(minimum)} "
+                "(minRetentionDays).",
+            )
+
+
+def _plan_retention(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    minimum = num(configured(args, "minimumDays", 7)) or 1
+    for plan in of_type(resources, PLAN):
+        for rule in as_list(plan.props.get("rules")):
+            kept = [rule.get("lifecycle"), *[a.get("lifecycle") for a in as_list(rule.get("copyActions"))]]
+            short = [k for k in kept if not at_least((k or {}).get("deleteAfter"), minimum, "deleteAfter")]
+            if short:
+                yield (
+                    plan.urn,
+                    f"Backup plan {plan.name}: rule {rule.get('ruleName')} (or a copy of it) keeps recovery points "
+                    f"less than {days(minimum)}, or forever without a lifecycle; set lifecycle.deleteAfter.",
+                )
 
 
 def _region_of(resource: PolicyResource) -> str:
@@ -123,7 +169,7 @@ def _copies_elsewhere(resources: Sequence[PolicyResource], _: StackValidationArg
 
 
 def _alarm_actions(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("actionsEnabled") is False or not as_list(props.get("alarmActions")):
+    if is_false(props.get("actionsEnabled")) or not as_list(props.get("alarmActions")):
         yield "Alarms must notify someone: set alarmActions (the alerts topic)."
 
 
@@ -150,6 +196,15 @@ POLICIES = [
         Severity.HIGH,
         "Set keel:backup.vaultLock (prod requires it).",
         _vaults_locked,
+        MINIMUM_DAYS,
+    ),
+    stack_policy(
+        "aws-backup-plan-retention",
+        "Every backup rule, and each copy, keeps recovery points long enough and not forever.",
+        Severity.HIGH,
+        "Keep each rule's lifecycle.deleteAfter (and its copies') at the RPO targets: 7 days, 4 weeks, 12 months.",
+        _plan_retention,
+        MINIMUM_DAYS,
     ),
     stack_policy(
         "aws-backup-plan-copies-to-another-region",

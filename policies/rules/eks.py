@@ -7,7 +7,21 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, configured, dig, of_type, resource_policy, stack_policy
+from ._util import (
+    as_list,
+    at_least,
+    configured,
+    dig,
+    document,
+    is_false,
+    is_true,
+    num,
+    number,
+    of_type,
+    resource_policy,
+    shown,
+    stack_policy,
+)
 
 CLUSTER = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
 NODE_GROUP = ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")
@@ -22,12 +36,12 @@ def _endpoint(props: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 def _private(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if _endpoint(props, "endpointPrivateAccess") is not True:
+    if not is_true(_endpoint(props, "endpointPrivateAccess")):
         yield "The API server must have a private endpoint (endpointPrivateAccess: true)."
 
 
 def _public_restricted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if _endpoint(props, "endpointPublicAccess", True) is False:
+    if is_false(_endpoint(props, "endpointPublicAccess", True)):
         return
     cidrs = as_list(_endpoint(props, "publicAccessCidrs"))
     if not cidrs or any(str(c).endswith("/0") for c in cidrs):
@@ -55,6 +69,28 @@ def _access_entries(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iter
     mode = props.get("authenticationMode", dig(props, "accessConfig.authenticationMode"))
     if mode != "API":
         yield "Cluster access must use EKS access entries (authenticationMode: API), not the aws-auth ConfigMap."
+    entries = props.get("accessEntries") or {}
+    for key, entry in entries.items() if isinstance(entries, Mapping) else []:
+        principal = str((entry or {}).get("principalArn", ""))
+        if ":role/" not in principal:
+            yield (
+                f"Access entry {key} grants {principal or 'nobody'}: grant roles (people assume them with MFA), "
+                "never an account root or an IAM user."
+            )
+    if is_true(props.get("bootstrapClusterCreatorAdminPermissions")):
+        yield "Whoever runs pulumi up must not become cluster admin (bootstrapClusterCreatorAdminPermissions)."
+
+
+def _network_policy_enforced(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if args.resource_type == "aws:eks/addon:Addon":
+        if props.get("addonName") != "vpc-cni":
+            return
+        values = props.get("configurationValues")
+        enabled = str(dig(document(values), "enableNetworkPolicy", "false")).lower() == "true"
+    else:
+        enabled = is_true(dig(props, "vpcCniOptions.enableNetworkPolicy"))
+    if not enabled:
+        yield "The VPC CNI must enforce NetworkPolicies (enableNetworkPolicy: true); without it they are ignored."
 
 
 def _no_ssh(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -64,22 +100,30 @@ def _no_ssh(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str
 
 def _imds(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     options = props.get("metadataOptions") or {}
+    if options.get("httpEndpoint") == "disabled":
+        return  # no metadata service at all: nothing to reach
     if options.get("httpTokens") != "required":
         yield "Instances must require IMDSv2 (metadataOptions.httpTokens: required)."
-    if int(options.get("httpPutResponseHopLimit") or 1) > 2:
-        yield "The IMDS hop limit must be 2 at most, so pods cannot reach node credentials through extra hops."
+    # Pods are one network hop from the node (VPC CNI), so a hop limit of 2 hands them the node role's
+    # credentials; keel's pods get their own through Pod Identity and never need the node's.
+    hops = num(options.get("httpPutResponseHopLimit"), "metadataOptions.httpPutResponseHopLimit")
+    if hops is None or hops > 1:
+        yield (
+            f"The IMDS hop limit must be 1 (got {number(hops) if hops is not None else 'the default'}), so pods "
+            "cannot reach the node role's credentials; pods use Pod Identity."
+        )
 
 
 def _volumes(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for mapping in as_list(props.get("blockDeviceMappings")):
         ebs = mapping.get("ebs") or {}
-        if str(ebs.get("encrypted")).lower() != "true":
+        if not is_true(ebs.get("encrypted")):
             yield f"Volume {mapping.get('deviceName', '?')} must be encrypted."
 
 
 def _no_public_ip(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for interface in as_list(props.get("networkInterfaces")):
-        if str(interface.get("associatePublicIpAddress")).lower() == "true":
+        if is_true(interface.get("associatePublicIpAddress")):
             yield "Nodes must not get public IP addresses."
 
 
@@ -91,11 +135,47 @@ def _gpu_group(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[
     taints = as_list(props.get("taints"))
     if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NO_SCHEDULE" for t in taints):
         yield "The GPU pool must be tainted nvidia.com/gpu:NoSchedule so only GPU pods land there."
-    if int(dig(props, "scalingConfig.minSize", 1)) != 0:
+    if num(dig(props, "scalingConfig.minSize")) != 0:
         yield "The GPU pool must scale to zero (scalingConfig.minSize: 0)."
     bad = [t for t in as_list(props.get("instanceTypes")) if str(t).split(".")[0] not in GPU_FAMILIES]
     if bad:
         yield f"The GPU pool may only use GPU instance types; got {', '.join(bad)}."
+
+
+def _cluster_deletion_protection(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if not is_true(props.get("deletionProtection")):
+        yield "The cluster must have deletion protection on (deletionProtection: true)."
+
+
+def _general_min_size(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if (props.get("labels") or {}).get("keel.dev/pool") == "gpu":
+        return
+    minimum = num(configured(args, "minimum", 2)) or 0
+    low = dig(props, "scalingConfig.minSize")
+    if not at_least(low, minimum, "scalingConfig.minSize"):
+        yield (
+            f"Node group {args.name} must keep at least {number(minimum)} nodes (scalingConfig.minSize is "
+            f"{shown(low)}), so losing one node keeps the platform up."
+        )
+
+
+def _pod_identity_account(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("serviceAccount") in (None, "", "default"):
+        yield (
+            f"Pod Identity binds a role to {props.get('namespace')}/{props.get('serviceAccount') or 'default'}: every "
+            "pod of the namespace without its own service account would get the role. Bind the service's own account."
+        )
+
+
+def _one_role_per_account(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    by_role: dict[str, list[PolicyResource]] = {}
+    for association in of_type(resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        key = str(association.props.get("roleArn"))
+        by_role.setdefault(key, []).append(association)
+    for role, associations in by_role.items():
+        if len(associations) > 1:
+            accounts = ", ".join(f"{a.props.get('namespace')}/{a.props.get('serviceAccount')}" for a in associations)
+            yield associations[-1].urn, f"Service accounts {accounts} share one role ({role}); each gets its own."
 
 
 def _scale_from_zero_tags(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -123,6 +203,7 @@ def _node_group_template(resources: Sequence[PolicyResource], _: StackValidation
             yield group.urn, f"Node group {group.name} must use keel's launch template (IMDSv2, encrypted volumes)."
 
 
+MINIMUM_SCHEMA = {"minimum": {"type": "integer", "minimum": 0, "default": 2}}
 VERSIONS_SCHEMA = {"versions": {"type": "array", "items": {"type": "string"}}}
 
 POLICIES = [
@@ -169,11 +250,43 @@ POLICIES = [
     ),
     resource_policy(
         "aws-eks-cluster-access-entries",
-        "Cluster access uses EKS access entries.",
+        "Cluster access uses EKS access entries, granted to roles only.",
         Severity.MEDIUM,
-        "Set authenticationMode: API and grant access with accessEntries.",
+        "Set authenticationMode: API and grant roles access with accessEntries.",
         CLUSTER,
         _access_entries,
+    ),
+    resource_policy(
+        "aws-eks-cluster-deletion-protection",
+        "The cluster cannot be deleted by accident.",
+        Severity.HIGH,
+        "Set keel:protect: true (the cluster gets deletionProtection).",
+        CLUSTER,
+        _cluster_deletion_protection,
+    ),
+    resource_policy(
+        "aws-eks-node-group-minimum-size",
+        "Every node group but the GPU pool keeps enough nodes to lose one.",
+        Severity.HIGH,
+        "Raise keel:cluster.nodeGroups.general.min (2 in prod).",
+        NODE_GROUP,
+        _general_min_size,
+        MINIMUM_SCHEMA,
+    ),
+    resource_policy(
+        "aws-eks-network-policies-enforced",
+        "The VPC CNI enforces NetworkPolicies.",
+        Severity.HIGH,
+        "Set vpcCniOptions.enableNetworkPolicy: true (components/cluster.py).",
+        (*CLUSTER[:1], "aws:eks/addon:Addon"),
+        _network_policy_enforced,
+    ),
+    stack_policy(
+        "aws-eks-pod-identity-one-role-per-service-account",
+        "Each service account has its own Pod Identity role.",
+        Severity.HIGH,
+        "Give each service its own role (components/iam.py PodIdentityRole).",
+        _one_role_per_account,
     ),
     resource_policy(
         "aws-eks-node-group-no-ssh",
@@ -185,9 +298,9 @@ POLICIES = [
     ),
     resource_policy(
         "aws-ec2-launch-template-imdsv2",
-        "Instances require IMDSv2 with a small hop limit.",
+        "Instances require IMDSv2, out of pods' reach (hop limit 1).",
         Severity.HIGH,
-        "Set metadataOptions httpTokens: required, httpPutResponseHopLimit <= 2.",
+        "Set metadataOptions httpTokens: required, httpPutResponseHopLimit: 1.",
         LAUNCH_TEMPLATE,
         _imds,
     ),
@@ -214,6 +327,14 @@ POLICIES = [
         "See keel:cluster.nodeGroups.gpu.",
         NODE_GROUP,
         _gpu_group,
+    ),
+    resource_policy(
+        "aws-eks-pod-identity-own-service-account",
+        "No Pod Identity association binds a namespace's default service account.",
+        Severity.HIGH,
+        "Associate the role with the service's own service account.",
+        ("aws:eks/podIdentityAssociation:PodIdentityAssociation",),
+        _pod_identity_account,
     ),
     stack_policy(
         "aws-eks-node-group-scale-from-zero-tags",

@@ -7,21 +7,21 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from ._util import as_list, resource_policy
+from ._util import as_list, at_least, configured, days, is_true, num, number, resource_policy, shown
 
 GROUP = ("aws:elasticache/replicationGroup:ReplicationGroup",)
 PARAMETER_GROUP = ("aws:elasticache/parameterGroup:ParameterGroup",)
 
 
 def _at_rest(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("atRestEncryptionEnabled") not in (True, "true"):
+    if not is_true(props.get("atRestEncryptionEnabled")):
         yield "Data at rest must be encrypted (atRestEncryptionEnabled)."
     elif not props.get("kmsKeyId"):
         yield "Data at rest must be encrypted with a customer-managed KMS key (kmsKeyId)."
 
 
 def _in_transit(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("transitEncryptionEnabled") is not True:
+    if not is_true(props.get("transitEncryptionEnabled")):
         yield "Connections must use TLS (transitEncryptionEnabled: true)."
     elif props.get("transitEncryptionMode") == "preferred":
         yield "TLS must be required, not preferred (transitEncryptionMode: required)."
@@ -30,13 +30,31 @@ def _in_transit(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable
 
 
 def _failover(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("automaticFailoverEnabled") is not True or props.get("multiAzEnabled") is not True:
+    if not is_true(props.get("automaticFailoverEnabled")) or not is_true(props.get("multiAzEnabled")):
         yield "Replication groups must fail over automatically across zones (automaticFailoverEnabled, multiAzEnabled)."
+    # A replica to fail over to: one per shard (cluster mode) or a second node (numCacheClusters).
+    elif not (
+        at_least(props.get("replicasPerNodeGroup"), 1, "replicasPerNodeGroup")
+        or at_least(props.get("numCacheClusters"), 2, "numCacheClusters")
+    ):
+        yield "Every shard needs a replica in another zone to fail over to (replicasPerNodeGroup of at least 1)."
 
 
-def _snapshots(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if int(props.get("snapshotRetentionLimit") or 0) < 1:
-        yield "Snapshots must be kept (snapshotRetentionLimit of at least 1 day)."
+def _snapshots(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    minimum = num(configured(args, "minimumDays", 1)) or 1
+    kept = props.get("snapshotRetentionLimit")
+    if not at_least(kept, minimum, "snapshotRetentionLimit"):
+        yield (f"Snapshots must be kept at least {days(minimum)} (snapshotRetentionLimit is {shown(kept)}).")
+    if not props.get("finalSnapshotIdentifier"):
+        yield "Deleting the cache must leave a final snapshot (finalSnapshotIdentifier)."
+
+
+def _supported_engine(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    minimum = num(configured(args, "minimumMajor", 7)) or 7
+    version = str(props.get("engineVersion") or "")
+    major = num(version.split(".", maxsplit=1)[0]) if version else None
+    if major is None or major < minimum:
+        yield f"{props.get('engine', 'redis')} {version or '(unset)'} is too old; use major {number(minimum)} or later."
 
 
 def _queue_noeviction(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
@@ -74,11 +92,21 @@ POLICIES = [
     ),
     resource_policy(
         "aws-elasticache-snapshot-retention",
-        "Cache snapshots are kept.",
+        "Cache snapshots are kept, and deleting a cache leaves a final one.",
         Severity.MEDIUM,
-        "Set snapshotRetentionLimit (keel:caches.<name>.snapshotRetentionDays).",
+        "Set snapshotRetentionLimit (keel:caches.<name>.snapshotRetentionDays) and finalSnapshotIdentifier.",
         GROUP,
         _snapshots,
+        {"minimumDays": {"type": "integer", "minimum": 1, "default": 1}},
+    ),
+    resource_policy(
+        "aws-elasticache-supported-engine-version",
+        "Caches run a supported engine version (Redis OSS or Valkey 7+).",
+        Severity.MEDIUM,
+        "Set keel:caches.<name>.engineVersion to 7.1 or later.",
+        GROUP,
+        _supported_engine,
+        {"minimumMajor": {"type": "integer", "minimum": 6, "default": 7}},
     ),
     resource_policy(
         "aws-elasticache-queue-noeviction",

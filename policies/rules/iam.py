@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, document, of_type, referenced, resource_policy, stack_policy, statements
+from ._util import as_list, document, of_type, referenced, resource_policy, sid, stack_policy, statements
 
 POLICY_DOCS = (
     "aws:iam/rolePolicy:RolePolicy",
@@ -23,32 +24,71 @@ ATTACHMENTS = (
     "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
 )
 ADMIN = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
-READ_VERBS = ("Describe", "Get", "List")
+#: AWS managed policies that grant a whole service (the "...FullAccess" family is matched by name too).
+BROAD = ("SecretsManagerReadWrite", "AmazonS3FullAccess", "AmazonEC2FullAccess", "AmazonRDSFullAccess")
+#: The resource part of an ARN that names every resource of its type: ``*``, ``key/*``, ``secret:*``, ``tg/*/*``.
+_WIDE_PART = re.compile(r"^([\w.-]+[/:])?\*([/:]\*)*$")
+#: Verbs that read metadata only. ``Get`` is not among them: ``secretsmanager:GetSecretValue``, ``s3:GetObject``
+#: and ``ssm:GetParameter`` read data, so a ``Get`` on every resource needs naming (or an UNSCOPABLE entry).
+READ_VERBS = ("Describe", "List")
 #: Actions AWS defines without resource-level permissions: "*" is their only possible resource.
 UNSCOPABLE = (
     "cloudwatch:GetMetricData",
     "cloudwatch:GetMetricStatistics",
     "cloudwatch:ListMetrics",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
     "ec2:GetSecurityGroupsForVpc",
     "sts:GetCallerIdentity",
 )
 POD_IDENTITY = "pods.eks.amazonaws.com"
+#: Service principals whose role trust takes no aws:SourceAccount/SourceArn: EC2 (instance profiles) and the EKS
+#: cluster role (the EKS User Guide's cluster role trust policy has no condition).
+UNPINNABLE_SERVICES = ("ec2.amazonaws.com", "eks.amazonaws.com")
 
 
 def _allows(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in statements(doc) if s.get("Effect") == "Allow"]
 
 
+def _wide(resource: Any) -> bool:
+    """``*``, or an ARN naming every resource of a type: ``arn:aws:s3:::*``, ``...:key/*``, ``...:secret:*``,
+    ``...:targetgroup/*/*`` (an S3 ARN is wide only when its bucket part is a wildcard)."""
+    text = str(resource)
+    if text == "*":
+        return True
+    parts = text.split(":", 5)
+    if len(parts) < 6:
+        return False
+    if parts[2] == "s3":
+        return "*" in parts[5].split("/", 1)[0]
+    return _WIDE_PART.match(parts[5]) is not None
+
+
+def _tag_scoped(statement: Mapping[str, Any]) -> bool:
+    """A condition on the resource's tags (``aws:ResourceTag/...`` or a service's ``...:ResourceTag/...``)."""
+    return any(
+        "resourcetag/" in str(key).lower()
+        for operator, clauses in (statement.get("Condition") or {}).items()
+        if "Not" not in operator and isinstance(clauses, Mapping)
+        for key in clauses
+    )
+
+
 def _no_wildcard_action(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for st in _allows(document(props.get("policy"))):
+        if "NotAction" in st:
+            yield f"Statement {sid(st)} allows everything but a list (NotAction); list the actions the role needs."
         for action in as_list(st.get("Action")):
             if action == "*" or str(action).endswith(":*"):
-                yield f"Statement {st.get('Sid', '(no Sid)')} allows {action!r}; list the actions the role needs."
+                yield f"Statement {sid(st)} allows {action!r}; list the actions the role needs."
 
 
 def _scoped_resources(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for st in _allows(document(props.get("policy"))):
-        if "*" not in as_list(st.get("Resource")):
+        if "NotResource" in st:
+            yield f"Statement {sid(st)} allows every resource but a list (NotResource); name the resources."
+            continue
+        if _tag_scoped(st) or not any(_wide(r) for r in as_list(st.get("Resource"))):
             continue
         scopable = [
             a
@@ -62,10 +102,20 @@ def _scoped_resources(props: Mapping[str, Any], _: ResourceValidationArgs) -> It
             )
 
 
-def _no_admin(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    arn = str(props.get("policyArn", ""))
-    if arn.rsplit("/", 1)[-1] in ADMIN and ":aws:policy/" in arn:
-        yield f"{arn.rsplit('/', 1)[-1]} is an administrator policy; grant what the role needs instead."
+def _broad(arn: Any) -> str | None:
+    name = str(arn).rsplit("/", 1)[-1]
+    is_broad = ":aws:policy/" in str(arn) and (name in ADMIN or name.endswith("FullAccess") or name in BROAD)
+    return name if is_broad else None
+
+
+def _no_admin(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    arns = [props.get("policyArn")] if args.resource_type in ATTACHMENTS else as_list(props.get("managedPolicyArns"))
+    for name in filter(None, map(_broad, arns)):
+        yield f"{name} is an administrator policy; grant what the role needs instead."
+    for inline in as_list(props.get("inlinePolicies")) if args.resource_type in ROLE else []:
+        for st in _allows(document(inline.get("policy"))):
+            if "*" in as_list(st.get("Action")) or "NotAction" in st:
+                yield f"Inline policy {inline.get('name')} allows every action; grant what the role needs instead."
 
 
 def _trust(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -74,15 +124,40 @@ def _trust(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]
         values = (
             [principal] if isinstance(principal, str) else [v for vs in (principal or {}).values() for v in as_list(vs)]
         )
-        if "*" in values:
-            yield "The trust policy lets anyone assume the role (Principal '*')."
+        if any("*" in str(v) for v in values):
+            yield "The trust policy lets anyone assume the role (a '*' principal)."
         services = as_list((principal or {}).get("Service")) if isinstance(principal, Mapping) else []
-        condition = st.get("Condition") or {}
-        scoped = any(
-            "aws:SourceArn" in c or "aws:SourceAccount" in c for c in condition.values() if isinstance(c, Mapping)
-        )
-        if POD_IDENTITY in services and not scoped:
-            yield "A Pod Identity trust must be limited to this account and cluster (aws:SourceAccount/SourceArn)."
+        accounts = as_list((principal or {}).get("AWS")) if isinstance(principal, Mapping) else []
+        pins = _pins(st)
+        if POD_IDENTITY in services and not {"aws:sourcearn", "aws:sourceaccount"} <= pins:
+            yield (
+                "A Pod Identity trust must be limited to this account and cluster (aws:SourceAccount and an "
+                "aws:SourceArn naming the cluster, without wildcards)."
+            )
+        elif [s for s in services if s not in UNPINNABLE_SERVICES] and not pins & {
+            "aws:sourcearn",
+            "aws:sourceaccount",
+        }:
+            yield (
+                f"The trust of {', '.join(map(str, services))} must name this account or the source "
+                "(aws:SourceAccount / aws:SourceArn), so no other account's resources can use it (confused deputy)."
+            )
+        if accounts and not pins & {"sts:externalid", "aws:principalorgid", "aws:multifactorauthpresent"}:
+            yield (
+                f"A trust to AWS principals ({', '.join(map(str, accounts))}) needs a condition: sts:ExternalId for "
+                "another account, aws:PrincipalOrgID or MFA for people."
+            )
+
+
+def _pins(statement: Mapping[str, Any]) -> set[str]:
+    """Condition keys of a statement under a positive operator whose values name something (no wildcard)."""
+    return {
+        str(key).lower()
+        for operator, clauses in (statement.get("Condition") or {}).items()
+        if "Not" not in operator and not operator.endswith("IfExists") and isinstance(clauses, Mapping)
+        for key, values in clauses.items()
+        if all("*" not in str(v) for v in as_list(values))
+    }
 
 
 def _management_conflicts(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -122,7 +197,7 @@ POLICIES = [
         "No role gets an administrator policy.",
         Severity.CRITICAL,
         "Attach a least-privilege policy instead.",
-        ATTACHMENTS,
+        (*ATTACHMENTS, *ROLE),
         _no_admin,
     ),
     resource_policy(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, dig, of_type, resource_policy, stack_policy
+from ._util import as_list, configured, dig, is_false, is_true, num, number, of_type, resource_policy, stack_policy
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 WORKLOADS = (
@@ -33,7 +34,26 @@ NAMESPACED = (
     "kubernetes:core/v1:ConfigMap",
     "kubernetes:core/v1:Secret",
 )
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+SERVICE = "kubernetes:core/v1:Service"
+BINDINGS = (
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+)
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 API_ANNOTATION = "keel.dev/needs-kubernetes-api"
+#: Capabilities a restricted pod may add (Kubernetes Pod Security Standards, "Restricted": only NET_BIND_SERVICE).
+ADDABLE = ("NET_BIND_SERVICE",)
+#: Cluster roles that hand over the cluster or a namespace (Kubernetes "Using RBAC Authorization", user-facing roles).
+ADMIN_ROLES = ("cluster-admin", "admin", "edit")
+PUBLIC_SUBJECTS = ("system:anonymous", "system:unauthenticated", "system:authenticated")
+OPEN_CIDRS = ("0.0.0.0/0", "::/0")
+#: Registries images may come from: the account's ECR (and its pull-through caches) and ECR Public.
+REGISTRIES = ("*.dkr.ecr.*.amazonaws.com", "public.ecr.aws")
+_SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|PRIVATE_?KEY|CREDENTIALS?)", re.IGNORECASE)
+#: Env names that carry a reference to a secret, not the secret (an ARN, a name, a file path).
+_REFERENCE_ENV = re.compile(r"_(ARN|NAME|ID|FILE|PATH|URL|ENDPOINT|REF)$", re.IGNORECASE)
 _PINNED = re.compile(r"(@sha256:[0-9a-f]{64}$)|(:(?!latest$)[\w][\w.-]*$)")
 _SECRETISH = re.compile(r"(password|passwd|token|secret|apikey|api_key)", re.IGNORECASE)
 
@@ -73,18 +93,24 @@ def _hardened(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
     for c in _containers(args):
         sc = c.get("securityContext") or {}
         name = c.get("name")
-        if not (sc.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+        if not is_true(sc.get("runAsNonRoot", pod.get("runAsNonRoot"))):
             yield f"Container {name} must run as non-root (runAsNonRoot)."
-        if sc.get("allowPrivilegeEscalation") is not False:
+        if not is_false(sc.get("allowPrivilegeEscalation")):
             yield f"Container {name} must set allowPrivilegeEscalation: false."
         if "ALL" not in as_list(dig(sc, "capabilities.drop")):
             yield f"Container {name} must drop ALL capabilities."
         if (dig(sc, "seccompProfile.type") or dig(pod, "seccompProfile.type")) not in ("RuntimeDefault", "Localhost"):
             yield f"Container {name} must use the RuntimeDefault seccomp profile."
-        if sc.get("readOnlyRootFilesystem") is not True:
+        if not is_true(sc.get("readOnlyRootFilesystem")):
             yield f"Container {name} must have a read-only root filesystem."
-        if sc.get("privileged"):
+        if is_true(sc.get("privileged")):
             yield f"Container {name} must not be privileged."
+        added = [str(a) for a in as_list(dig(sc, "capabilities.add")) if str(a) not in ADDABLE]
+        if added:
+            yield f"Container {name} must not add capabilities ({', '.join(added)})."
+        user = num(sc.get("runAsUser", pod.get("runAsUser")), "runAsUser")
+        if user == 0:
+            yield f"Container {name} must not run as user 0 (root)."
 
 
 def _pinned(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
@@ -114,10 +140,10 @@ def _token(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[s
 def _pdb(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     spec = props.get("spec") or {}
     if "maxUnavailable" in spec:
-        # Numbers reach a pack as protobuf doubles: 0 arrives as 0.0, so compare values, not their text.
-        if spec["maxUnavailable"] in (0, "0", "0%"):
+        value = spec["maxUnavailable"]
+        if num(value, "maxUnavailable") == 0 or str(value).strip() == "0%":
             yield "maxUnavailable: 0 blocks node drains forever; allow at least one disruption."
-    elif str(spec.get("minAvailable")) == "100%":
+    elif str(spec.get("minAvailable")).strip() == "100%":
         yield "minAvailable: 100% blocks node drains forever; allow at least one disruption."
 
 
@@ -131,10 +157,10 @@ def _spread(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[
 
 def _scaling_bounds(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
     spec = props.get("spec") or {}
-    low = spec.get("minReplicas", spec.get("minReplicaCount", 0))
-    high = spec.get("maxReplicas", spec.get("maxReplicaCount", 100))
-    if low is not None and high is not None and int(low) > int(high):
-        yield f"Minimum replicas ({int(low)}) must not exceed the maximum ({int(high)})."
+    low = num(spec.get("minReplicas", spec.get("minReplicaCount", 0)), "minimum replicas")
+    high = num(spec.get("maxReplicas", spec.get("maxReplicaCount", 100)), "maximum replicas")
+    if low is not None and high is not None and low > high:
+        yield f"Minimum replicas ({number(low)}) must not exceed the maximum ({number(high)})."
 
 
 def _triggers(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -181,27 +207,210 @@ def _no_static_replicas(resources: Sequence[PolicyResource], _: StackValidationA
 
 
 def _exposed_min_replicas(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    minimum = int((args.get_config() or {}).get("minimum", 2))
+    minimum = num(configured(args, "minimum", 2)) or 1
     exposed = {
         f"{dig(b.props, 'metadata.namespace', '')}/Deployment/{dig(b.props, 'spec.serviceRef.name')}"
         for b in of_type(resources, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
     }
     for scaler in of_type(resources, SCALED_OBJECT, HPA):
         spec = scaler.props.get("spec") or {}
-        low = spec.get("minReplicas", spec.get("minReplicaCount"))
-        if _targets(scaler) in exposed and low is not None and int(low) < minimum:
-            yield scaler.urn, f"{_targets(scaler)} is exposed and may scale to {int(low)}; keep at least {minimum}."
+        # Absent, an HPA keeps 1 (autoscaling/v2 default) and a ScaledObject scales to 0 (KEDA's default).
+        default = 1 if scaler.resource_type == HPA else 0
+        low = num(spec.get("minReplicas", spec.get("minReplicaCount", default)), "minimum replicas")
+        if _targets(scaler) in exposed and (low is None or low < minimum):
+            yield (
+                scaler.urn,
+                f"{_targets(scaler)} is exposed and may scale to {number(low)}; keep at least {number(minimum)}.",
+            )
+
+
+def _denies_all_ingress(props: Mapping[str, Any]) -> bool:
+    """A default deny: selects every pod of the namespace, governs ingress, and admits nothing."""
+    spec = props.get("spec") or {}
+    selector = spec.get("podSelector")
+    selects_all = (
+        isinstance(selector, Mapping) and not selector.get("matchLabels") and not selector.get("matchExpressions")
+    )
+    return selects_all and "Ingress" in as_list(spec.get("policyTypes")) and not as_list(spec.get("ingress"))
 
 
 def _network_policies(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    covered = {
-        dig(p.props, "metadata.namespace") for p in of_type(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    denied = {
+        dig(p.props, "metadata.namespace") for p in of_type(resources, NETWORK_POLICY) if _denies_all_ingress(p.props)
     }
     for workload in of_type(resources, *WORKLOADS):
         namespace = dig(workload.props, "metadata.namespace")
-        if namespace not in covered:
-            yield workload.urn, f"Namespace {namespace} runs workloads but has no NetworkPolicy."
-            covered.add(namespace)
+        if namespace not in denied:
+            yield (
+                workload.urn,
+                f"Namespace {namespace} runs workloads but has no default-deny NetworkPolicy (podSelector {{}}, "
+                "policyTypes [Ingress], no ingress rules).",
+            )
+            denied.add(namespace)
+
+
+def _peer_admits_all(peer: Any) -> bool:
+    if not isinstance(peer, Mapping) or not peer:
+        return True  # an empty peer selects every pod of every namespace and every address
+    if dig(peer, "ipBlock.cidr") in OPEN_CIDRS:
+        return True
+    namespaces, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+    return namespaces is not None and not namespaces and not pods  # every pod of every namespace
+
+
+def _no_allow_all(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for i, rule in enumerate(as_list(dig(props, "spec.ingress"))):
+        peers = as_list((rule or {}).get("from"))
+        if not peers or any(_peer_admits_all(p) for p in peers):
+            yield (
+                f"Ingress rule {i} admits every source (no 'from', an empty peer, all namespaces or 0.0.0.0/0); "
+                "name the pods, namespaces or address ranges."
+            )
+
+
+def _host_access(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    spec = pod_spec(args.resource_type, props) or {}
+    shared = [k for k in ("hostNetwork", "hostPID", "hostIPC") if is_true(spec.get(k))]
+    if shared:
+        yield f"Pods must not share the node's namespaces ({', '.join(shared)})."
+    paths = [str(v.get("name")) for v in as_list(spec.get("volumes")) if v.get("hostPath")]
+    if paths:
+        yield f"Pods must not mount node paths (hostPath volumes: {', '.join(paths)})."
+    for c in _containers(args):
+        if any(p.get("hostPort") for p in as_list(c.get("ports"))):
+            yield f"Container {c.get('name')} must not bind a node port (hostPort)."
+
+
+def _own_service_account(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    spec = pod_spec(args.resource_type, props)
+    if spec is None:
+        return
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if not account or account == "default":
+        yield "Pods must run under their own service account (serviceAccountName), never the namespace's default."
+
+
+def _secret_literals(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    for c in _containers(args):
+        for env in as_list(c.get("env")):
+            name = str(env.get("name", ""))
+            if "value" in env and _SECRET_ENV.search(name) and not _REFERENCE_ENV.search(name):
+                yield (
+                    f"Container {c.get('name')} sets {name} as a literal; a secret comes from a Secret "
+                    "(valueFrom.secretKeyRef) or from Secrets Manager at run time, never from the pod spec."
+                )
+
+
+def _trusted_registry(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    allowed = [str(r) for r in configured(args, "registries", list(REGISTRIES))]
+    for c in _containers(args):
+        image = str(c.get("image", ""))
+        first = image.split("/", 1)[0]
+        host = first if "/" in image and ("." in first or ":" in first) else "docker.io"
+        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed):
+            yield f"Container {c.get('name')} pulls from {host}; images come from {', '.join(allowed)}."
+
+
+def _pod_security(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    name = dig(props, "metadata.name")
+    labels = dig(props, "metadata.labels") or {}
+    exempt = [str(n) for n in configured(args, "exempt", ["monitoring"])]
+    level = labels.get("pod-security.kubernetes.io/enforce")
+    if name not in exempt and level != "restricted":
+        yield (
+            f"Namespace {name} must enforce the restricted Pod Security Standard "
+            f"(pod-security.kubernetes.io/enforce: restricted; got {level or 'none'})."
+        )
+
+
+def _cluster_ip(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    kind = dig(props, "spec.type", "ClusterIP")
+    if kind in ("LoadBalancer", "NodePort"):
+        yield (
+            f"Services must be ClusterIP (got {kind}): traffic enters through the ALB and its WAF only "
+            "(TargetGroupBinding), never through a load balancer or node port of its own."
+        )
+
+
+def _admin_bindings(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    role = dig(props, "roleRef.name")
+    if role in ADMIN_ROLES:
+        yield f"Bindings must not grant {role}; grant a role with the verbs the subject needs."
+    public = [str(s.get("name")) for s in as_list(props.get("subjects")) if s.get("name") in PUBLIC_SUBJECTS]
+    if public:
+        yield f"Bindings must not grant anything to {', '.join(public)}."
+
+
+def _storage_encrypted(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("provisioner") == "ebs.csi.aws.com" and not is_true(dig(props, "parameters.encrypted")):
+        yield "EBS volumes must be encrypted (parameters.encrypted: 'true')."
+    wanted = configured(args, "reclaimPolicy", "Retain")
+    if wanted == "Retain" and props.get("reclaimPolicy", "Delete") != "Retain":
+        yield "Volumes must outlive their claim (reclaimPolicy: Retain), so deleting a PVC loses no data."
+
+
+def _rollout_capacity(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    strategy = dig(props, "spec.strategy") or {}
+    if strategy.get("type") == "Recreate":
+        yield "Recreate stops every replica before starting new ones; use RollingUpdate."
+        return
+    value = dig(strategy, "rollingUpdate.maxUnavailable")
+    text = str(value).strip() if value is not None else "25%"
+    percent = num(text[:-1]) if text.endswith("%") else None
+    if (percent is not None and percent > 25) or (percent is None and (num(text) or 0) > 1):
+        yield f"A rollout may stop {text} of the replicas at once (maxUnavailable); keep it at 0, 1 or 25% at most."
+
+
+def _gpu_jobs_fit(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """A GPU ScaledJob never asks for more GPUs than the GPU pool can hold (each g4dn.xlarge has one)."""
+    pool = sum(
+        num(dig(g.props, "scalingConfig.maxSize")) or 0
+        for g in of_type(resources, "eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")
+        if (g.props.get("labels") or {}).get("keel.dev/pool") == "gpu"
+    )
+    for job in of_type(resources, SCALED_JOB):
+        spec = pod_spec(SCALED_JOB, job.props) or {}
+        gpus = sum(
+            num(dig(c, "resources.limits.nvidia.com/gpu"))
+            or num((dig(c, "resources.limits") or {}).get("nvidia.com/gpu"))
+            or 0
+            for c in as_list(spec.get("containers"))
+        )
+        if not gpus:
+            continue
+        most = num(dig(job.props, "spec.maxReplicaCount"))
+        most = 100.0 if most is None else most  # KEDA's default maxReplicaCount
+        if most * gpus > pool:
+            yield (
+                job.urn,
+                f"ScaledJob {job.name} may run {number(most)} jobs of {number(gpus)} GPU(s); the GPU pool holds "
+                f"{number(pool)}. Bound maxReplicaCount by the pool (keel:cluster.nodeGroups.gpu.max).",
+            )
+
+
+def _helm_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    version = str(props.get("version") or "")
+    if not re.fullmatch(r"v?\d+\.\d+\.\d+([.-][\w.]+)?", version):
+        yield f"Chart {props.get('chart')} must be pinned to an exact version (got {version or 'none'})."
+    repo = str(dig(props, "repositoryOpts.repo") or props.get("chart") or "")
+    if repo.startswith("http://"):
+        yield f"Chart {props.get('chart')} must come over TLS (https:// or oci://), not {repo}."
+
+
+def _pdb_per_deployment(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    budgets = [
+        (dig(b.props, "metadata.namespace"), dict(dig(b.props, "spec.selector.matchLabels") or {}))
+        for b in of_type(resources, PDB)
+    ]
+    for deployment in of_type(resources, DEPLOYMENT):
+        namespace = dig(deployment.props, "metadata.namespace")
+        labels = dict(dig(deployment.props, "spec.template.metadata.labels") or {})
+        if not any(ns == namespace and sel and sel.items() <= labels.items() for ns, sel in budgets):
+            yield (
+                deployment.urn,
+                f"Deployment {namespace}/{dig(deployment.props, 'metadata.name')} has no PodDisruptionBudget; "
+                "a node drain could take all its replicas at once.",
+            )
 
 
 POLICIES = [
@@ -309,9 +518,116 @@ POLICIES = [
     ),
     stack_policy(
         "kubernetes-network-policy-per-namespace",
-        "Every namespace with workloads has a NetworkPolicy.",
-        Severity.MEDIUM,
-        "Add a default-deny NetworkPolicy to the namespace.",
+        "Every namespace with workloads has a default-deny ingress NetworkPolicy.",
+        Severity.HIGH,
+        "Keep the namespace's default-deny-ingress NetworkPolicy (podSelector {}, no ingress rules).",
         _network_policies,
+    ),
+    resource_policy(
+        "kubernetes-network-policy-no-allow-all",
+        "No NetworkPolicy rule admits every source.",
+        Severity.HIGH,
+        "Name the peers of each ingress rule (pods, namespaces, or the ALB's subnets).",
+        (NETWORK_POLICY,),
+        _no_allow_all,
+    ),
+    resource_policy(
+        "kubernetes-pod-no-host-access",
+        "Pods share nothing with their node: network, PID and IPC namespaces, paths, ports.",
+        Severity.CRITICAL,
+        "Remove hostNetwork/hostPID/hostIPC, hostPath volumes and hostPort.",
+        WORKLOADS,
+        _host_access,
+    ),
+    resource_policy(
+        "kubernetes-pod-own-service-account",
+        "Pods run under their own service account, never default.",
+        Severity.HIGH,
+        "Set serviceAccountName (components/service.py creates one per service).",
+        WORKLOADS,
+        _own_service_account,
+    ),
+    resource_policy(
+        "kubernetes-no-secret-literals-in-env",
+        "No secret is written into a pod spec.",
+        Severity.HIGH,
+        "Read the secret from Secrets Manager at run time (its ARN in env) or from a Secret (secretKeyRef).",
+        WORKLOADS,
+        _secret_literals,
+    ),
+    resource_policy(
+        "kubernetes-image-trusted-registry",
+        "Images come from the account's ECR or ECR Public.",
+        Severity.HIGH,
+        "Push the image to ECR (keel:services.<name>.image).",
+        WORKLOADS,
+        _trusted_registry,
+        {"registries": {"type": "array", "items": {"type": "string"}}},
+    ),
+    resource_policy(
+        "kubernetes-namespace-pod-security-restricted",
+        "Namespaces enforce the restricted Pod Security Standard (monitoring excepted).",
+        Severity.HIGH,
+        "Label the namespace pod-security.kubernetes.io/enforce: restricted.",
+        (NAMESPACE,),
+        _pod_security,
+        # monitoring: node-exporter reads the node's /proc and /sys on the host network, which only the
+        # privileged level admits; nothing else runs there.
+        {"exempt": {"type": "array", "items": {"type": "string"}, "default": ["monitoring"]}},
+    ),
+    resource_policy(
+        "kubernetes-service-cluster-ip-only",
+        "Services are internal; traffic enters through the ALB and its WAF only.",
+        Severity.CRITICAL,
+        "Use type ClusterIP and a TargetGroupBinding.",
+        (SERVICE,),
+        _cluster_ip,
+    ),
+    resource_policy(
+        "kubernetes-no-admin-role-bindings",
+        "No binding grants cluster-admin, admin or edit, or anything to anonymous users.",
+        Severity.CRITICAL,
+        "Bind a Role with the verbs the subject needs.",
+        BINDINGS,
+        _admin_bindings,
+    ),
+    resource_policy(
+        "kubernetes-storage-class-encrypted",
+        "Storage classes create encrypted volumes that outlive their claims.",
+        Severity.HIGH,
+        "Set parameters.encrypted: 'true' and reclaimPolicy: Retain.",
+        (STORAGE_CLASS,),
+        _storage_encrypted,
+        {"reclaimPolicy": {"type": "string", "enum": ["Retain", "Delete"], "default": "Retain"}},
+    ),
+    resource_policy(
+        "kubernetes-rollout-keeps-capacity",
+        "Rollouts keep most replicas serving.",
+        Severity.MEDIUM,
+        "Use RollingUpdate with maxUnavailable 0 (components/service.py).",
+        (DEPLOYMENT,),
+        _rollout_capacity,
+    ),
+    stack_policy(
+        "kubernetes-gpu-jobs-fit-the-pool",
+        "GPU jobs never outnumber the GPU pool.",
+        Severity.MEDIUM,
+        "Keep the ScaledJob's maxReplicaCount within the GPU node group's max.",
+        _gpu_jobs_fit,
+    ),
+    resource_policy(
+        "kubernetes-helm-release-pinned",
+        "Helm charts are pinned to an exact version and fetched over TLS.",
+        Severity.HIGH,
+        "Set an exact chart version and an https:// or oci:// repository.",
+        ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"),
+        _helm_pinned,
+    ),
+    stack_policy(
+        "kubernetes-deployment-has-disruption-budget",
+        "Every Deployment has a PodDisruptionBudget.",
+        Severity.MEDIUM,
+        "components/service.py creates one per service; keep it.",
+        _pdb_per_deployment,
     ),
 ]

@@ -7,7 +7,20 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, number, of_type, referenced, resource_policy, stack_policy
+from ._util import (
+    as_list,
+    at_least,
+    configured,
+    days,
+    is_true,
+    num,
+    number,
+    of_type,
+    referenced,
+    resource_policy,
+    shown,
+    stack_policy,
+)
 
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -28,15 +41,19 @@ def _default_sg_no_rules(props: Mapping[str, Any], _: ResourceValidationArgs) ->
 
 
 def _subnet_no_public_ip(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("mapPublicIpOnLaunch") is True:
+    if is_true(props.get("mapPublicIpOnLaunch")):
         yield "Subnets must not assign public IPs on launch; use NAT gateways and load balancers instead."
 
 
-def _log_group(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+def _log_group(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
     if not props.get("kmsKeyId"):
         yield "Log groups must be encrypted with a customer-managed KMS key (kmsKeyId)."
-    if not props.get("retentionInDays"):
+    value = props.get("retentionInDays")
+    minimum = num(configured(args, "minimumDays", 7)) or 1
+    if num(value, "retentionInDays") in (None, 0):
         yield "Log groups must set retentionInDays; without it events are kept (and billed) forever."
+    elif not at_least(value, minimum, "retentionInDays"):
+        yield f"Log groups must keep events at least {days(minimum)} (retentionInDays is {shown(value)})."
 
 
 def _descriptions(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
@@ -78,10 +95,60 @@ def _open_ingress(resources: Sequence[PolicyResource], args: StackValidationArgs
 
 
 def _flow_logs(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    logged = {v.urn for log in of_type(resources, "aws:ec2/flowLog:FlowLog") for v in referenced(log, "vpcId")}
+    logged: set[str] = set()
+    for log in of_type(resources, "aws:ec2/flowLog:FlowLog"):
+        vpcs = {v.urn for v in referenced(log, "vpcId")}
+        if log.props.get("trafficType") != "ALL":
+            yield log.urn, f"Flow log {log.name} must record ALL traffic (got {log.props.get('trafficType')})."
+        elif not log.props.get("logDestination"):
+            yield log.urn, f"Flow log {log.name} has no destination."
+        else:
+            logged |= vpcs
     for vpc in of_type(resources, "aws:ec2/vpc:Vpc"):
         if vpc.urn not in logged:
             yield vpc.urn, f"VPC {vpc.name} has no flow log."
+
+
+#: Resources that hold data, and the property that names their security groups.
+DATA_STORE_GROUPS = {
+    "aws:rds/instance:Instance": "vpcSecurityGroupIds",
+    "aws:rds/cluster:Cluster": "vpcSecurityGroupIds",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "securityGroupIds",
+}
+
+
+def _data_store_sources(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    groups = {
+        g.urn: store.name
+        for store in resources
+        if store.resource_type in DATA_STORE_GROUPS
+        for g in referenced(store, DATA_STORE_GROUPS[store.resource_type])
+    }
+    for rule in of_type(resources, *INGRESS_RULE, *LEGACY_RULE):
+        if rule.resource_type in LEGACY_RULE and rule.props.get("type") != "ingress":
+            continue
+        into = [groups[g.urn] for g in referenced(rule, "securityGroupId") if g.urn in groups]
+        if into and not (rule.props.get("referencedSecurityGroupId") or rule.props.get("sourceSecurityGroupId")):
+            yield (
+                rule.urn,
+                f"Rule {rule.name} admits addresses into {into[0]}'s security group; data stores admit only "
+                "security groups (the nodes'), never CIDR ranges or prefix lists.",
+            )
+
+
+def _ports_named(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    """Ingress names its protocol and ports; all traffic only between members of one group (nodes to nodes)."""
+    protocol = str(props.get("ipProtocol", props.get("protocol", "")))
+    source = props.get("referencedSecurityGroupId") or props.get("sourceSecurityGroupId")
+    if props.get("type", "ingress") != "ingress":
+        return
+    itself = is_true(props.get("self")) or (source is not None and source == props.get("securityGroupId"))
+    if protocol in ("-1", "all") and not itself:
+        yield "Ingress must name a protocol and ports; all traffic (-1) is only for a group admitting itself."
+    elif protocol not in ("-1", "all"):
+        low, high = num(props.get("fromPort")), num(props.get("toPort"))
+        if low is not None and high is not None and low <= 0 and high >= 65535 and not itself:
+            yield "Ingress must name the ports it needs, not 0-65535."
 
 
 def _rule_conflicts(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -98,6 +165,57 @@ def _rule_conflicts(resources: Sequence[PolicyResource], _: StackValidationArgs)
                     f"Security group {group.name} has inline rules and separate rule resources; "
                     "they overwrite each other on every update. Use separate rules only."
                 ),
+            )
+
+
+def _default_sg_managed(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    managed = {v.urn for g in of_type(resources, DEFAULT_SG) for v in referenced(g, "vpcId")}
+    for vpc in of_type(resources, "aws:ec2/vpc:Vpc"):
+        if vpc.urn not in managed:
+            yield (
+                vpc.urn,
+                f"VPC {vpc.name}'s default security group is not managed: unmanaged, it admits all traffic between "
+                "its members and out (aws.ec2.DefaultSecurityGroup with no rules).",
+            )
+
+
+def _tier(subnet: PolicyResource) -> str:
+    tags = subnet.props.get("tags") or {}
+    return str(tags.get("keel.dev/tier", "")) if isinstance(tags, Mapping) else ""
+
+
+def _private_routes(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """Private subnets reach the internet through NAT only; isolated ones not at all."""
+    tiers: dict[str, set[str]] = {}
+    for association in of_type(resources, "aws:ec2/routeTableAssociation:RouteTableAssociation"):
+        for table in referenced(association, "routeTableId"):
+            tiers.setdefault(table.urn, set()).update(_tier(s) for s in referenced(association, "subnetId"))
+    for route in of_type(resources, "aws:ec2/route:Route"):
+        for table in referenced(route, "routeTableId"):
+            served = tiers.get(table.urn, set()) & {"private", "isolated"}
+            to_gateway = any(
+                g.resource_type == "aws:ec2/internetGateway:InternetGateway" for g in referenced(route, "gatewayId")
+            ) or str(route.props.get("gatewayId", "")).startswith("igw-")
+            if (
+                "isolated" in served
+                and (route.props.get("destinationCidrBlock") or route.props.get("destinationIpv6CidrBlock")) in OPEN
+            ):
+                yield route.urn, f"Route {route.name} gives isolated subnets a way out; isolated subnets have none."
+            elif served and to_gateway:
+                yield route.urn, f"Route {route.name} sends private subnets to the internet gateway; use NAT."
+
+
+DATA_SUBNET_GROUPS = ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup")
+
+
+def _data_isolated(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    for group in of_type(resources, *DATA_SUBNET_GROUPS):
+        exposed = sorted({s.name for s in referenced(group, "subnetIds") if _tier(s) != "isolated"})
+        if exposed:
+            yield (
+                group.urn,
+                f"Subnet group {group.name} spans subnets that are not isolated ({', '.join(exposed)}); data "
+                "stores live in the isolated tier, with no route out.",
             )
 
 
@@ -133,11 +251,12 @@ POLICIES = [
     ),
     resource_policy(
         "aws-cloudwatch-log-group-encrypted-with-retention",
-        "CloudWatch log groups are KMS-encrypted and have a retention period.",
+        "CloudWatch log groups are KMS-encrypted and keep events long enough, not forever.",
         Severity.HIGH,
         "Set kms_key_id to a customer-managed key and retention_in_days from the stack config.",
         (LOG_GROUP,),
         _log_group,
+        {"minimumDays": {"type": "integer", "minimum": 1, "default": 7}},
     ),
     resource_policy(
         "aws-ec2-security-group-descriptions",
@@ -162,9 +281,45 @@ POLICIES = [
         "Admit a security group or the VPC CIDR instead of 0.0.0.0/0.",
         _open_ingress,
     ),
+    resource_policy(
+        "aws-ec2-ingress-rules-name-ports",
+        "Ingress rules name a protocol and ports.",
+        Severity.HIGH,
+        "Set ipProtocol tcp/udp with fromPort/toPort.",
+        (*INGRESS_RULE, *LEGACY_RULE),
+        _ports_named,
+    ),
+    stack_policy(
+        "aws-ec2-data-stores-admit-security-groups-only",
+        "Databases and caches admit security groups, never address ranges.",
+        Severity.HIGH,
+        "Admit the node security group (referencedSecurityGroupId), not a CIDR.",
+        _data_store_sources,
+    ),
+    stack_policy(
+        "aws-ec2-vpc-default-security-group-managed",
+        "Every VPC's default security group is managed, with no rules.",
+        Severity.HIGH,
+        "Create aws.ec2.DefaultSecurityGroup(ingress=[], egress=[]) for the VPC (components/network.py does).",
+        _default_sg_managed,
+    ),
+    stack_policy(
+        "aws-ec2-private-subnets-no-internet-route",
+        "Private subnets reach the internet only through NAT; isolated ones not at all.",
+        Severity.HIGH,
+        "Route private tables to a NAT gateway; give isolated tables no default route.",
+        _private_routes,
+    ),
+    stack_policy(
+        "aws-data-stores-in-isolated-subnets",
+        "Databases and caches live in isolated subnets.",
+        Severity.HIGH,
+        "Use the network's isolated subnets for the subnet group.",
+        _data_isolated,
+    ),
     stack_policy(
         "aws-ec2-vpc-flow-logs",
-        "Every VPC has flow logs.",
+        "Every VPC has flow logs of all traffic.",
         Severity.MEDIUM,
         "Create aws.ec2.FlowLog for the VPC (components/network.py does).",
         _flow_logs,

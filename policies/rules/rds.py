@@ -2,62 +2,82 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import ResourceValidationArgs, Severity
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, configured, resource_policy
+from ._util import (
+    as_list,
+    at_least,
+    configured,
+    days,
+    is_false,
+    is_true,
+    num,
+    of_type,
+    referenced,
+    resource_policy,
+    shown,
+    stack_policy,
+)
 
 INSTANCE = ("aws:rds/instance:Instance",)
 PARAMETER_GROUP = ("aws:rds/parameterGroup:ParameterGroup",)
+BACKUP_REPLICATION = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
+#: The RDS certificate authorities that are current (rds-ca-2019 expired in August 2024); AWS "Using SSL/TLS to
+#: encrypt a connection to a DB instance", Certificate authorities. Unset means the region default (rsa2048-g1).
+CURRENT_CAS = ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1")
 
 
 def _encrypted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("storageEncrypted") is not True:
+    if not is_true(props.get("storageEncrypted")):
         yield "Storage must be encrypted (storageEncrypted: true)."
     elif not props.get("kmsKeyId"):
         yield "Storage must be encrypted with a customer-managed KMS key (kmsKeyId), not the AWS-managed default."
 
 
 def _private(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("publiclyAccessible") is True:
+    if is_true(props.get("publiclyAccessible")):
         yield "The database must not be publicly accessible."
 
 
 def _multi_az(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("multiAz") is not True:
+    if not is_true(props.get("multiAz")):
         yield "The database must be Multi-AZ (a standby in a second zone)."
 
 
 def _retention(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = int(configured(args, "minimumDays", 7))
-    days = props.get("backupRetentionPeriod") or 0
-    if int(days) < minimum:
-        yield f"Backups must be kept at least {minimum} days (backupRetentionPeriod is {int(days)})."
+    minimum = num(configured(args, "minimumDays", 7)) or 0
+    value = props.get("backupRetentionPeriod")
+    if not at_least(value, minimum, "backupRetentionPeriod"):
+        yield (f"Backups must be kept at least {days(minimum)} (backupRetentionPeriod is {shown(value)}).")
 
 
 def _deletion_protection(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("deletionProtection") is not True:
+    if not is_true(props.get("deletionProtection")):
         yield "Deletion protection must be on."
 
 
 def _final_snapshot(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("skipFinalSnapshot") is not False or not props.get("finalSnapshotIdentifier"):
+    if not is_false(props.get("skipFinalSnapshot")) or not props.get("finalSnapshotIdentifier"):
         yield "A final snapshot must be taken on deletion (skipFinalSnapshot: false and finalSnapshotIdentifier)."
 
 
 def _iam_auth(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("iamDatabaseAuthenticationEnabled") is not True:
+    if not is_true(props.get("iamDatabaseAuthenticationEnabled")):
         yield "IAM database authentication must be enabled."
 
 
 def _force_ssl(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not str(props.get("family", "")).startswith("postgres"):
         return
-    values = {p.get("name"): str(p.get("value")) for p in as_list(props.get("parameters"))}
-    if values.get("rds.force_ssl") != "1":
+    values = {p.get("name"): p.get("value") for p in as_list(props.get("parameters"))}
+    if num(values.get("rds.force_ssl"), "rds.force_ssl") != 1:
         yield "PostgreSQL parameter groups must set rds.force_ssl=1."
+    oldest = values.get("ssl_min_protocol_version")
+    if oldest is not None and str(oldest) not in ("TLSv1.2", "TLSv1.3"):
+        yield f"ssl_min_protocol_version {oldest} admits TLS older than 1.2; use TLSv1.2."
 
 
 def _log_exports(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -67,7 +87,7 @@ def _log_exports(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterabl
 
 
 def _performance_insights(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if props.get("performanceInsightsEnabled") is not True:
+    if not is_true(props.get("performanceInsightsEnabled")):
         yield "Performance Insights must be on."
     elif not props.get("performanceInsightsKmsKeyId"):
         yield "Performance Insights must be encrypted with a customer-managed key (performanceInsightsKmsKeyId)."
@@ -76,8 +96,10 @@ def _performance_insights(props: Mapping[str, Any], _: ResourceValidationArgs) -
 def _managed_password(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if props.get("password"):
         yield "The master password must not be set in code or config; let RDS manage it in Secrets Manager."
-    elif props.get("manageMasterUserPassword") is not True:
+    elif not is_true(props.get("manageMasterUserPassword")):
         yield "The master password must be managed by RDS in Secrets Manager (manageMasterUserPassword: true)."
+    elif not props.get("masterUserSecretKmsKeyId"):
+        yield "The master password's secret must be encrypted with a customer-managed key (masterUserSecretKmsKeyId)."
 
 
 def _supported_version(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
@@ -88,8 +110,50 @@ def _supported_version(props: Mapping[str, Any], args: ResourceValidationArgs) -
             yield f"PostgreSQL {major or '(unset)'} is not supported here; allowed majors: {', '.join(allowed)}."
 
 
+def _enhanced_monitoring(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if not at_least(props.get("monitoringInterval"), 1, "monitoringInterval") or not props.get("monitoringRoleArn"):
+        yield "Enhanced Monitoring must be on (monitoringInterval of 1-60 seconds and a monitoringRoleArn)."
+
+
+def _keeps_backups(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if not is_false(props.get("deleteAutomatedBackups")):
+        yield "Automated backups must outlive the instance (deleteAutomatedBackups: false)."
+    if not is_true(props.get("copyTagsToSnapshot")):
+        yield "Snapshots must carry the instance's tags, for backup selections and cost reports (copyTagsToSnapshot)."
+
+
+def _minor_upgrades(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if not is_true(props.get("autoMinorVersionUpgrade", True)):
+        yield "Minor engine versions (security fixes) must be applied in maintenance (autoMinorVersionUpgrade: true)."
+
+
+def _current_ca(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    ca = props.get("caCertIdentifier")
+    if ca is not None and ca not in CURRENT_CAS:
+        yield f"Certificate authority {ca} is not current; use one of {', '.join(CURRENT_CAS)}."
+
+
+def _replicated(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    minimum = num(configured(args, "minimumDays", 7)) or 0
+    copies = {db.urn: r for r in of_type(resources, BACKUP_REPLICATION) for db in referenced(r, "sourceDbInstanceArn")}
+    for db in of_type(resources, *INSTANCE):
+        copy = copies.get(db.urn)
+        if copy is None:
+            yield (
+                db.urn,
+                f"Database {db.name} has no backup replication to another region (restore there).",
+            )
+        elif not copy.props.get("kmsKeyId"):
+            yield copy.urn, f"Backup replication {copy.name} must be encrypted with a customer-managed key (kmsKeyId)."
+        elif not at_least(copy.props.get("retentionPeriod", 7), minimum, "retentionPeriod"):
+            yield (
+                copy.urn,
+                f"Backup replication {copy.name} must keep at least {days(minimum)} (retentionPeriod).",
+            )
+
+
 VERSIONS_SCHEMA = {"postgresMajorVersions": {"type": "array", "items": {"type": "string"}}}
-RETENTION_SCHEMA = {"minimumDays": {"type": "integer", "minimum": 1, "maximum": 35}}
+RETENTION_SCHEMA = {"minimumDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 7}}
 
 POLICIES = [
     resource_policy(
@@ -189,5 +253,45 @@ POLICIES = [
         INSTANCE,
         _supported_version,
         VERSIONS_SCHEMA,
+    ),
+    resource_policy(
+        "aws-rds-instance-enhanced-monitoring",
+        "Databases report OS metrics (Enhanced Monitoring).",
+        Severity.MEDIUM,
+        "Set monitoringInterval (60) and monitoringRoleArn.",
+        INSTANCE,
+        _enhanced_monitoring,
+    ),
+    resource_policy(
+        "aws-rds-instance-keeps-automated-backups",
+        "Automated backups survive the instance and snapshots keep its tags.",
+        Severity.HIGH,
+        "Set deleteAutomatedBackups: false and copyTagsToSnapshot: true.",
+        INSTANCE,
+        _keeps_backups,
+    ),
+    resource_policy(
+        "aws-rds-instance-auto-minor-version-upgrade",
+        "Databases take minor engine versions (security fixes) in the maintenance window.",
+        Severity.MEDIUM,
+        "Set autoMinorVersionUpgrade: true.",
+        INSTANCE,
+        _minor_upgrades,
+    ),
+    resource_policy(
+        "aws-rds-instance-current-ca",
+        "Databases present a certificate from a current RDS certificate authority.",
+        Severity.HIGH,
+        "Set caCertIdentifier to rds-ca-rsa2048-g1 (or another current CA).",
+        INSTANCE,
+        _current_ca,
+    ),
+    stack_policy(
+        "aws-rds-backups-replicated-to-another-region",
+        "Every database's automated backups are replicated, encrypted, to another region.",
+        Severity.HIGH,
+        "Set keel:backup.copyRegion (the database component replicates its automated backups there).",
+        _replicated,
+        RETENTION_SCHEMA,
     ),
 ]

@@ -7,7 +7,25 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import S3_BUCKET, as_list, dig, document, of_type, referenced, resource_policy, stack_policy, statements
+from ._util import (
+    S3_BUCKET,
+    as_list,
+    at_least,
+    configured,
+    days,
+    dig,
+    document,
+    is_true,
+    num,
+    of_type,
+    public_statements,
+    referenced,
+    resource_policy,
+    shown,
+    sid,
+    stack_policy,
+    statements,
+)
 
 PAB = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
 OWNERSHIP = ("aws:s3/bucketOwnershipControls:BucketOwnershipControls",)
@@ -23,12 +41,16 @@ LIFECYCLE = (
 )
 LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
 POLICY = ("aws:s3/bucketPolicy:BucketPolicy",)
+CORS = (
+    "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration",
+    "aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2",
+)
 BLOCKS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
 
 
 def _blocks(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    missing = [b for b in BLOCKS if props.get(b) is not True]
+    missing = [b for b in BLOCKS if not is_true(props.get(b))]
     if missing:
         yield f"All four public-access blocks must be true; not set: {', '.join(missing)}."
 
@@ -59,6 +81,23 @@ def _tls_only(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
         if st.get("Effect") == "Deny" and dig(st, "Condition.Bool.aws:SecureTransport") in ("false", False):
             return
     yield "The bucket policy must deny requests without TLS (Deny when aws:SecureTransport is false)."
+
+
+def _no_public_principal(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in public_statements(document(props.get("policy"))):
+        yield (
+            f"Bucket policy statement {sid(st)} allows any principal ('*') without a condition that pins it to "
+            "this account or a source; the bucket would be public."
+        )
+
+
+def _cors(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for rule in as_list(props.get("corsRules")):
+        loose = [
+            str(o) for o in as_list(rule.get("allowedOrigins")) if "*" in str(o) or not str(o).startswith("https://")
+        ]
+        if loose:
+            yield f"CORS must name the app's HTTPS origins; not {', '.join(loose)} (keel:storage.corsOrigins)."
 
 
 def _abort_multipart(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -93,10 +132,40 @@ def _kms(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterabl
     for config in of_type(resources, *SSE):
         for bucket in referenced(config, "bucket"):
             algorithm = dig(config.props, "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm")
+            key = dig(config.props, "rules.0.applyServerSideEncryptionByDefault.kmsMasterKeyId")
             tags = bucket.props.get("tags") or {}
             log_bucket = isinstance(tags, Mapping) and tags.get("keel.dev/bucket") == "logs"
-            if algorithm not in ("aws:kms", "aws:kms:dsse") and not log_bucket:
+            if log_bucket:
+                continue
+            if algorithm not in ("aws:kms", "aws:kms:dsse"):
                 yield config.urn, f"Bucket {bucket.name} must use SSE-KMS (only the ALB logs bucket may use SSE-S3)."
+            elif not key or str(key).startswith("alias/aws/"):
+                yield config.urn, f"Bucket {bucket.name} must use a customer-managed key (kmsMasterKeyId), not aws/s3."
+
+
+def _keeps_versions(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """Lifecycle rules never expire a data bucket's current objects, and keep old versions long enough to undo
+    a bad write. The logs bucket may expire what it holds (its retention)."""
+    minimum = num(configured(args, "minimumDays", 30)) or 1
+    for config in of_type(resources, *LIFECYCLE):
+        for bucket in referenced(config, "bucket"):
+            tags = bucket.props.get("tags") or {}
+            logs = isinstance(tags, Mapping) and tags.get("keel.dev/bucket") == "logs"
+            for rule in as_list(config.props.get("rules")):
+                if dig(rule, "status") != "Enabled":
+                    continue
+                expires = rule.get("expiration")
+                if expires and not logs:
+                    yield config.urn, f"Bucket {bucket.name}: rule {rule.get('id')} expires current objects (data)."
+                elif expires and not at_least(expires.get("days"), minimum, "expiration.days"):
+                    yield config.urn, f"Bucket {bucket.name}: rule {rule.get('id')} keeps logs under {days(minimum)}."
+                kept = dig(rule, "noncurrentVersionExpiration.noncurrentDays")
+                if kept is not None and not at_least(kept, minimum, "noncurrentDays"):
+                    yield (
+                        config.urn,
+                        f"Bucket {bucket.name}: rule {rule.get('id')} drops old versions after {shown(kept)} days; "
+                        f"keep them at least {days(minimum)} to undo a bad write.",
+                    )
 
 
 def _logging(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -156,6 +225,22 @@ POLICIES = [
         LIFECYCLE,
         _abort_multipart,
     ),
+    resource_policy(
+        "aws-s3-bucket-policy-no-public-principal",
+        "Bucket policies grant nothing to anyone ('*') without a restricting condition.",
+        Severity.CRITICAL,
+        "Name the principals, or pin '*' with aws:SourceAccount / aws:SourceArn / aws:PrincipalOrgID.",
+        POLICY,
+        _no_public_principal,
+    ),
+    resource_policy(
+        "aws-s3-bucket-cors-restricted-origins",
+        "Browsers may use a bucket only from the app's own HTTPS origins.",
+        Severity.HIGH,
+        "List the app's https:// origins (no '*').",
+        CORS,
+        _cors,
+    ),
     stack_policy(
         "aws-s3-bucket-complete-configuration",
         "Every bucket has its protection resources.",
@@ -169,6 +254,14 @@ POLICIES = [
         Severity.HIGH,
         "Set sseAlgorithm aws:kms with a customer-managed key and bucket keys.",
         _kms,
+    ),
+    stack_policy(
+        "aws-s3-bucket-lifecycle-keeps-data",
+        "Lifecycle rules never expire data, and keep old versions long enough to undo a bad write.",
+        Severity.HIGH,
+        "Expire only noncurrent versions, after 30 days or more (the logs bucket may expire its logs).",
+        _keeps_versions,
+        {"minimumDays": {"type": "integer", "minimum": 1, "default": 30}},
     ),
     stack_policy(
         "aws-s3-bucket-access-logging",

@@ -1,35 +1,119 @@
-"""Keys, SES and secrets: rotation, no wildcard principals, TLS-only mail, secrets under a customer key."""
+"""Keys, secrets, topics and mail: key rotation and deletion windows, no public key or topic policies, recoverable
+secrets under a customer key, encrypted topics and subscriptions, TLS-only mail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import ResourceValidationArgs, Severity
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, dig, document, resource_policy, statements
+from ._util import (
+    as_list,
+    at_least,
+    configured,
+    days,
+    dig,
+    document,
+    is_false,
+    is_true,
+    num,
+    of_type,
+    public_statements,
+    referenced,
+    resource_policy,
+    shown,
+    sid,
+    stack_policy,
+    statements,
+)
 
 KEY = ("aws:kms/key:Key",)
+SECRET = ("aws:secretsmanager/secret:Secret",)
+TOPIC = ("aws:sns/topic:Topic",)
+TOPIC_POLICY = ("aws:sns/topicPolicy:TopicPolicy",)
+SUBSCRIPTION = ("aws:sns/topicSubscription:TopicSubscription",)
+SECRET_POLICY = ("aws:secretsmanager/secretPolicy:SecretPolicy",)
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+#: Subscription protocols that leave AWS unencrypted (SNS "Message delivery protocols": http, and sms/email carry
+#: the message in clear to a third party; keel's alerts use email only for the notification, on purpose).
+CLEAR_PROTOCOLS = ("http",)
 
 
 def _rotation(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if (
-        props.get("enableKeyRotation") is not True
-        and props.get("customerMasterKeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
-    ):
+    spec = props.get("customerMasterKeySpec") or props.get("keySpec") or "SYMMETRIC_DEFAULT"
+    if not is_true(props.get("enableKeyRotation")) and spec == "SYMMETRIC_DEFAULT":
         yield "Symmetric keys must rotate (enableKeyRotation: true)."
 
 
-def _no_wildcard_principal(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    for st in statements(document(props.get("policy"))):
-        if st.get("Effect") != "Allow":
-            continue
-        principal = st.get("Principal")
-        values = (
-            [principal] if isinstance(principal, str) else [v for vs in (principal or {}).values() for v in as_list(vs)]
+def _deletion_window(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    minimum = num(configured(args, "minimumDays", 30)) or 7
+    value = props.get("deletionWindowInDays", 30)  # the provider's default is 30
+    if not at_least(value, minimum, "deletionWindowInDays"):
+        yield (
+            f"A scheduled key deletion must leave at least {days(minimum)} to cancel it "
+            f"(deletionWindowInDays is {shown(value)}): "
+            "everything encrypted with the key is lost with it."
         )
-        if "*" in values:
-            yield f"Key policy statement {st.get('Sid', '(no Sid)')} allows any principal ('*')."
+
+
+def _no_wildcard_principal(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in public_statements(document(props.get("policy"))):
+        yield (
+            f"Key policy statement {sid(st)} allows any principal ('*') without a condition that pins it to this "
+            "account (kms:CallerAccount, aws:PrincipalAccount, aws:SourceArn...)."
+        )
+
+
+def _key_enabled(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if is_false(props.get("isEnabled")):
+        yield "A disabled key stops everything encrypted with it (isEnabled: false); schedule deletion instead."
+
+
+def _key_services_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in statements(document(props.get("policy"))):
+        principal = st.get("Principal")
+        services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        if st.get("Effect") == "Allow" and services and not st.get("Condition"):
+            yield (
+                f"Key policy statement {sid(st)} lets {', '.join(map(str, services))} use the key for any account; "
+                "pin it with aws:SourceAccount / aws:SourceArn or an encryption context."
+            )
+
+
+def _key_one_account(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    accounts = set()
+    for st in statements(document(props.get("policy"))):
+        principal = st.get("Principal")
+        for arn in as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []:
+            parts = str(arn).split(":")
+            accounts.add(parts[4] if len(parts) > 4 else str(arn))
+    if len(accounts) > 1:
+        yield f"The key policy grants several accounts ({', '.join(sorted(accounts))}); a key serves one account."
+
+
+def _secret_policy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in public_statements(document(props.get("policy"))):
+        yield f"Secret policy statement {sid(st)} lets anyone ('*') read or change the secret."
+    if is_false(props.get("blockPublicPolicy", True)):
+        yield "Secrets Manager must refuse public policies (blockPublicPolicy: true)."
+
+
+def _alarm_topics_heard(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    subscribed = {t.urn for s in of_type(resources, *SUBSCRIPTION) for t in referenced(s, "topic")}
+    subscribed |= {str(s.props.get("topic")) for s in of_type(resources, *SUBSCRIPTION)}
+    topics = {t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}
+    for urn, topic in topics.items():
+        if urn not in subscribed and str(topic.props.get("arn", "")) not in subscribed:
+            yield urn, f"Alarms notify topic {topic.name}, which nobody subscribes to; alerts would reach no one."
+
+
+def _topic_policy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    for st in public_statements(document(props.get("policy"))):
+        yield (
+            f"Topic policy statement {sid(st)} allows any principal ('*') without a condition that pins it to this "
+            "account or a source (aws:SourceAccount, aws:SourceArn...)."
+        )
 
 
 def _ses_tls(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -37,15 +121,54 @@ def _ses_tls(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[st
         yield "The configuration set must require TLS for delivery (deliveryOptions.tlsPolicy: REQUIRE)."
 
 
+def _dkim(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    length = dig(props, "dkimSigningAttributes.nextSigningKeyLength")
+    if length is not None and length != "RSA_2048_BIT":
+        yield f"DKIM keys must be 2048-bit (dkimSigningAttributes.nextSigningKeyLength: RSA_2048_BIT, got {length})."
+
+
+def _reputation(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    suppressed = set(as_list(dig(props, "suppressionOptions.suppressedReasons")))
+    if not {"BOUNCE", "COMPLAINT"} <= suppressed:
+        yield "Bounces and complaints must be suppressed (suppressionOptions.suppressedReasons: BOUNCE, COMPLAINT)."
+    if not is_true(dig(props, "reputationOptions.reputationMetricsEnabled")):
+        yield "Reputation metrics must be on (reputationOptions.reputationMetricsEnabled)."
+
+
+def _events_on(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    destination = props.get("eventDestination") or {}
+    wanted = {"BOUNCE", "COMPLAINT"}
+    if not is_true(destination.get("enabled")) or not wanted <= set(as_list(destination.get("matchingEventTypes"))):
+        yield "Bounce and complaint events must reach the events topic (eventDestination enabled, BOUNCE, COMPLAINT)."
+
+
 def _secret_cmk(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not props.get("kmsKeyId"):
         yield "Secrets must be encrypted with a customer-managed KMS key (kmsKeyId)."
+
+
+def _secret_recoverable(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    minimum = num(configured(args, "minimumDays", 7)) or 7
+    value = props.get("recoveryWindowInDays", 30)  # the provider's default is 30
+    if not at_least(value, minimum, "recoveryWindowInDays"):
+        yield (
+            f"A deleted secret must stay recoverable at least {days(minimum)} "
+            f"(recoveryWindowInDays is {shown(value)}; 0 deletes at once)."
+        )
 
 
 def _topic_cmk(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not props.get("kmsMasterKeyId"):
         yield "SNS topics must be encrypted (kmsMasterKeyId)."
 
+
+def _subscription_tls(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("protocol") in CLEAR_PROTOCOLS:
+        yield "Subscriptions must not deliver over plain HTTP; use https."
+
+
+DAYS_30 = {"minimumDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 30}}
+DAYS_7 = {"minimumDays": {"type": "integer", "minimum": 0, "maximum": 30, "default": 7}}
 
 POLICIES = [
     resource_policy(
@@ -57,10 +180,58 @@ POLICIES = [
         _rotation,
     ),
     resource_policy(
-        "aws-kms-key-policy-no-wildcard-principal",
-        "Key policies name their principals.",
+        "aws-kms-key-deletion-window",
+        "A scheduled key deletion can be cancelled for long enough.",
+        Severity.HIGH,
+        "Set deletionWindowInDays: 30.",
+        KEY,
+        _deletion_window,
+        DAYS_30,
+    ),
+    resource_policy(
+        "aws-kms-key-enabled",
+        "Keys in use stay enabled.",
+        Severity.HIGH,
+        "Keep isEnabled: true.",
+        KEY,
+        _key_enabled,
+    ),
+    resource_policy(
+        "aws-kms-key-policy-services-pinned",
+        "Services a key policy admits are pinned to this account or source.",
+        Severity.HIGH,
+        "Add aws:SourceAccount / aws:SourceArn (or kms:EncryptionContext) to the service's statement.",
+        KEY,
+        _key_services_pinned,
+    ),
+    resource_policy(
+        "aws-kms-key-policy-one-account",
+        "A key policy grants principals of one account only.",
         Severity.CRITICAL,
-        "Replace '*' with the account root or a service principal with conditions.",
+        "Share data another way (a role in this account with an external id), not the key.",
+        KEY,
+        _key_one_account,
+    ),
+    resource_policy(
+        "aws-secretsmanager-secret-policy-no-public-principal",
+        "Secret policies grant nothing to anyone ('*') and block public policies.",
+        Severity.CRITICAL,
+        "Name the principals; keep blockPublicPolicy: true.",
+        SECRET_POLICY,
+        _secret_policy,
+    ),
+    stack_policy(
+        "aws-sns-alarm-topics-subscribed",
+        "Every topic alarms notify has a subscriber.",
+        Severity.HIGH,
+        "Set keel:alerts.emails (or another subscription) for the alerts topic.",
+        _alarm_topics_heard,
+    ),
+    resource_policy(
+        "aws-kms-key-policy-no-wildcard-principal",
+        "Key policies name their principals, or pin '*' with a condition.",
+        Severity.CRITICAL,
+        "Replace '*' with the account root or a service principal, or add kms:CallerAccount / aws:SourceArn.",
         KEY,
         _no_wildcard_principal,
     ),
@@ -73,19 +244,68 @@ POLICIES = [
         _ses_tls,
     ),
     resource_policy(
+        "aws-sesv2-email-identity-dkim-2048",
+        "Mail is signed with 2048-bit DKIM keys.",
+        Severity.MEDIUM,
+        "Set dkimSigningAttributes.nextSigningKeyLength: RSA_2048_BIT.",
+        ("aws:sesv2/emailIdentity:EmailIdentity",),
+        _dkim,
+    ),
+    resource_policy(
+        "aws-sesv2-configuration-set-reputation",
+        "Bounces and complaints are suppressed and reputation is measured.",
+        Severity.MEDIUM,
+        "Keep suppressionOptions BOUNCE and COMPLAINT, and reputation metrics on.",
+        ("aws:sesv2/configurationSet:ConfigurationSet",),
+        _reputation,
+    ),
+    resource_policy(
+        "aws-sesv2-bounce-events-delivered",
+        "Bounce and complaint events reach the events topic.",
+        Severity.MEDIUM,
+        "Keep the event destination enabled with BOUNCE and COMPLAINT.",
+        ("aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination",),
+        _events_on,
+    ),
+    resource_policy(
         "aws-secretsmanager-secret-cmk",
         "Secrets are encrypted with a customer-managed key.",
         Severity.MEDIUM,
         "Set kmsKeyId on the secret.",
-        ("aws:secretsmanager/secret:Secret",),
+        SECRET,
         _secret_cmk,
+    ),
+    resource_policy(
+        "aws-secretsmanager-secret-recoverable",
+        "A deleted secret can be restored for a while.",
+        Severity.HIGH,
+        "Set recoveryWindowInDays (30 in prod).",
+        SECRET,
+        _secret_recoverable,
+        DAYS_7,
     ),
     resource_policy(
         "aws-sns-topic-encrypted",
         "SNS topics are encrypted.",
         Severity.MEDIUM,
         "Set kmsMasterKeyId.",
-        ("aws:sns/topic:Topic",),
+        TOPIC,
         _topic_cmk,
+    ),
+    resource_policy(
+        "aws-sns-topic-policy-no-public-principal",
+        "Topic policies grant nothing to anyone ('*') without a restricting condition.",
+        Severity.CRITICAL,
+        "Name the publishing service and pin it with aws:SourceAccount / aws:SourceArn.",
+        TOPIC_POLICY,
+        _topic_policy,
+    ),
+    resource_policy(
+        "aws-sns-subscription-encrypted-transport",
+        "Topics deliver over encrypted transport.",
+        Severity.HIGH,
+        "Use an https endpoint.",
+        SUBSCRIPTION,
+        _subscription_tls,
     ),
 ]

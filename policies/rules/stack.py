@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from pulumi_policy import PolicyResource, Severity, StackValidationArgs
+from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import S3_BUCKET, stack_policy
+from ._util import S3_BUCKET, is_true, resource_policy, stack_policy
 
 #: AWS resources that hold data: losing one loses data.
 STATEFUL = (
@@ -16,7 +17,14 @@ STATEFUL = (
     *S3_BUCKET,
     "aws:kms/key:Key",
     "aws:secretsmanager/secret:Secret",
+    "aws:backup/vault:Vault",
 )
+#: Stateful types and the input that lets Pulumi delete them with their contents.
+FORCE_DELETE = {
+    **{t: "forceDestroy" for t in S3_BUCKET},
+    "aws:ecr/repository:Repository": "forceDelete",
+    "aws:backup/vault:Vault": "forceDestroy",
+}
 DATA_TYPES = (
     *STATEFUL,
     "aws:rds/subnetGroup:SubnetGroup",
@@ -67,10 +75,20 @@ def _required_tags(resources: Sequence[PolicyResource], args: StackValidationArg
             yield resource.urn, f"{resource.name} ({kind}) lacks the required tags {', '.join(missing)}."
 
 
+#: Not data, but losing it stops everything: protected with the data.
+PROTECTED = (*STATEFUL, "eks:index:Cluster", "aws:eks/cluster:Cluster")
+
+
 def _protected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     for resource in resources:
-        if resource.resource_type in STATEFUL and not resource.opts.protect:
+        if resource.resource_type in PROTECTED and not resource.opts.protect:
             yield resource.urn, f"Stateful resource {resource.name} must be protected (keel:protect: true)."
+
+
+def _no_force_delete(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    key = FORCE_DELETE[args.resource_type]
+    if is_true(props.get(key)):
+        yield f"{key}: true deletes the contents with the resource (objects, images, recovery points); keep it false."
 
 
 def _data_independent(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -107,10 +125,18 @@ POLICIES = [
     ),
     stack_policy(
         "stack-stateful-resources-protected",
-        "Databases, caches, buckets, keys and secrets are protected.",
+        "Databases, caches, buckets, keys, secrets, backup vaults and the cluster are protected.",
         Severity.HIGH,
         "Keep keel:protect: true (prod).",
         _protected,
+    ),
+    resource_policy(
+        "stack-stateful-no-force-delete",
+        "Buckets, registries and backup vaults are never deleted with their contents.",
+        Severity.HIGH,
+        "Keep forceDestroy / forceDelete false (keel:protect: true).",
+        tuple(FORCE_DELETE),
+        _no_force_delete,
     ),
     stack_policy(
         "stack-data-tier-independent-of-kubernetes",
