@@ -1317,6 +1317,89 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         {"parameters.3": {"name": "ssl_min_protocol_version", "value": "TLSv1"}},
         ["ssl_min_protocol_version TLSv1 admits TLS older than 1.2; use TLSv1.2."],
     ),
+    (
+        "aws-cloudwatch-alarm-can-fire",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "keel-prod-db-cpu",
+        {"threshold": 1000, "datapointsToAlarm": 9},
+        [
+            "CPUUtilization is a percentage: a threshold of 1000 can never be crossed.",
+            "datapointsToAlarm (9) exceeds evaluationPeriods (3): it never fires.",
+        ],
+    ),
+    (
+        "aws-data-stores-change-in-maintenance-window",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "keel-prod-queue",
+        {"applyImmediately": True},
+        ["Changes must wait for the maintenance window (applyImmediately: false): applied now, they may reboot."],
+    ),
+    (
+        "aws-eks-container-logs-shipped",
+        "aws:eks/addon:Addon",
+        "keel-prod-cloudwatch-observability",
+        {"configurationValues": json.dumps({"containerLogs": {"enabled": False}})},
+        ["Container logs must reach CloudWatch (configurationValues containerLogs.enabled: true)."],
+    ),
+    (
+        "kubernetes-monitoring-stack-safe-defaults",
+        "kubernetes:helm.sh/v3:Release",
+        "keel-prod-kube-prometheus-stack",
+        {"values.grafana.admin": {}, "values.alertmanager.config.route.receiver": "null"},
+        [
+            "Grafana's admin must come from a Secret (grafana.admin.existingSecret); the chart's default is public.",
+            "Alertmanager's default route must reach a receiver (alertmanager.config.route.receiver), not null.",
+        ],
+    ),
+    (
+        "kubernetes-helm-release-pinned",
+        "kubernetes:helm.sh/v3:Release",
+        "keel-prod-cluster-autoscaler",
+        {"values.image": {"tag": "latest"}},
+        ["Chart cluster-autoscaler values pull floating image tags (image.tag); pin them."],
+    ),
+    (
+        "kubernetes-pod-hardened-security-context",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-web",
+        {
+            "spec.template.spec.containers.0.securityContext.procMount": "Unmasked",
+            "spec.template.spec.containers.0.securityContext.appArmorProfile": {"type": "Unconfined"},
+        },
+        [
+            "Container web must keep the default /proc mask (procMount: Default).",
+            "Container web must not run AppArmor-unconfined.",
+        ],
+    ),
+    (
+        "kubernetes-no-service-account-token-automount",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-forecast-engine",
+        {
+            "spec.template.spec.volumes.0": {
+                "name": "token",
+                "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
+            }
+        },
+        ["Pods must not mount a service-account token through a projected volume (token)."],
+    ),
+    (
+        "kubernetes-service-cluster-ip-only",
+        "kubernetes:core/v1:Service",
+        "keel-prod-web",
+        {"spec.externalIPs": ["203.0.113.10"]},
+        ["Services must not claim externalIPs (CVE-2020-8554: they can intercept other traffic)."],
+    ),
+    (
+        "kubernetes-network-policy-no-allow-all",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "keel-prod-forecast-engine",
+        {"spec.ingress.0.from.0": {"ipBlock": {"cidr": "0.0.0.0/1"}}},
+        [
+            "Ingress rule 0 admits every source (no 'from', an empty peer, all namespaces or 0.0.0.0/0); name the "
+            "pods, namespaces or address ranges."
+        ],
+    ),
 ]
 
 #: Baselines for kinds keel's stacks do not create (the pack still judges them if a change adds one).
@@ -1475,7 +1558,7 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
         [
             (
                 "keel-prod-endpoints-https",
-                "Ingress from anywhere is allowed only into the ALB's security group on 80 or "
+                "Ingress from the internet is allowed only into the ALB's security group on 80 or "
                 "443; rule keel-prod-endpoints-https opens 443-443.",
             )
         ],
@@ -1841,6 +1924,119 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
                 ("aws:rds/instance:Instance", "keel-prod-db"),
                 ("aws:s3/bucket:Bucket", "keel-prod-artifacts"),
                 ("aws:s3/bucket:Bucket", "keel-prod-uploads"),
+            )
+        ],
+    ),
+    (
+        "aws-backup-plan-frequency",
+        lambda d: mutate(d, "aws:backup/plan:Plan", "keel-prod", {"rules.1.schedule": "cron(0 7 1 1 ? *)"}),
+        [
+            (
+                "keel-prod",
+                "Backup plan keel-prod: rule daily runs in given months only (cron(0 7 1 1 ? *)); every rule runs at "
+                "least weekly, the most frequent every few hours (the RPO).",
+            )
+        ],
+    ),
+    (
+        "aws-backup-stateful-resources-selected",
+        lambda d: mutate(d, "aws:backup/selection:Selection", "keel-prod", {"notResources": ["arn:aws:s3:::*"]}),
+        [
+            (
+                n,
+                f"Stateful resource {n} (aws:s3/bucket:Bucket) is in no backup selection: give it the plan's tag "
+                "(keel.dev/backup=<plan>), or say why not in a keel.dev/backup-exempt tag.",
+            )
+            for n in ("keel-prod-artifacts", "keel-prod-uploads")
+        ],
+    ),
+    (
+        "aws-cloudwatch-databases-alarmed",
+        lambda d: mutate(d, "aws:cloudwatch/metricAlarm:MetricAlarm", "keel-prod-db-free-storage", drop=True),
+        [("keel-prod-db", "Database keel-prod-db has no alarm on FreeStorageSpace.")],
+    ),
+    (
+        "aws-cloudwatch-log-groups-precreated",
+        lambda d: mutate(d, "aws:cloudwatch/logGroup:LogGroup", "keel-prod-control-plane", drop=True),
+        [
+            (
+                "keel-prod-eks",
+                "Cluster keel-prod-eks logs to /aws/eks/keel-prod/cluster, which the stack does not create.",
+            )
+        ],
+    ),
+    (
+        "aws-sns-alarm-topic-key-admits-cloudwatch",
+        lambda d: mutate(
+            d,
+            "aws:kms/key:Key",
+            "keel-prod-observability",
+            {
+                "policy": json.dumps(
+                    {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                                "Action": "kms:*",
+                                "Resource": "*",
+                            }
+                        ]
+                    }
+                )
+            },
+        ),
+        [
+            (
+                "keel-prod-observability",
+                "Key keel-prod-observability encrypts alarm topic keel-prod-alerts but does not let "
+                "cloudwatch.amazonaws.com use it: every alarm notification would fail.",
+            )
+        ],
+    ),
+    (
+        "aws-resource-policies-own-account",
+        lambda d: mutate(
+            d,
+            "aws:kms/key:Key",
+            "keel-prod-backup",
+            {
+                "policy": json.dumps(
+                    {
+                        "Statement": [
+                            {
+                                "Sid": "Admin",
+                                "Effect": "Allow",
+                                "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+                                "Action": "kms:*",
+                                "Resource": "*",
+                            }
+                        ]
+                    }
+                )
+            },
+        ),
+        [
+            (
+                "keel-prod-backup",
+                "keel-prod-backup: statement Admin grants account(s) 999988887777; the stack's account is "
+                "123456789012. Share through a role in this account, not the resource policy.",
+            )
+        ],
+    ),
+    (
+        "aws-ec2-ingress-open-only-to-alb",
+        lambda d: mutate(
+            d,
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "keel-prod-control-plane-from-operators-0",
+            {"cidrIpv4": "8.0.0.0/7"},
+        ),
+        [
+            (
+                "keel-prod-control-plane-from-operators-0",
+                "Ingress from the internet is allowed only into the ALB's security group on 80 or 443; rule "
+                "keel-prod-control-plane-from-operators-0 opens 443-443.",
             )
         ],
     ),

@@ -136,6 +136,29 @@ def test_reconcile_configures_every_policy(pack_dir: Path) -> None:
     }
 
 
+def test_reconcile_sends_all_to_every_policy_not_as_a_policy(pack_dir: Path) -> None:
+    """``all`` sets the level of every policy (the engine's ``applyConfig``); it is not itself a policy."""
+    from google.protobuf import empty_pb2
+
+    pack = policy.Pack(pack_dir)
+    try:
+        info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+    finally:
+        pack.close()
+    configured = policy.reconcile(info, {"all": "advisory", "quiet": "mandatory"})
+    assert configured == {
+        "echo": policy.PolicyConfig(policy.analyzer_pb2.ADVISORY, {"threshold": 3}),
+        "quiet": policy.PolicyConfig(policy.analyzer_pb2.MANDATORY, {}),
+    }
+
+
+def test_a_pack_that_cannot_start_says_why(tmp_path: Path) -> None:
+    (tmp_path / "__main__.py").write_text("from pulumi_policy import PolicyPack\nPolicyPack(name='x', policies=[\n")
+    (tmp_path / "PulumiPolicy.yaml").write_text(f"runtime:\n  name: python\n  options:\n    virtualenv: {sys.prefix}\n")
+    with pytest.raises(policy.PolicyError, match=r"the policy pack did not start: SyntaxError"):
+        policy.analyze(DOCUMENT, pack_dir=tmp_path, config={})
+
+
 def test_a_virtualenv_that_does_not_exist_is_named(tmp_path: Path) -> None:
     (tmp_path / "PulumiPolicy.yaml").write_text("runtime:\n  name: python\n  options:\n    virtualenv: venv\n")
     with pytest.raises(policy.PolicyError, match=r"its virtualenv 'venv' has no .*/venv/bin/python; create it"):

@@ -20,7 +20,10 @@ Engine-shaped values, handled here once rather than in each policy:
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -269,6 +272,63 @@ def public_statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def sid(statement: Mapping[str, Any]) -> str:
     return str(statement.get("Sid") or "(no Sid)")
+
+
+def public_cidr(cidr: Any) -> bool:
+    """A CIDR that reaches beyond private address space (``0.0.0.0/0``, ``0.0.0.0/1``, ``8.0.0.0/7``, ``::/0``):
+    any range that is not wholly private (RFC 1918, CGNAT, link-local, ULA) counts as the internet."""
+    try:
+        network = ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        return False
+    shared = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, not routable on the internet
+    return not network.is_private and not (isinstance(network, ipaddress.IPv4Network) and network.subnet_of(shared))
+
+
+_ACCOUNT_IN_ARN = re.compile(r"arn:aws[\w-]*:[\w-]+:[\w-]*:(\d{12}):")
+
+
+def account_of(arn: Any) -> str | None:
+    """The account of an ARN (``arn:aws:iam::123456789012:root``), or of a bare account id."""
+    text = str(arn)
+    if re.fullmatch(r"\d{12}", text):
+        return text
+    found = _ACCOUNT_IN_ARN.match(text)
+    return found.group(1) if found else None
+
+
+def stack_account(resources: Iterable[PolicyResource]) -> str | None:
+    """The account the stack deploys to: the one most ARNs in its inputs name (keys, roles, topics...). A pack is
+    not told its account; the resources' own ARNs say it. Unknown values are skipped, not judged."""
+    counts: Counter[str] = Counter()
+    for resource in resources:
+        for text in _strings(resource.props):
+            counts.update(_ACCOUNT_IN_ARN.findall(text))
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string leaf of a property tree, skipping the unknown ones (their lookups raise)."""
+    if isinstance(value, str):
+        yield value
+        return
+    if isinstance(value, Mapping):
+        keys: Iterable[Any] = list(value)
+    elif _is_list(value):
+        keys = range(len(value))
+    else:
+        return
+    for key in keys:
+        try:
+            child = value[key]
+        except UnknownValueError:
+            continue
+        yield from _strings(child)
+
+
+def aws_principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    return [str(p) for p in as_list(principal.get("AWS"))] if isinstance(principal, Mapping) else []
 
 
 def of_type(resources: Iterable[PolicyResource], *types: str) -> list[PolicyResource]:

@@ -16,8 +16,10 @@ from ._util import (
     at_least,
     configured,
     days,
+    dig,
     is_false,
     num,
+    number,
     of_type,
     referenced,
     resource_policy,
@@ -76,7 +78,11 @@ def _selects(selection: Mapping[str, Any], kind: str, tags: Mapping[str, Any]) -
     sample = _SAMPLE_ARN.get(kind, "")
     # any partition: compare the patterns as if they were written for "aws"
     typed = any(fnmatch.fnmatchcase(sample, re.sub(r"^arn:[^:*]+:", "arn:aws:", p)) for p in patterns)
-    return typed and all(_tag_matches(tags, key, value, like) for key, value, like in conditions)
+    excluded = any(
+        fnmatch.fnmatchcase(sample, re.sub(r"^arn:[^:*]+:", "arn:aws:", str(p)))
+        for p in as_list(selection.get("notResources"))
+    )
+    return typed and not excluded and all(_tag_matches(tags, key, value, like) for key, value, like in conditions)
 
 
 def _selected(kind: str, tags: Mapping[str, Any], selections: Sequence[PolicyResource]) -> bool:
@@ -168,6 +174,70 @@ def _copies_elsewhere(resources: Sequence[PolicyResource], _: StackValidationArg
                 )
 
 
+def _runs_often(schedule: Any) -> str | None:
+    """How rarely a ``cron(min hour day-of-month month day-of-week year)`` schedule runs, if less than weekly."""
+    fields = str(schedule or "").removeprefix("cron(").removesuffix(")").split()
+    if len(fields) != 6:
+        return None  # rate(...) or unreadable: not judged
+    _, _, day, month, _, year = fields
+    if year not in ("*", "?"):
+        return "in given years only"
+    if month not in ("*", "?"):
+        return "in given months only"
+    if day not in ("*", "?") and "/" not in day:
+        return "on given days of the month only"
+    return None
+
+
+def _plan_frequency(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    for plan in of_type(resources, PLAN):
+        for rule in as_list(plan.props.get("rules")):
+            rarely = _runs_often(rule.get("schedule"))
+            if rarely:
+                yield (
+                    plan.urn,
+                    f"Backup plan {plan.name}: rule {rule.get('ruleName')} runs {rarely} ({rule.get('schedule')}); "
+                    "every rule runs at least weekly, the most frequent every few hours (the RPO).",
+                )
+
+
+#: Metrics that are percentages: an alarm above 100 can never fire.
+PERCENT_METRICS = (
+    "CPUUtilization",
+    "EngineCPUUtilization",
+    "DatabaseMemoryUsagePercentage",
+    "MemoryUtilization",
+    "DiskQueueDepth%",
+)
+
+
+def _alarm_can_fire(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    threshold = num(props.get("threshold"), "threshold")
+    metric = props.get("metricName")
+    rising = str(props.get("comparisonOperator", "")).startswith("GreaterThan")
+    if metric in PERCENT_METRICS and rising and threshold is not None and threshold >= 100:
+        yield f"{metric} is a percentage: a threshold of {number(threshold)} can never be crossed."
+    periods, needed = num(props.get("evaluationPeriods")), num(props.get("datapointsToAlarm"))
+    if periods is not None and needed is not None and needed > periods:
+        yield f"datapointsToAlarm ({number(needed)}) exceeds evaluationPeriods ({number(periods)}): it never fires."
+
+
+#: Alarms every database needs (AWS "Recommended alarms" for Amazon RDS).
+DATABASE_ALARMS = ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections")
+
+
+def _databases_alarmed(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    watched: dict[str, set[str]] = {}
+    for alarm in of_type(resources, ALARM):
+        identifier = dig(alarm.props, "dimensions.DBInstanceIdentifier")
+        if identifier and as_list(alarm.props.get("alarmActions")):
+            watched.setdefault(str(identifier), set()).add(str(alarm.props.get("metricName")))
+    for db in of_type(resources, "aws:rds/instance:Instance"):
+        missing = [m for m in DATABASE_ALARMS if m not in watched.get(str(db.props.get("identifier")), set())]
+        if missing:
+            yield db.urn, f"Database {db.name} has no alarm on {', '.join(missing)}."
+
+
 def _alarm_actions(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if is_false(props.get("actionsEnabled")) or not as_list(props.get("alarmActions")):
         yield "Alarms must notify someone: set alarmActions (the alerts topic)."
@@ -212,6 +282,28 @@ POLICIES = [
         Severity.HIGH,
         "Set keel:backup.copyRegion (prod requires it).",
         _copies_elsewhere,
+    ),
+    stack_policy(
+        "aws-backup-plan-frequency",
+        "Every backup rule runs at least weekly.",
+        Severity.HIGH,
+        "Keep the schedules of keel:backup (every 6 hours, daily, weekly).",
+        _plan_frequency,
+    ),
+    resource_policy(
+        "aws-cloudwatch-alarm-can-fire",
+        "Alarm thresholds can be crossed.",
+        Severity.MEDIUM,
+        "Use a threshold within the metric's range, and datapointsToAlarm <= evaluationPeriods.",
+        (ALARM,),
+        _alarm_can_fire,
+    ),
+    stack_policy(
+        "aws-cloudwatch-databases-alarmed",
+        "Every database has CPU, storage and connection alarms that notify.",
+        Severity.HIGH,
+        "Keep components/observability.py's database alarms.",
+        _databases_alarmed,
     ),
     resource_policy(
         "aws-cloudwatch-alarm-notifies",

@@ -86,7 +86,7 @@ def _network_policy_enforced(props: Mapping[str, Any], args: ResourceValidationA
         if props.get("addonName") != "vpc-cni":
             return
         values = props.get("configurationValues")
-        enabled = str(dig(document(values), "enableNetworkPolicy", "false")).lower() == "true"
+        enabled = is_true(dig(document(values), "enableNetworkPolicy"))
     else:
         enabled = is_true(dig(props, "vpcCniOptions.enableNetworkPolicy"))
     if not enabled:
@@ -176,6 +176,13 @@ def _one_role_per_account(resources: Sequence[PolicyResource], _: StackValidatio
         if len(associations) > 1:
             accounts = ", ".join(f"{a.props.get('namespace')}/{a.props.get('serviceAccount')}" for a in associations)
             yield associations[-1].urn, f"Service accounts {accounts} share one role ({role}); each gets its own."
+
+
+def _container_logs(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if props.get("addonName") != "amazon-cloudwatch-observability":
+        return
+    if not is_true(dig(document(props.get("configurationValues")), "containerLogs.enabled")):
+        yield "Container logs must reach CloudWatch (configurationValues containerLogs.enabled: true)."
 
 
 def _scale_from_zero_tags(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -280,6 +287,14 @@ POLICIES = [
         "Set vpcCniOptions.enableNetworkPolicy: true (components/cluster.py).",
         (*CLUSTER[:1], "aws:eks/addon:Addon"),
         _network_policy_enforced,
+    ),
+    resource_policy(
+        "aws-eks-container-logs-shipped",
+        "Container logs reach CloudWatch.",
+        Severity.MEDIUM,
+        "Keep containerLogs.enabled in the amazon-cloudwatch-observability add-on.",
+        ("aws:eks/addon:Addon",),
+        _container_logs,
     ),
     stack_policy(
         "aws-eks-pod-identity-one-role-per-service-account",

@@ -9,7 +9,19 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, configured, dig, is_false, is_true, num, number, of_type, resource_policy, stack_policy
+from ._util import (
+    as_list,
+    configured,
+    dig,
+    is_false,
+    is_true,
+    num,
+    number,
+    of_type,
+    public_cidr,
+    resource_policy,
+    stack_policy,
+)
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 WORKLOADS = (
@@ -108,6 +120,11 @@ def _hardened(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
         added = [str(a) for a in as_list(dig(sc, "capabilities.add")) if str(a) not in ADDABLE]
         if added:
             yield f"Container {name} must not add capabilities ({', '.join(added)})."
+        if sc.get("procMount") not in (None, "Default"):
+            yield f"Container {name} must keep the default /proc mask (procMount: Default)."
+        apparmor = dig(sc, "appArmorProfile.type") or dig(pod, "appArmorProfile.type")
+        if apparmor == "Unconfined":
+            yield f"Container {name} must not run AppArmor-unconfined."
         user = num(sc.get("runAsUser", pod.get("runAsUser")), "runAsUser")
         if user == 0:
             yield f"Container {name} must not run as user 0 (root)."
@@ -130,11 +147,20 @@ def _token(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[s
     if spec is None:
         return
     annotations = dig(props, "metadata.annotations") or {}
-    if spec.get("automountServiceAccountToken") is not False and annotations.get(API_ANNOTATION) != "true":
+    if annotations.get(API_ANNOTATION) == "true":
+        return
+    if not is_false(spec.get("automountServiceAccountToken")):
         yield (
             f"Pods must not mount a service-account token unless they use the Kubernetes API "
             f"(set automountServiceAccountToken: false, or annotate {API_ANNOTATION}: 'true')."
         )
+    projected = [
+        str(v.get("name"))
+        for v in as_list(spec.get("volumes"))
+        if any(s.get("serviceAccountToken") for s in as_list(dig(v, "projected.sources")))
+    ]
+    if projected:
+        yield f"Pods must not mount a service-account token through a projected volume ({', '.join(projected)})."
 
 
 def _pdb(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -252,8 +278,8 @@ def _network_policies(resources: Sequence[PolicyResource], _: StackValidationArg
 def _peer_admits_all(peer: Any) -> bool:
     if not isinstance(peer, Mapping) or not peer:
         return True  # an empty peer selects every pod of every namespace and every address
-    if dig(peer, "ipBlock.cidr") in OPEN_CIDRS:
-        return True
+    if public_cidr(dig(peer, "ipBlock.cidr")):
+        return True  # internet addresses: only the ALB's subnets reach pods
     namespaces, pods = peer.get("namespaceSelector"), peer.get("podSelector")
     return namespaces is not None and not namespaces and not pods  # every pod of every namespace
 
@@ -330,6 +356,8 @@ def _cluster_ip(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable
             f"Services must be ClusterIP (got {kind}): traffic enters through the ALB and its WAF only "
             "(TargetGroupBinding), never through a load balancer or node port of its own."
         )
+    if as_list(dig(props, "spec.externalIPs")):
+        yield "Services must not claim externalIPs (CVE-2020-8554: they can intercept other traffic)."
 
 
 def _admin_bindings(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -395,6 +423,38 @@ def _helm_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterabl
     repo = str(dig(props, "repositoryOpts.repo") or props.get("chart") or "")
     if repo.startswith("http://"):
         yield f"Chart {props.get('chart')} must come over TLS (https:// or oci://), not {repo}."
+    floating = sorted(_floating_tags(props.get("values") or {}, ""))
+    if floating:
+        yield f"Chart {props.get('chart')} values pull floating image tags ({', '.join(floating)}); pin them."
+
+
+def _floating_tags(values: Any, path: str) -> Iterable[str]:
+    """``image.tag: latest`` (or ``image: x:latest``) anywhere in a chart's values."""
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            here = f"{path}.{key}" if path else str(key)
+            if (key == "tag" and str(value).strip() in ("latest", "main", "master") and "image" in path.split(".")) or (
+                key == "image" and isinstance(value, str) and value.endswith(":latest")
+            ):
+                yield here
+            else:
+                yield from _floating_tags(value, here)
+    elif isinstance(values, Sequence) and not isinstance(values, str):
+        for i, value in enumerate(values):
+            yield from _floating_tags(value, f"{path}.{i}")
+
+
+def _monitoring_values(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    """kube-prometheus-stack: Grafana's admin from a Secret (the chart's default password is public), and
+    Alertmanager's default route reaching a receiver."""
+    if props.get("chart") != "kube-prometheus-stack":
+        return
+    values = props.get("values") or {}
+    if dig(values, "grafana.enabled", True) is not False and not dig(values, "grafana.admin.existingSecret"):
+        yield "Grafana's admin must come from a Secret (grafana.admin.existingSecret); the chart's default is public."
+    route = dig(values, "alertmanager.config.route") or {}
+    if dig(values, "alertmanager.enabled", True) is not False and route.get("receiver") in (None, "", "null"):
+        yield "Alertmanager's default route must reach a receiver (alertmanager.config.route.receiver), not null."
 
 
 def _pdb_per_deployment(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -622,6 +682,14 @@ POLICIES = [
         "Set an exact chart version and an https:// or oci:// repository.",
         ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"),
         _helm_pinned,
+    ),
+    resource_policy(
+        "kubernetes-monitoring-stack-safe-defaults",
+        "Grafana's admin comes from a Secret and Alertmanager routes alerts somewhere.",
+        Severity.HIGH,
+        "Keep grafana.admin.existingSecret and the alerts-topic receiver (components/observability.py).",
+        ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"),
+        _monitoring_values,
     ),
     stack_policy(
         "kubernetes-deployment-has-disruption-budget",

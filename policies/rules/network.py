@@ -12,10 +12,12 @@ from ._util import (
     at_least,
     configured,
     days,
+    is_false,
     is_true,
     num,
     number,
     of_type,
+    public_cidr,
     referenced,
     resource_policy,
     shown,
@@ -68,7 +70,7 @@ def _descriptions(props: Mapping[str, Any], args: ResourceValidationArgs) -> Ite
 def _inline_open(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for rule in as_list(props.get("ingress")):
         cidrs = [*as_list(rule.get("cidrBlocks")), *as_list(rule.get("ipv6CidrBlocks"))]
-        if any(c in OPEN for c in cidrs):
+        if any(public_cidr(c) for c in cidrs):
             yield "Inline ingress from 0.0.0.0/0 is not allowed; open only the ALB, on 80/443, with separate rules."
 
 
@@ -80,7 +82,7 @@ def _open_ingress(resources: Sequence[PolicyResource], args: StackValidationArgs
         if rule.resource_type in LEGACY_RULE and props.get("type") != "ingress":
             continue
         cidrs = [props.get("cidrIpv4"), props.get("cidrIpv6"), *as_list(props.get("cidrBlocks"))]
-        if not any(c in OPEN for c in cidrs):
+        if not any(public_cidr(c) for c in cidrs if c):
             continue
         groups = {g.urn for g in referenced(rule, "securityGroupId")}
         ports = {props.get("fromPort"), props.get("toPort")}
@@ -88,7 +90,7 @@ def _open_ingress(resources: Sequence[PolicyResource], args: StackValidationArgs
             yield (
                 rule.urn,
                 (
-                    f"Ingress from anywhere is allowed only into the ALB's security group on 80 or 443; "
+                    f"Ingress from the internet is allowed only into the ALB's security group on 80 or 443; "
                     f"rule {rule.name} opens {number(props.get('fromPort'))}-{number(props.get('toPort'))}."
                 ),
             )
@@ -219,12 +221,26 @@ def _data_isolated(resources: Sequence[PolicyResource], _: StackValidationArgs) 
             )
 
 
+def _log_groups_precreated(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """A log stream the stack turns on has a log group the stack made (encrypted, with retention); otherwise the
+    service creates one itself, unencrypted and kept forever."""
+    names = {str(g.props.get("name")) for g in of_type(resources, LOG_GROUP)}
+    for cluster in of_type(resources, "eks:index:Cluster", "aws:eks/cluster:Cluster"):
+        wanted = f"/aws/eks/{cluster.props.get('name')}/cluster"
+        if as_list(cluster.props.get("enabledClusterLogTypes")) and wanted not in names:
+            yield cluster.urn, f"Cluster {cluster.name} logs to {wanted}, which the stack does not create."
+    for db in of_type(resources, "aws:rds/instance:Instance"):
+        for kind in as_list(db.props.get("enabledCloudwatchLogsExports")):
+            wanted = f"/aws/rds/instance/{db.props.get('identifier')}/{kind}"
+            if wanted not in names:
+                yield db.urn, f"Database {db.name} exports to {wanted}, which the stack does not create."
+
+
 def _private_subnets(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     for subnet in of_type(resources, SUBNET):
         tags = subnet.props.get("tags") or {}
-        if (
-            tags.get("keel.dev/tier") in ("private", "isolated")
-            and subnet.props.get("mapPublicIpOnLaunch") is not False
+        if tags.get("keel.dev/tier") in ("private", "isolated") and not is_false(
+            subnet.props.get("mapPublicIpOnLaunch")
         ):
             yield (
                 subnet.urn,
@@ -316,6 +332,13 @@ POLICIES = [
         Severity.HIGH,
         "Use the network's isolated subnets for the subnet group.",
         _data_isolated,
+    ),
+    stack_policy(
+        "aws-cloudwatch-log-groups-precreated",
+        "Every log stream the stack turns on goes to a log group the stack creates.",
+        Severity.HIGH,
+        "Create the log group before the cluster or database (components/cluster.py, database.py).",
+        _log_groups_precreated,
     ),
     stack_policy(
         "aws-ec2-vpc-flow-logs",

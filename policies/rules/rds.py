@@ -110,6 +110,11 @@ def _supported_version(props: Mapping[str, Any], args: ResourceValidationArgs) -
             yield f"PostgreSQL {major or '(unset)'} is not supported here; allowed majors: {', '.join(allowed)}."
 
 
+def _maintenance_window(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if is_true(props.get("applyImmediately")):
+        yield "Changes must wait for the maintenance window (applyImmediately: false): applied now, they may reboot."
+
+
 def _enhanced_monitoring(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not at_least(props.get("monitoringInterval"), 1, "monitoringInterval") or not props.get("monitoringRoleArn"):
         yield "Enhanced Monitoring must be on (monitoringInterval of 1-60 seconds and a monitoringRoleArn)."
@@ -253,6 +258,14 @@ POLICIES = [
         INSTANCE,
         _supported_version,
         VERSIONS_SCHEMA,
+    ),
+    resource_policy(
+        "aws-data-stores-change-in-maintenance-window",
+        "Databases and caches take changes in their maintenance window, not at once.",
+        Severity.MEDIUM,
+        "Leave applyImmediately false; apply urgent changes deliberately (README runbook).",
+        (*INSTANCE, "aws:elasticache/replicationGroup:ReplicationGroup"),
+        _maintenance_window,
     ),
     resource_policy(
         "aws-rds-instance-enhanced-monitoring",

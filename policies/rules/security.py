@@ -9,8 +9,10 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from ._util import (
+    account_of,
     as_list,
     at_least,
+    aws_principals,
     configured,
     days,
     dig,
@@ -24,6 +26,7 @@ from ._util import (
     resource_policy,
     shown,
     sid,
+    stack_account,
     stack_policy,
     statements,
 )
@@ -106,6 +109,82 @@ def _alarm_topics_heard(resources: Sequence[PolicyResource], _: StackValidationA
     for urn, topic in topics.items():
         if urn not in subscribed and str(topic.props.get("arn", "")) not in subscribed:
             yield urn, f"Alarms notify topic {topic.name}, which nobody subscribes to; alerts would reach no one."
+
+
+def _alarm_topic_key(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """CloudWatch publishes to an encrypted topic only if the topic's key lets it (SNS "Encryption at rest":
+    cloudwatch.amazonaws.com needs kms:GenerateDataKey* and kms:Decrypt on a customer-managed key)."""
+    topics = {t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}
+    for topic in topics.values():
+        for key in referenced(topic, "kmsMasterKeyId"):
+            admitted = any(
+                "cloudwatch.amazonaws.com" in as_list((st.get("Principal") or {}).get("Service"))
+                for st in statements(document(key.props.get("policy")))
+                if st.get("Effect") == "Allow" and isinstance(st.get("Principal"), Mapping)
+            )
+            if not admitted:
+                yield (
+                    key.urn,
+                    f"Key {key.name} encrypts alarm topic {topic.name} but does not let cloudwatch.amazonaws.com "
+                    "use it: every alarm notification would fail.",
+                )
+
+
+#: Resource policies and the inputs holding them.
+RESOURCE_POLICIES = {
+    "aws:kms/key:Key": "policy",
+    "aws:s3/bucketPolicy:BucketPolicy": "policy",
+    "aws:sns/topicPolicy:TopicPolicy": "policy",
+    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
+}
+#: Elastic Load Balancing's log-delivery accounts, which write ALB access logs into the logs bucket (ELB User
+#: Guide, "Enable access logs for your Application Load Balancer", regions available before August 2022).
+ELB_LOG_ACCOUNTS = {
+    "127311923021",
+    "033677994240",
+    "027434742980",
+    "797873946194",
+    "985666609251",
+    "054676820928",
+    "156460612806",
+    "652711504416",
+    "009996457667",
+    "897822967062",
+    "582318560864",
+    "600734575887",
+    "383597477331",
+    "114774131450",
+    "783225319266",
+    "718504428378",
+    "507241528517",
+    "048591011584",
+    "190560391635",
+    "076674570225",
+    "457349516427",
+}
+
+
+def _own_account(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    home = stack_account(resources)
+    if home is None:
+        return
+    for resource in resources:
+        key = RESOURCE_POLICIES.get(resource.resource_type)
+        if key is None:
+            continue
+        for st in statements(document(resource.props.get(key))):
+            if st.get("Effect") != "Allow":
+                continue
+            foreign = sorted(
+                {a for p in aws_principals(st) if (a := account_of(p)) and a != home and a not in ELB_LOG_ACCOUNTS}
+            )
+            if foreign:
+                yield (
+                    resource.urn,
+                    f"{resource.name}: statement {sid(st)} grants account(s) {', '.join(foreign)}; the stack's "
+                    f"account is {home}. Share through a role in this account, not the resource policy.",
+                )
 
 
 def _topic_policy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -219,6 +298,20 @@ POLICIES = [
         "Name the principals; keep blockPublicPolicy: true.",
         SECRET_POLICY,
         _secret_policy,
+    ),
+    stack_policy(
+        "aws-sns-alarm-topic-key-admits-cloudwatch",
+        "The key of an alarm topic lets CloudWatch publish.",
+        Severity.HIGH,
+        "Keep the CloudWatchAlarmsPublishToTheEncryptedTopic statement of the observability key.",
+        _alarm_topic_key,
+    ),
+    stack_policy(
+        "aws-resource-policies-own-account",
+        "Key, bucket, topic, secret and repository policies grant this account only.",
+        Severity.CRITICAL,
+        "Grant a role in this account (another account assumes it with an external id).",
+        _own_account,
     ),
     stack_policy(
         "aws-sns-alarm-topics-subscribed",

@@ -76,7 +76,7 @@ def _required_tags(resources: Sequence[PolicyResource], args: StackValidationArg
 
 
 #: Not data, but losing it stops everything: protected with the data.
-PROTECTED = (*STATEFUL, "eks:index:Cluster", "aws:eks/cluster:Cluster")
+PROTECTED = (*STATEFUL, "eks:index:Cluster", "aws:eks/cluster:Cluster", "aws:cloudwatch/logGroup:LogGroup")
 
 
 def _protected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -125,7 +125,7 @@ POLICIES = [
     ),
     stack_policy(
         "stack-stateful-resources-protected",
-        "Databases, caches, buckets, keys, secrets, backup vaults and the cluster are protected.",
+        "Databases, caches, buckets, keys, secrets, backup vaults, log groups and the cluster are protected.",
         Severity.HIGH,
         "Keep keel:protect: true (prod).",
         _protected,
