@@ -49,15 +49,19 @@ OPS = ("create", "update", "replace", "delete")
 MARKS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
 #: Types whose replacement or deletion loses or moves data (or, for keys, makes data unreadable).
+#: The data types themselves (also what a protected stack must retain on delete, keel/policy.py).
+DATA = (
+    "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketV2:BucketV2",
+    "aws:kms/key:Key",
+    "aws:secretsmanager/secret:Secret",
+    "aws:backup/vault:Vault",
+)
 STATEFUL = frozenset(
     {
-        "aws:rds/instance:Instance",
-        "aws:elasticache/replicationGroup:ReplicationGroup",
-        "aws:s3/bucket:Bucket",
-        "aws:s3/bucketV2:BucketV2",
-        "aws:kms/key:Key",
-        "aws:secretsmanager/secret:Secret",
-        "aws:backup/vault:Vault",
+        *DATA,
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:ecr/repository:Repository",
         "aws:eks/cluster:Cluster",

@@ -41,6 +41,8 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from keel.diff import DATA
+
 PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
 _LEVELS = {
     analyzer_pb2.ADVISORY: "advisory",
@@ -83,6 +85,39 @@ class Violation:
             "urn": self.urn,
             "message": self.message,
         }
+
+
+#: Types that hold data, which a protected stack also keeps when Pulumi deletes them (``retainOnDelete``). The same
+#: list as ``STATEFUL`` in policies/rules/stack.py (a test keeps them equal).
+RETAINED = DATA
+#: keel's own check, next to the pack's ``stack-stateful-resources-protected`` and at its level.
+RETAINED_CHECK = "stack-stateful-resources-retained"
+
+
+def retained(steps: Sequence[Mapping[str, Any]], level: str) -> list[Violation]:
+    """Stateful resources Pulumi would really delete: ``retainOnDelete`` is not set.
+
+    Not a policy of the pack, because no pack can see it: the engine sends a pack ``protect``, ``ignoreChanges``,
+    aliases, timeouts and parent, not ``retainOnDelete`` (``AnalyzerResourceOptions``, pulumi v3.259.0
+    ``proto/pulumi/analyzer.proto``). keel reads it from the preview document instead and reports it at the
+    level the stack gives ``stack-stateful-resources-protected``; a real ``pulumi preview --policy-pack`` does
+    not hold it, which the message says."""
+    return [
+        Violation(
+            policy_pack="keel",
+            policy_name=RETAINED_CHECK,
+            enforcement_level=level,
+            severity="high",
+            urn=str(step["newState"]["urn"]),
+            message=(
+                f"Stateful resource {str(step['newState']['urn']).rsplit('::', 1)[1]} must outlive a delete "
+                "(retainOnDelete, set by keel:protect). Checked by keel from the preview document: the engine "
+                "does not send retainOnDelete to policy packs, so pulumi preview --policy-pack cannot hold it."
+            ),
+        )
+        for step in steps
+        if step["newState"].get("type") in RETAINED and step["newState"].get("retainOnDelete") is not True
+    ]
 
 
 def mandatory(violations: Iterable[Violation]) -> list[Violation]:
@@ -420,6 +455,7 @@ class Session:
         self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._info: Any = None
+        self._levels: dict[str, PolicyConfig] = {}
         self._thread = threading.Thread(target=self._pump, name="keel-policy", daemon=True)
         self._thread.start()
 
@@ -451,7 +487,8 @@ class Session:
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
-        for name, config in reconcile(self._info, self.settings).items():
+        self._levels = reconcile(self._info, self.settings)
+        for name, config in self._levels.items():
             entry = request.policyConfig[name]
             entry.enforcementLevel = config.enforcement_level  # type: ignore[assignment]
             entry.properties.CopyFrom(_struct(config.properties))
@@ -520,6 +557,11 @@ class Session:
             for urn, d in diagnostics
             if d.enforcementLevel != analyzer_pb2.DISABLED
         ]
+        protected = self._levels.get("stack-stateful-resources-protected")
+        if protected is not None and protected.enforcement_level != analyzer_pb2.DISABLED:
+            violations += retained(
+                steps, "mandatory" if protected.enforcement_level == analyzer_pb2.MANDATORY else "advisory"
+            )
         return sorted(violations, key=lambda v: (SEVERITY_ORDER.index(v.severity), v.policy_name, v.urn, v.message))
 
 

@@ -53,7 +53,11 @@ REASONS: dict[tuple[str, str], str] = {
     ("dev", "stack-stateful-resources-protected"): "dev is destroyable: nothing in it is protected",
 }
 
-_LEVEL_NAMES: dict[int, str] = {analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.MANDATORY: "mandatory", analyzer_pb2.DISABLED: "off"}
+_LEVEL_NAMES: dict[int, str] = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.DISABLED: "off",
+}
 
 
 def service(name: str) -> str:

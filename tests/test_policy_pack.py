@@ -1012,7 +1012,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         "kubernetes:apps/v1:Deployment",
         "keel-prod-web",
         {"spec.template.spec.containers.0.image": "nginx:1.27.2"},
-        ["Container web pulls from docker.io; images come from *.dkr.ecr.*.amazonaws.com, public.ecr.aws."],
+        ["Container web pulls from docker.io; images come from *.dkr.ecr.*.amazonaws.com."],
     ),
     (
         "kubernetes-namespace-pod-security-restricted",
@@ -1398,6 +1398,42 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         [
             "Ingress rule 0 admits every source (no 'from', an empty peer, all namespaces or 0.0.0.0/0); name the "
             "pods, namespaces or address ranges."
+        ],
+    ),
+    (
+        "aws-secretsmanager-secret-policy-no-public-principal",
+        "aws:secretsmanager/secret:Secret",
+        "keel-prod-cache-auth",
+        {"policy": json.dumps({"Statement": {"Sid": "Any", "Effect": "Allow", "Principal": "*", "Action": "*"}})},
+        ["Secret policy statement Any lets anyone ('*') read or change the secret."],
+    ),
+    (
+        "aws-wafv2-web-acl-baseline-rules",
+        "aws:wafv2/webAcl:WebAcl",
+        "keel-prod",
+        {"rules.3.statement.rateBasedStatement.limit": 2000000000},
+        ["The per-IP rate limit (2000000000 per 5 minutes) is above 10000: it stops nothing."],
+    ),
+    (
+        "kubernetes-no-secret-literals-in-env",
+        "kubernetes:apps/v1:Deployment",
+        "keel-prod-web",
+        {
+            "spec.template.spec.containers.0.env": [
+                {"name": "DB_PASS", "value": "hunter2"},
+                {"name": "DATABASE_URL", "value": "postgres://app:hunter2@db.internal:5432/app"},
+                {"name": "DATABASE_HOST_URL", "value": "postgres://db.internal:5432/app"},  # no credentials: fine
+                {
+                    "name": "REDIS_AUTH_SECRET_ARN",
+                    "value": "arn:aws:secretsmanager:us-east-1:1:secret:x",
+                },  # a reference
+            ]
+        },
+        [
+            "Container web sets DB_PASS as a literal; a secret comes from a Secret (valueFrom.secretKeyRef) or from "
+            "Secrets Manager at run time, never from the pod spec.",
+            "Container web sets DATABASE_URL as a literal; a secret comes from a Secret (valueFrom.secretKeyRef) or "
+            "from Secrets Manager at run time, never from the pod spec.",
         ],
     ),
 ]
@@ -2040,6 +2076,33 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
             )
         ],
     ),
+    (
+        "aws-sns-alarm-topics-subscribed",
+        lambda d: mutate(
+            d,
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "keel-prod-db-free-storage",
+            {"alarmActions": ["arn:aws:sns:us-east-1:123456789012:nobody"]},
+            top={"propertyDependencies": {}},
+        ),
+        [
+            (
+                "keel-prod-db-free-storage",
+                "Alarm keel-prod-db-free-storage notifies arn:aws:sns:us-east-1:123456789012:nobody, not a topic of "
+                "this stack; send it to the alerts topic, whose subscribers the stack keeps.",
+            )
+        ],
+    ),
+    (
+        "kubernetes-service-alert-rules-present",
+        lambda d: mutate(d, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "keel-prod-rules", drop=True),
+        [
+            (
+                "keel-prod-kube-prometheus-stack",
+                "Prometheus runs but no PrometheusRule alerts on the services (components/observability.py).",
+            )
+        ],
+    ),
 ]
 
 
@@ -2205,8 +2268,11 @@ def test_policy_config_is_applied_through_the_protocol(prod: Doc) -> None:
     [found] = policy.analyze(changed, stack="prod")
     assert (found.policy_name, found.enforcement_level) == ("aws-rds-instance-backup-retention", "mandatory")
     assert found.message.endswith("Backups must be kept at least 7 days (backupRetentionPeriod is 3).")
-    assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": {"minimumDays": 1}}) == []
-    assert policy.analyze(changed, config={"aws-rds-instance-backup-retention": "disabled"}) == []
+    # the rest of the pack off, so each run judges only this policy (and costs a fraction of a full run)
+    only = {"all": "disabled", "aws-rds-instance-backup-retention": "mandatory"}
+    assert len(policy.analyze(changed, config=only)) == 1
+    assert policy.analyze(changed, config={**only, "aws-rds-instance-backup-retention": {"minimumDays": 1}}) == []
+    assert policy.analyze(changed, config={**only, "aws-rds-instance-backup-retention": "disabled"}) == []
 
 
 def test_bad_policy_inputs_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -2226,13 +2292,12 @@ def test_unknown_values_are_not_judged(prod: Doc) -> None:
     from keel.engine import UNKNOWN
 
     changed = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"kmsKeyId": UNKNOWN, "storageEncrypted": True})
-    [note] = policy.analyze(changed, stack="prod")
+    only = {"all": "disabled", "aws-rds-instance-storage-encrypted-cmk": "mandatory"}
+    [note] = policy.analyze(changed, config=only)
     assert (note.policy_name, note.enforcement_level) == ("aws-rds-instance-storage-encrypted-cmk", "advisory")
     assert "can't be known during preview" in note.message
     known_bad = mutate(prod, "aws:rds/instance:Instance", "keel-prod-db", {"kmsKeyId": DELETE})
-    assert [v.policy_name for v in policy.analyze(known_bad, stack="prod")] == [
-        "aws-rds-instance-storage-encrypted-cmk"
-    ]
+    assert [v.policy_name for v in policy.analyze(known_bad, config=only)] == ["aws-rds-instance-storage-encrypted-cmk"]
 
 
 def test_bad_policy_config_is_a_clear_error() -> None:
@@ -2260,3 +2325,70 @@ def test_a_stopped_session_closes_without_a_grpc_thread_error(prod: Doc, monkeyp
     finally:
         pack.close()
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "image", "expected"),
+    [
+        (
+            "kubernetes-image-trusted-registry",
+            {"registries": ["111122223333.dkr.ecr.us-east-1.amazonaws.com"]},
+            "999988887777.dkr.ecr.us-east-1.amazonaws.com/keel-web@sha256:" + "a" * 64,
+            [
+                "Container web pulls from 999988887777.dkr.ecr.us-east-1.amazonaws.com; images come from "
+                "111122223333.dkr.ecr.us-east-1.amazonaws.com."
+            ],
+        ),
+        (
+            "kubernetes-image-trusted-registry",
+            {"registries": ["111122223333.dkr.ecr.us-east-1.amazonaws.com"]},
+            "public.ecr.aws/someone/keel-web:v1",
+            ["Container web pulls from public.ecr.aws; images come from 111122223333.dkr.ecr.us-east-1.amazonaws.com."],
+        ),
+        (
+            "kubernetes-image-pinned",
+            {"requireDigest": True},
+            "111122223333.dkr.ecr.us-east-1.amazonaws.com/keel-web:v1",
+            [
+                "Container web image '111122223333.dkr.ecr.us-east-1.amazonaws.com/keel-web:v1' must be pinned by "
+                "digest (image@sha256:...)."
+            ],
+        ),
+        (
+            "kubernetes-image-pinned",
+            {"requireDigest": False},
+            "111122223333.dkr.ecr.us-east-1.amazonaws.com/keel-web:v1",
+            [],
+        ),
+    ],
+)
+def test_image_policies_follow_the_stack_config(
+    prod: Doc, name: str, config: dict[str, Any], image: str, expected: list[str]
+) -> None:
+    baseline = state(prod, "kubernetes:apps/v1:Deployment", "keel-prod-web")
+    assert check_resource(name, baseline, config) == []
+    changed = {**baseline, "inputs": patch(baseline["inputs"], {"spec.template.spec.containers.0.image": image})}
+    assert check_resource(name, changed, config) == expected
+
+
+def test_keel_checks_what_no_pack_can_see(prod: Doc) -> None:
+    """retainOnDelete never reaches a pack; keel reads it from the document, at the level of the stack's
+    stack-stateful-resources-protected, and names it as its own check."""
+    from policies.rules.stack import STATEFUL
+
+    assert sorted(policy.RETAINED) == sorted(STATEFUL)
+    assert policy.retained(prod["steps"], "mandatory") == []
+    changed = mutate(prod, "aws:s3/bucket:Bucket", "keel-prod-uploads", top={"retainOnDelete": False})
+    [found] = policy.retained(changed["steps"], "mandatory")
+    assert (found.policy_pack, found.policy_name, found.enforcement_level) == (
+        "keel",
+        "stack-stateful-resources-retained",
+        "mandatory",
+    )
+    assert found.urn.endswith("::keel-prod-uploads") and "pulumi preview --policy-pack cannot hold it" in found.message
+    # Through the runner, at the level of stack-stateful-resources-protected (the rest of the pack off here):
+    # mandatory as in prod, nothing when it is off as in dev.
+    on = {"all": "disabled", "stack-stateful-resources-protected": "mandatory"}
+    [v] = policy.analyze(changed, config=on)
+    assert (v.policy_name, v.enforcement_level) == ("stack-stateful-resources-retained", "mandatory")
+    assert policy.analyze(changed, config={**on, "stack-stateful-resources-protected": "disabled"}) == []

@@ -62,8 +62,11 @@ ADMIN_ROLES = ("cluster-admin", "admin", "edit")
 PUBLIC_SUBJECTS = ("system:anonymous", "system:unauthenticated", "system:authenticated")
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 #: Registries images may come from: the account's ECR (and its pull-through caches) and ECR Public.
-REGISTRIES = ("*.dkr.ecr.*.amazonaws.com", "public.ecr.aws")
-_SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|PRIVATE_?KEY|CREDENTIALS?)", re.IGNORECASE)
+#: The default; each stack's policy config names its own registries (the accounts that build the images).
+REGISTRIES = ("*.dkr.ecr.*.amazonaws.com",)
+_SECRET_ENV = re.compile(r"(PASS|PWD|TOKEN|SECRET|AUTH|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE)
+#: A URL carrying a password: ``scheme://user:password@host``.
+_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 #: Env names that carry a reference to a secret, not the secret (an ARN, a name, a file path).
 _REFERENCE_ENV = re.compile(r"_(ARN|NAME|ID|FILE|PATH|URL|ENDPOINT|REF)$", re.IGNORECASE)
 _PINNED = re.compile(r"(@sha256:[0-9a-f]{64}$)|(:(?!latest$)[\w][\w.-]*$)")
@@ -131,10 +134,13 @@ def _hardened(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
 
 
 def _pinned(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    digest_only = configured(args, "requireDigest", False) is True
     for c in _containers(args):
         image = str(c.get("image", ""))
         if not _PINNED.search(image.rsplit("/", 1)[-1]):
             yield f"Container {c.get('name')} image {image!r} must be pinned by digest or an immutable tag, not latest."
+        elif digest_only and "@sha256:" not in image:
+            yield f"Container {c.get('name')} image {image!r} must be pinned by digest (image@sha256:...)."
 
 
 def _namespace(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -320,7 +326,8 @@ def _secret_literals(props: Mapping[str, Any], args: ResourceValidationArgs) -> 
     for c in _containers(args):
         for env in as_list(c.get("env")):
             name = str(env.get("name", ""))
-            if "value" in env and _SECRET_ENV.search(name) and not _REFERENCE_ENV.search(name):
+            secretish = _SECRET_ENV.search(name) and not _REFERENCE_ENV.search(name)
+            if "value" in env and (secretish or _URL_CREDENTIALS.match(str(env.get("value") or ""))):
                 yield (
                     f"Container {c.get('name')} sets {name} as a literal; a secret comes from a Secret "
                     "(valueFrom.secretKeyRef) or from Secrets Manager at run time, never from the pod spec."
@@ -457,6 +464,28 @@ def _monitoring_values(props: Mapping[str, Any], _: ResourceValidationArgs) -> I
         yield "Alertmanager's default route must reach a receiver (alertmanager.config.route.receiver), not null."
 
 
+def _alert_rules(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """With Prometheus in the stack, the services' alert rules are there too (latency, errors, restarts)."""
+    releases = [
+        r
+        for r in of_type(resources, "kubernetes:helm.sh/v3:Release")
+        if r.props.get("chart") == "kube-prometheus-stack"
+    ]
+    rules = [
+        rule
+        for r in of_type(resources, "kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        for group in as_list(dig(r.props, "spec.groups"))
+        for rule in as_list(group.get("rules"))
+        if rule.get("alert")
+    ]
+    for release in releases:
+        if not rules:
+            yield (
+                release.urn,
+                "Prometheus runs but no PrometheusRule alerts on the services (components/observability.py).",
+            )
+
+
 def _pdb_per_deployment(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     budgets = [
         (dig(b.props, "metadata.namespace"), dict(dig(b.props, "spec.selector.matchLabels") or {}))
@@ -505,6 +534,7 @@ POLICIES = [
         "Use image@sha256:... or a release tag.",
         WORKLOADS,
         _pinned,
+        {"requireDigest": {"type": "boolean", "default": False}},
     ),
     resource_policy(
         "kubernetes-disallow-default-namespace",
@@ -617,7 +647,7 @@ POLICIES = [
     ),
     resource_policy(
         "kubernetes-image-trusted-registry",
-        "Images come from the account's ECR or ECR Public.",
+        "Images come from the registries the stack's policy config names (ECR of known accounts).",
         Severity.HIGH,
         "Push the image to ECR (keel:services.<name>.image).",
         WORKLOADS,
@@ -690,6 +720,13 @@ POLICIES = [
         "Keep grafana.admin.existingSecret and the alerts-topic receiver (components/observability.py).",
         ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"),
         _monitoring_values,
+    ),
+    stack_policy(
+        "kubernetes-service-alert-rules-present",
+        "Where Prometheus runs, alert rules watch the services.",
+        Severity.MEDIUM,
+        "Keep the keel PrometheusRule (components/observability.py).",
+        _alert_rules,
     ),
     stack_policy(
         "kubernetes-deployment-has-disruption-budget",

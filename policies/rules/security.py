@@ -34,9 +34,11 @@ from ._util import (
 KEY = ("aws:kms/key:Key",)
 SECRET = ("aws:secretsmanager/secret:Secret",)
 TOPIC = ("aws:sns/topic:Topic",)
-TOPIC_POLICY = ("aws:sns/topicPolicy:TopicPolicy",)
+#: A topic's policy: its own resource, or the topic's ``policy`` input.
+TOPIC_POLICY = ("aws:sns/topicPolicy:TopicPolicy", "aws:sns/topic:Topic")
 SUBSCRIPTION = ("aws:sns/topicSubscription:TopicSubscription",)
-SECRET_POLICY = ("aws:secretsmanager/secretPolicy:SecretPolicy",)
+#: A secret's policy: its own resource, or the secret's ``policy`` input.
+SECRET_POLICY = ("aws:secretsmanager/secretPolicy:SecretPolicy", "aws:secretsmanager/secret:Secret")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 #: Subscription protocols that leave AWS unencrypted (SNS "Message delivery protocols": http, and sms/email carry
 #: the message in clear to a third party; keel's alerts use email only for the notification, on purpose).
@@ -104,11 +106,18 @@ def _secret_policy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Itera
 
 def _alarm_topics_heard(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     subscribed = {t.urn for s in of_type(resources, *SUBSCRIPTION) for t in referenced(s, "topic")}
-    subscribed |= {str(s.props.get("topic")) for s in of_type(resources, *SUBSCRIPTION)}
     topics = {t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}
     for urn, topic in topics.items():
-        if urn not in subscribed and str(topic.props.get("arn", "")) not in subscribed:
+        if urn not in subscribed:
             yield urn, f"Alarms notify topic {topic.name}, which nobody subscribes to; alerts would reach no one."
+    for alarm in of_type(resources, ALARM):
+        actions = as_list(alarm.props.get("alarmActions"))
+        if actions and not referenced(alarm, "alarmActions"):
+            yield (
+                alarm.urn,
+                f"Alarm {alarm.name} notifies {', '.join(map(str, actions))}, not a topic of this stack; send it to "
+                "the alerts topic, whose subscribers the stack keeps.",
+            )
 
 
 def _alarm_topic_key(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -133,6 +142,9 @@ def _alarm_topic_key(resources: Sequence[PolicyResource], _: StackValidationArgs
 #: Resource policies and the inputs holding them.
 RESOURCE_POLICIES = {
     "aws:kms/key:Key": "policy",
+    "aws:secretsmanager/secret:Secret": "policy",
+    "aws:sns/topic:Topic": "policy",
+    "aws:s3/bucket:Bucket": "policy",
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
     "aws:sns/topicPolicy:TopicPolicy": "policy",
     "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from ._util import as_list, configured, dig, is_true, resource_policy
+from ._util import as_list, at_most, configured, dig, is_true, num, number, resource_policy, shown
 
 WEB_ACL = ("aws:wafv2/webAcl:WebAcl",)
 #: AWS's baseline managed rule groups for a web application (AWS WAF Developer Guide, "Baseline rule groups").
@@ -49,8 +49,15 @@ def _baseline(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
     missing = [g for g in configured(args, "managedRuleGroups", list(BASELINE_GROUPS)) if g not in present]
     if missing:
         yield f"The web ACL lacks the baseline managed rule groups: {', '.join(missing)}."
-    if not any(dig(r, "statement.rateBasedStatement") for r in rules):
+    limits = [dig(r, "statement.rateBasedStatement.limit") for r in rules if dig(r, "statement.rateBasedStatement")]
+    ceiling = num(configured(args, "maximumRateLimit", 10000)) or 10000
+    if not limits:
         yield "The web ACL must rate-limit per client IP (a rateBasedStatement; keel:ingress.waf.rateLimitPer5Min)."
+    elif not any(at_most(limit, ceiling, "limit") for limit in limits):
+        yield (
+            f"The per-IP rate limit ({', '.join(str(shown(x)) for x in limits)} per 5 minutes) is above "
+            f"{number(ceiling)}: it stops nothing."
+        )
 
 
 def _visibility(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -80,7 +87,10 @@ POLICIES = [
         "Keep components/ingress.py's rules (the three baseline groups and the rate rule).",
         WEB_ACL,
         _baseline,
-        {"managedRuleGroups": {"type": "array", "items": {"type": "string"}}},
+        {
+            "managedRuleGroups": {"type": "array", "items": {"type": "string"}},
+            "maximumRateLimit": {"type": "integer", "minimum": 100, "default": 10000},
+        },
     ),
     resource_policy(
         "aws-wafv2-web-acl-visibility",
