@@ -219,9 +219,12 @@ def statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in as_list(doc.get("Statement")) if isinstance(s, Mapping)]
 
 
-#: Condition keys that tie a statement to known principals or sources, so a ``"*"`` principal is not public: the
-#: keys AWS itself accepts as restricting when it judges a policy public (Amazon S3 User Guide, "Blocking public
-#: access to your Amazon S3 storage", "The meaning of public"), plus KMS's own ``kms:CallerAccount``.
+#: Condition keys that tie a statement to known principals or sources, so a ``"*"`` principal is not public.
+#: The first six are those Amazon S3 accepts as making a policy non-public when fixed (S3 API Reference,
+#: ``PublicAccessBlockConfiguration``: aws:SourceArn, aws:SourceVpc, aws:SourceVpce, aws:SourceOwner,
+#: aws:SourceAccount, aws:userid); keel adds the principal-side keys that pin an account or organization
+#: (aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalOrgID) and KMS's ``kms:CallerAccount``. ``aws:SourceIp``
+#: is left out on purpose: a fixed public CIDR still opens the resource to an address range of the internet.
 RESTRICTING_KEYS = frozenset(
     k.lower()
     for k in (
@@ -234,8 +237,6 @@ RESTRICTING_KEYS = frozenset(
         "aws:PrincipalArn",
         "aws:PrincipalAccount",
         "aws:PrincipalOrgID",
-        "s3:DataAccessPointArn",
-        "s3:DataAccessPointAccount",
         "kms:CallerAccount",
     )
 )

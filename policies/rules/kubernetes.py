@@ -60,9 +60,8 @@ ADDABLE = ("NET_BIND_SERVICE",)
 #: Cluster roles that hand over the cluster or a namespace (Kubernetes "Using RBAC Authorization", user-facing roles).
 ADMIN_ROLES = ("cluster-admin", "admin", "edit")
 PUBLIC_SUBJECTS = ("system:anonymous", "system:unauthenticated", "system:authenticated")
-OPEN_CIDRS = ("0.0.0.0/0", "::/0")
-#: Registries images may come from: the account's ECR (and its pull-through caches) and ECR Public.
-#: The default; each stack's policy config names its own registries (the accounts that build the images).
+#: Registries images may come from, by default any account's ECR: each stack's policy config names its own
+#: (the accounts that build the images), as prod's and dev's do.
 REGISTRIES = ("*.dkr.ecr.*.amazonaws.com",)
 _SECRET_ENV = re.compile(r"(PASS|PWD|TOKEN|SECRET|AUTH|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE)
 #: A URL carrying a password: ``scheme://user:password@host``.

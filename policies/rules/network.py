@@ -225,12 +225,13 @@ def _log_groups_precreated(resources: Sequence[PolicyResource], _: StackValidati
     """A log stream the stack turns on has a log group the stack made (encrypted, with retention); otherwise the
     service creates one itself, unencrypted and kept forever."""
     names = {str(g.props.get("name")) for g in of_type(resources, LOG_GROUP)}
+    # A name the provider picks (no name input) is known only after creation: not judged here.
     for cluster in of_type(resources, "eks:index:Cluster", "aws:eks/cluster:Cluster"):
         wanted = f"/aws/eks/{cluster.props.get('name')}/cluster"
-        if as_list(cluster.props.get("enabledClusterLogTypes")) and wanted not in names:
+        if cluster.props.get("name") and as_list(cluster.props.get("enabledClusterLogTypes")) and wanted not in names:
             yield cluster.urn, f"Cluster {cluster.name} logs to {wanted}, which the stack does not create."
     for db in of_type(resources, "aws:rds/instance:Instance"):
-        for kind in as_list(db.props.get("enabledCloudwatchLogsExports")):
+        for kind in as_list(db.props.get("enabledCloudwatchLogsExports")) if db.props.get("identifier") else []:
             wanted = f"/aws/rds/instance/{db.props.get('identifier')}/{kind}"
             if wanted not in names:
                 yield db.urn, f"Database {db.name} exports to {wanted}, which the stack does not create."
