@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= prod
+# pytest workers (pytest-xdist): two keep the suite in its 2-minute budget on a 2-core machine; JOBS=0 runs
+# everything in one process (to debug).
+JOBS   ?= 2
 
 .PHONY: install preview test lint typecheck unit bench clean
 
@@ -30,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS)
 
 test: lint typecheck unit  ## ruff, mypy and pytest
 
