@@ -48,7 +48,6 @@ REPLACEMENTS = Path(__file__).resolve().parent / "data" / "replacements.json"
 OPS = ("create", "update", "replace", "delete")
 MARKS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
-#: Types whose replacement or deletion loses or moves data (or, for keys, makes data unreadable).
 #: The data types themselves (also what a protected stack must retain on delete, keel/policy.py).
 DATA = (
     "aws:rds/instance:Instance",
@@ -59,6 +58,7 @@ DATA = (
     "aws:secretsmanager/secret:Secret",
     "aws:backup/vault:Vault",
 )
+#: Types whose replacement or deletion loses or moves data (or, for keys, makes data unreadable).
 STATEFUL = frozenset(
     {
         *DATA,

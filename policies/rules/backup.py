@@ -93,8 +93,8 @@ def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationAr
     plans = {p.urn for p in of_type(resources, PLAN)}
     selections = []
     for selection in of_type(resources, SELECTION):
-        # A selection whose plan is gone (planId no longer from a plan of the stack) backs nothing up.
-        # planId built from a plan the stack no longer has: the dependency is there, the plan is not.
+        # A selection whose plan is gone backs nothing up: planId came from a plan (the dependency is there)
+        # that the stack no longer has. A literal planId (no dependency) is not judged.
         literal = "planId" not in selection.property_dependencies
         if literal or any(p.urn in plans for p in referenced(selection, "planId")):
             selections.append(selection)
@@ -174,7 +174,7 @@ def _copies_elsewhere(resources: Sequence[PolicyResource], _: StackValidationArg
                 )
 
 
-def _runs_often(schedule: Any) -> str | None:
+def _how_rarely(schedule: Any) -> str | None:
     """How rarely a ``cron(min hour day-of-month month day-of-week year)`` schedule runs, if less than weekly."""
     fields = str(schedule or "").removeprefix("cron(").removesuffix(")").split()
     if len(fields) != 6:
@@ -192,7 +192,7 @@ def _runs_often(schedule: Any) -> str | None:
 def _plan_frequency(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
     for plan in of_type(resources, PLAN):
         for rule in as_list(plan.props.get("rules")):
-            rarely = _runs_often(rule.get("schedule"))
+            rarely = _how_rarely(rule.get("schedule"))
             if rarely:
                 yield (
                     plan.urn,

@@ -1,4 +1,5 @@
-"""Container registry policies: immutable tags, scan on push, KMS encryption, no public repository policy."""
+"""Container registry policies: immutable tags, scan on push, KMS encryption, enough images kept to roll back,
+no public repository policy."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _scan(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
 
 def _kms(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     types = [c.get("encryptionType") for c in as_list(props.get("encryptionConfigurations"))]
-    if "KMS" not in types:
+    if not {"KMS", "KMS_DSSE"} & set(types):
         yield "Images must be encrypted with KMS (encryptionConfigurations: [{encryptionType: KMS}]), not AES256."
 
 
