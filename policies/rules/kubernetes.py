@@ -404,11 +404,9 @@ def _gpu_jobs_fit(resources: Sequence[PolicyResource], _: StackValidationArgs) -
     )
     for job in of_type(resources, SCALED_JOB):
         spec = pod_spec(SCALED_JOB, job.props) or {}
+        # the resource name holds dots, so it is read from the limits map, not through dig's dotted path
         gpus = sum(
-            num(dig(c, "resources.limits.nvidia.com/gpu"))
-            or num((dig(c, "resources.limits") or {}).get("nvidia.com/gpu"))
-            or 0
-            for c in as_list(spec.get("containers"))
+            num((dig(c, "resources.limits") or {}).get("nvidia.com/gpu")) or 0 for c in as_list(spec.get("containers"))
         )
         if not gpus:
             continue

@@ -40,8 +40,8 @@ SUBSCRIPTION = ("aws:sns/topicSubscription:TopicSubscription",)
 #: A secret's policy: its own resource, or the secret's ``policy`` input.
 SECRET_POLICY = ("aws:secretsmanager/secretPolicy:SecretPolicy", "aws:secretsmanager/secret:Secret")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-#: Subscription protocols that leave AWS unencrypted (SNS "Message delivery protocols": http, and sms/email carry
-#: the message in clear to a third party; keel's alerts use email only for the notification, on purpose).
+#: Subscription protocols that carry the message in clear over the internet (SNS "Message delivery protocols"):
+#: plain http. Email is how keel's alerts reach people, on purpose, and carries no data beyond the alarm.
 CLEAR_PROTOCOLS = ("http",)
 
 
@@ -150,30 +150,34 @@ RESOURCE_POLICIES = {
     "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
 }
-#: Elastic Load Balancing's log-delivery accounts, which write ALB access logs into the logs bucket (ELB User
-#: Guide, "Enable access logs for your Application Load Balancer", regions available before August 2022).
+#: Elastic Load Balancing's log-delivery accounts, which write ALB access logs into the logs bucket, by region
+#: (ELB User Guide, "Enable access logs for your Application Load Balancer", Step 2, regions available before
+#: August 2022; the same map as the AWS provider's ``aws.elb.getServiceAccount``, which the program uses).
+#: Newer regions deliver as the ``logdelivery.elasticloadbalancing.amazonaws.com`` service instead.
 ELB_LOG_ACCOUNTS = {
-    "127311923021",
-    "033677994240",
-    "027434742980",
-    "797873946194",
-    "985666609251",
-    "054676820928",
-    "156460612806",
-    "652711504416",
-    "009996457667",
-    "897822967062",
-    "582318560864",
-    "600734575887",
-    "383597477331",
-    "114774131450",
-    "783225319266",
-    "718504428378",
-    "507241528517",
-    "048591011584",
-    "190560391635",
-    "076674570225",
-    "457349516427",
+    "127311923021",  # us-east-1
+    "033677994240",  # us-east-2
+    "027434742980",  # us-west-1
+    "797873946194",  # us-west-2
+    "985666609251",  # ca-central-1
+    "054676820928",  # eu-central-1
+    "156460612806",  # eu-west-1
+    "652711504416",  # eu-west-2
+    "009996457667",  # eu-west-3
+    "897822967062",  # eu-north-1
+    "754344448648",  # ap-east-1
+    "582318560864",  # ap-northeast-1
+    "600734575887",  # ap-northeast-2
+    "383597477331",  # ap-northeast-3
+    "114774131450",  # ap-southeast-1
+    "783225319266",  # ap-southeast-2
+    "718504428378",  # ap-south-1
+    "076674570225",  # me-south-1
+    "507241528517",  # sa-east-1
+    "048591011584",  # us-gov-west-1
+    "190560391635",  # us-gov-east-1
+    "638102146993",  # cn-north-1
+    "037604701340",  # cn-northwest-1
 }
 
 
