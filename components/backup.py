@@ -118,7 +118,6 @@ class Backup(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keel:backup:Backup", name, None, opts)
-        self._name = name
         self._copy_provider = copy_provider
         self._protect = args.protect
         cfg = args.config
@@ -225,7 +224,7 @@ class Backup(pulumi.ComponentResource):
         if self._copy_provider is None or self.copy_key is None:
             return None
         return aws.rds.InstanceAutomatedBackupsReplication(
-            f"{self._name}-{label}-pitr",
+            f"{self.pulumi_resource_name}-{label}-pitr",
             source_db_instance_arn=instance.arn,
             kms_key_id=self.copy_key.arn,
             retention_period=retention_days,

@@ -204,5 +204,8 @@ class Email(pulumi.ComponentResource):
             lambda arns: json.dumps(document(send_statements(arns[0], arns[1])))
         )
         return aws.iam.RolePolicy(
-            f"{role._name}-email-send", role=role.id, policy=doc, opts=pulumi.ResourceOptions(parent=role)
+            f"{role.pulumi_resource_name}-email-send",
+            role=role.id,
+            policy=doc,
+            opts=pulumi.ResourceOptions(parent=role),
         )

@@ -165,5 +165,5 @@ def grant_secret_read(
         lambda arns: json.dumps(document(secret_read_statements(arns[0], arns[1], region)))
     )
     return aws.iam.RolePolicy(
-        f"{role._name}-{label}", role=role.id, policy=doc, opts=pulumi.ResourceOptions(parent=role)
+        f"{role.pulumi_resource_name}-{label}", role=role.id, policy=doc, opts=pulumi.ResourceOptions(parent=role)
     )

@@ -159,7 +159,6 @@ class Buckets(pulumi.ComponentResource):
         super().__init__("keel:storage:Buckets", name, None, opts)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         self.region = ctx.region
-        self._name = name
         self.key = create_key(
             f"{name}-storage",
             "SSE-KMS of the artifacts and uploads buckets",
@@ -187,7 +186,7 @@ class Buckets(pulumi.ComponentResource):
     def _configure(
         self, bucket_name: str, args: BucketsArgs, ctx: context.AwsContext, elb_account: pulumi.Output[str]
     ) -> None:
-        label = f"{self._name}-{bucket_name}"
+        label = f"{self.pulumi_resource_name}-{bucket_name}"
         bucket = self.buckets[bucket_name]
         child = pulumi.ResourceOptions(parent=self)
         block = aws.s3.BucketPublicAccessBlock(
@@ -305,7 +304,7 @@ class Buckets(pulumi.ComponentResource):
             lambda arns: json.dumps(document(build(arns[0], arns[1], self.region)))
         )
         return aws.iam.RolePolicy(
-            f"{role._name}-{bucket_name}-{mode}",
+            f"{role.pulumi_resource_name}-{bucket_name}-{mode}",
             role=role.id,
             policy=doc,
             opts=pulumi.ResourceOptions(parent=role),

@@ -254,7 +254,9 @@ def _downgrade(value: Any) -> Any:
     return value
 
 
-def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Properties (or policy config) as the engine marshals them for an analyzer: a protobuf Struct, so numbers
+    become doubles, with resource references downgraded to their id or URN."""
     out = struct_pb2.Struct()
     json_format.ParseDict(_downgrade(dict(value)), out)
     return out
@@ -285,7 +287,7 @@ def _providers(steps: Sequence[Mapping[str, Any]]) -> dict[str, analyzer_pb2.Ana
                 type=state["type"],
                 urn=state["urn"],
                 name=state["urn"].rsplit("::", 1)[1],
-                properties=_struct(state.get("inputs", {})),
+                properties=to_struct(state.get("inputs", {})),
             )
     return out
 
@@ -300,7 +302,7 @@ def _resource(state: Mapping[str, Any], providers: Mapping[str, Any]) -> analyze
         type=state["type"],
         urn=state["urn"],
         name=state["urn"].rsplit("::", 1)[1],
-        properties=_struct(state.get("inputs", {})),
+        properties=to_struct(state.get("inputs", {})),
         options=_options(state),
         parent=str(state.get("parent", "")),
         dependencies=list(state.get("dependencies", [])),
@@ -491,7 +493,7 @@ class Session:
         for name, config in self._levels.items():
             entry = request.policyConfig[name]
             entry.enforcementLevel = config.enforcement_level  # type: ignore[assignment]
-            entry.properties.CopyFrom(_struct(config.properties))
+            entry.properties.CopyFrom(to_struct(config.properties))
         self.pack.stub.Configure(request, timeout=CALL_TIMEOUT)
 
     def _analyze(self, state: Mapping[str, Any]) -> None:
@@ -507,6 +509,18 @@ class Session:
         if resource.HasField("provider"):
             request.provider.CopyFrom(resource.provider)
         self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
+
+    @property
+    def in_flight(self) -> int:
+        """Resources added whose ``Analyze`` call has not finished (or not been sent): 0 once the session is
+        stopped or finished."""
+        unsent = self._queue.qsize() + (1 if self._thread.is_alive() else 0)
+        return unsent + sum(1 for _, future in self._pending if not future.done())
+
+    @property
+    def analyzed(self) -> int:
+        """``Analyze`` calls sent so far."""
+        return len(self._pending)
 
     def stop(self) -> None:
         """End the session without a result (the program failed): let the calls in flight finish, so closing the

@@ -84,7 +84,7 @@ def options(s: dict[str, Any]) -> PolicyResourceOptions:
 def engine_shaped(value: dict[str, Any]) -> Any:
     """Properties (or policy config) as a pack receives them from the engine: a protobuf Struct, so every number
     is a float (``0`` arrives as ``0.0``), read back the way pulumi-policy's ``Analyze`` reads it."""
-    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(policy._struct(value))))
+    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(policy.to_struct(value))))
 
 
 def check_resource(name: str, s: dict[str, Any], config: dict[str, Any] | None = None) -> list[str]:
@@ -2320,8 +2320,7 @@ def test_a_stopped_session_closes_without_a_grpc_thread_error(prod: Doc, monkeyp
         for step in prod["steps"][:40]:
             session.add(step["newState"])
         session.stop()
-        assert not session._thread.is_alive()
-        assert all(future.done() for _, future in session._pending) and len(session._pending) == 40
+        assert (session.in_flight, session.analyzed) == (0, 40)
     finally:
         pack.close()
     assert errors == []
