@@ -20,7 +20,7 @@ import pytest
 from keel import cli, policy
 from keel.engine import Preview
 from policies.rules import ALL
-from tests.test_policy_pack import DELETE, check_resource, check_stack, patch
+from tests.test_policy_pack import DELETE, KEEP_ONE_IMAGE, check_resource, check_stack, patch
 
 Doc = dict[str, Any]
 
@@ -511,19 +511,7 @@ CASES: list[Case] = [
         "aws:ecr/lifecyclePolicy:LifecyclePolicy",
         "keel-prod-api",
         "aws-ecr-lifecycle-keeps-rollback-images",
-        {
-            "policy": json.dumps(
-                {
-                    "rules": [
-                        {
-                            "rulePriority": 1,
-                            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-                            "action": {"type": "expire"},
-                        }
-                    ]
-                }
-            )
-        },
+        {"policy": KEEP_ONE_IMAGE},
     ),
     Case(
         "uploads-old-versions-a-day",

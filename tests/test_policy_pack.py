@@ -31,6 +31,18 @@ from keel.engine import Preview
 from policies.rules import ALL
 
 BY_NAME = {p.name: p for p in ALL}
+#: An ECR lifecycle policy that keeps a single image: no rollback possible.
+KEEP_ONE_IMAGE = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
 DELETE = object()
 Doc = dict[str, Any]
 
@@ -1179,19 +1191,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         "aws-ecr-lifecycle-keeps-rollback-images",
         "aws:ecr/lifecyclePolicy:LifecyclePolicy",
         "keel-prod-web",
-        {
-            "policy": json.dumps(
-                {
-                    "rules": [
-                        {
-                            "rulePriority": 1,
-                            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-                            "action": {"type": "expire"},
-                        }
-                    ]
-                }
-            )
-        },
+        {"policy": KEEP_ONE_IMAGE},
         ["Rule 1 keeps 1 images; keep at least 10 so a rollback finds its image."],
     ),
     (

@@ -242,23 +242,34 @@ RESTRICTING_KEYS = frozenset(
 )
 
 
-def _principals(statement: Mapping[str, Any]) -> list[Any]:
+def principals(statement: Mapping[str, Any]) -> list[Any]:
+    """Every principal a statement names (``"*"``, or the values of ``{"AWS": ..., "Service": ...}``)."""
     principal = statement.get("Principal")
     if isinstance(principal, Mapping):
         return [v for vs in principal.values() for v in as_list(vs)]
     return as_list(principal)
 
 
-def _restricted(statement: Mapping[str, Any]) -> bool:
-    """True when a condition pins the statement to known principals or sources: a restricting key under a positive
-    operator (not ``...Not...``, not ``...IfExists``) with no wildcard in its values."""
-    for operator, clauses in (statement.get("Condition") or {}).items():
-        if "Not" in operator or operator.endswith("IfExists") or not isinstance(clauses, Mapping):
-            continue
-        for key, values in clauses.items():
-            if str(key).lower() in RESTRICTING_KEYS and all("*" not in str(v) for v in as_list(values)):
-                return True
-    return False
+def aws_principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    return [str(p) for p in as_list(principal.get("AWS"))] if isinstance(principal, Mapping) else []
+
+
+def service_principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    return [str(p) for p in as_list(principal.get("Service"))] if isinstance(principal, Mapping) else []
+
+
+def pins(statement: Mapping[str, Any]) -> set[str]:
+    """Condition keys (lower case) that pin a statement to named values: under a positive operator (not
+    ``...Not...``, not ``...IfExists``) with no wildcard in their values."""
+    return {
+        str(key).lower()
+        for operator, clauses in (statement.get("Condition") or {}).items()
+        if "Not" not in operator and not operator.endswith("IfExists") and isinstance(clauses, Mapping)
+        for key, values in clauses.items()
+        if all("*" not in str(v) for v in as_list(values))
+    }
 
 
 def public_statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -267,7 +278,9 @@ def public_statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [
         st
         for st in statements(doc)
-        if st.get("Effect") == "Allow" and ("*" in _principals(st) or "NotPrincipal" in st) and not _restricted(st)
+        if st.get("Effect") == "Allow"
+        and ("*" in principals(st) or "NotPrincipal" in st)
+        and not pins(st) & RESTRICTING_KEYS
     ]
 
 
@@ -327,11 +340,6 @@ def _strings(value: Any) -> Iterable[str]:
         yield from _strings(child)
 
 
-def aws_principals(statement: Mapping[str, Any]) -> list[str]:
-    principal = statement.get("Principal")
-    return [str(p) for p in as_list(principal.get("AWS"))] if isinstance(principal, Mapping) else []
-
-
 def of_type(resources: Iterable[PolicyResource], *types: str) -> list[PolicyResource]:
     return [r for r in resources if r.resource_type in types]
 
@@ -344,3 +352,9 @@ def referenced(resource: PolicyResource, prop: str) -> list[PolicyResource]:
 def configured(args: ResourceValidationArgs | StackValidationArgs, key: str, default: Any) -> Any:
     config = args.get_config() or {}
     return config.get(key, default)
+
+
+def threshold(args: ResourceValidationArgs | StackValidationArgs, key: str, default: float) -> float:
+    """A numeric setting of the policy's config (a double from the engine), ``default`` when it is not set."""
+    value = num(configured(args, key, default), key)
+    return default if value is None else value

@@ -14,7 +14,6 @@ from ._util import (
     S3_BUCKET,
     as_list,
     at_least,
-    configured,
     days,
     dig,
     is_false,
@@ -24,6 +23,7 @@ from ._util import (
     referenced,
     resource_policy,
     stack_policy,
+    threshold,
 )
 
 VAULT = "aws:backup/vault:Vault"
@@ -122,7 +122,7 @@ def _vault_kms(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[
 
 
 def _vaults_locked(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    minimum = num(configured(args, "minimumDays", 7)) or 1
+    minimum = threshold(args, "minimumDays", 7)
     locks = {str(lock.props.get("backupVaultName")): lock for lock in of_type(resources, LOCK)}
     for vault in of_type(resources, VAULT):
         lock = locks.get(str(vault.props.get("name")))
@@ -137,7 +137,7 @@ def _vaults_locked(resources: Sequence[PolicyResource], args: StackValidationArg
 
 
 def _plan_retention(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    minimum = num(configured(args, "minimumDays", 7)) or 1
+    minimum = threshold(args, "minimumDays", 7)
     for plan in of_type(resources, PLAN):
         for rule in as_list(plan.props.get("rules")):
             kept = [rule.get("lifecycle"), *[a.get("lifecycle") for a in as_list(rule.get("copyActions"))]]

@@ -11,16 +11,15 @@ from pulumi_policy import ResourceValidationArgs, Severity
 from ._util import (
     as_list,
     at_least,
-    configured,
     dig,
     document,
     is_true,
-    num,
     number,
     public_statements,
     resource_policy,
     shown,
     sid,
+    threshold,
 )
 
 REPOSITORY = ("aws:ecr/repository:Repository",)
@@ -48,7 +47,7 @@ def _kms(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
 
 
 def _rollback_images(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumImages", 10)) or 1
+    minimum = threshold(args, "minimumImages", 10)
     for rule in as_list(document(props.get("policy")).get("rules")):
         selection = rule.get("selection") or {}
         if dig(rule, "action.type") == "expire" and selection.get("countType") == "imageCountMoreThan":

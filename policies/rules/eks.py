@@ -21,6 +21,7 @@ from ._util import (
     resource_policy,
     shown,
     stack_policy,
+    threshold,
 )
 
 CLUSTER = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
@@ -150,7 +151,7 @@ def _cluster_deletion_protection(props: Mapping[str, Any], _: ResourceValidation
 def _general_min_size(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
     if (props.get("labels") or {}).get("keel.dev/pool") == "gpu":
         return
-    minimum = num(configured(args, "minimum", 2)) or 0
+    minimum = threshold(args, "minimum", 2)
     low = dig(props, "scalingConfig.minSize")
     if not at_least(low, minimum, "scalingConfig.minSize"):
         yield (

@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from ._util import as_list, at_least, configured, days, is_true, num, number, resource_policy, shown
+from ._util import as_list, at_least, days, is_true, num, number, resource_policy, shown, threshold
 
 GROUP = ("aws:elasticache/replicationGroup:ReplicationGroup",)
 PARAMETER_GROUP = ("aws:elasticache/parameterGroup:ParameterGroup",)
@@ -41,7 +41,7 @@ def _failover(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
 
 
 def _snapshots(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumDays", 1)) or 1
+    minimum = threshold(args, "minimumDays", 1)
     kept = props.get("snapshotRetentionLimit")
     if not at_least(kept, minimum, "snapshotRetentionLimit"):
         yield (f"Snapshots must be kept at least {days(minimum)} (snapshotRetentionLimit is {shown(kept)}).")
@@ -50,7 +50,7 @@ def _snapshots(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterab
 
 
 def _supported_engine(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumMajor", 7)) or 7
+    minimum = threshold(args, "minimumMajor", 7)
     version = str(props.get("engineVersion") or "")
     major = num(version.split(".", maxsplit=1)[0]) if version else None
     if major is None or major < minimum:

@@ -8,7 +8,20 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, document, of_type, referenced, resource_policy, sid, stack_policy, statements
+from ._util import (
+    as_list,
+    aws_principals,
+    document,
+    of_type,
+    pins,
+    principals,
+    referenced,
+    resource_policy,
+    service_principals,
+    sid,
+    stack_policy,
+    statements,
+)
 
 POLICY_DOCS = (
     "aws:iam/rolePolicy:RolePolicy",
@@ -120,21 +133,15 @@ def _no_admin(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
 
 def _trust(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for st in _allows(document(props.get("assumeRolePolicy"))):
-        principal = st.get("Principal")
-        values = (
-            [principal] if isinstance(principal, str) else [v for vs in (principal or {}).values() for v in as_list(vs)]
-        )
-        if any("*" in str(v) for v in values):
+        if any("*" in str(v) for v in principals(st)):
             yield "The trust policy lets anyone assume the role (a '*' principal)."
-        services = as_list((principal or {}).get("Service")) if isinstance(principal, Mapping) else []
-        accounts = as_list((principal or {}).get("AWS")) if isinstance(principal, Mapping) else []
-        pins = _pins(st)
-        if POD_IDENTITY in services and not {"aws:sourcearn", "aws:sourceaccount"} <= pins:
+        services, accounts, pinned = service_principals(st), aws_principals(st), pins(st)
+        if POD_IDENTITY in services and not {"aws:sourcearn", "aws:sourceaccount"} <= pinned:
             yield (
                 "A Pod Identity trust must be limited to this account and cluster (aws:SourceAccount and an "
                 "aws:SourceArn naming the cluster, without wildcards)."
             )
-        elif [s for s in services if s not in UNPINNABLE_SERVICES] and not pins & {
+        elif [s for s in services if s not in UNPINNABLE_SERVICES] and not pinned & {
             "aws:sourcearn",
             "aws:sourceaccount",
         }:
@@ -142,22 +149,11 @@ def _trust(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]
                 f"The trust of {', '.join(map(str, services))} must name this account or the source "
                 "(aws:SourceAccount / aws:SourceArn), so no other account's resources can use it (confused deputy)."
             )
-        if accounts and not pins & {"sts:externalid", "aws:principalorgid", "aws:multifactorauthpresent"}:
+        if accounts and not pinned & {"sts:externalid", "aws:principalorgid", "aws:multifactorauthpresent"}:
             yield (
                 f"A trust to AWS principals ({', '.join(map(str, accounts))}) needs a condition: sts:ExternalId for "
                 "another account, aws:PrincipalOrgID or MFA for people."
             )
-
-
-def _pins(statement: Mapping[str, Any]) -> set[str]:
-    """Condition keys of a statement under a positive operator whose values name something (no wildcard)."""
-    return {
-        str(key).lower()
-        for operator, clauses in (statement.get("Condition") or {}).items()
-        if "Not" not in operator and not operator.endswith("IfExists") and isinstance(clauses, Mapping)
-        for key, values in clauses.items()
-        if all("*" not in str(v) for v in as_list(values))
-    }
 
 
 def _management_conflicts(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:

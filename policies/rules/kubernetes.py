@@ -21,6 +21,7 @@ from ._util import (
     public_cidr,
     resource_policy,
     stack_policy,
+    threshold,
 )
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -238,7 +239,7 @@ def _no_static_replicas(resources: Sequence[PolicyResource], _: StackValidationA
 
 
 def _exposed_min_replicas(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    minimum = num(configured(args, "minimum", 2)) or 1
+    minimum = threshold(args, "minimum", 2)
     exposed = {
         f"{dig(b.props, 'metadata.namespace', '')}/Deployment/{dig(b.props, 'spec.serviceRef.name')}"
         for b in of_type(resources, "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")

@@ -10,7 +10,6 @@ from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, Stac
 from ._util import (
     as_list,
     at_least,
-    configured,
     days,
     is_false,
     is_true,
@@ -22,6 +21,7 @@ from ._util import (
     resource_policy,
     shown,
     stack_policy,
+    threshold,
 )
 
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
@@ -51,7 +51,7 @@ def _log_group(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterab
     if not props.get("kmsKeyId"):
         yield "Log groups must be encrypted with a customer-managed KMS key (kmsKeyId)."
     value = props.get("retentionInDays")
-    minimum = num(configured(args, "minimumDays", 7)) or 1
+    minimum = threshold(args, "minimumDays", 7)
     if num(value, "retentionInDays") in (None, 0):
         yield "Log groups must set retentionInDays; without it events are kept (and billed) forever."
     elif not at_least(value, minimum, "retentionInDays"):

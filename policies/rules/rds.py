@@ -20,6 +20,7 @@ from ._util import (
     resource_policy,
     shown,
     stack_policy,
+    threshold,
 )
 
 INSTANCE = ("aws:rds/instance:Instance",)
@@ -48,7 +49,7 @@ def _multi_az(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
 
 
 def _retention(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumDays", 7)) or 0
+    minimum = threshold(args, "minimumDays", 7)
     value = props.get("backupRetentionPeriod")
     if not at_least(value, minimum, "backupRetentionPeriod"):
         yield (f"Backups must be kept at least {days(minimum)} (backupRetentionPeriod is {shown(value)}).")
@@ -139,7 +140,7 @@ def _current_ca(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable
 
 
 def _replicated(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    minimum = num(configured(args, "minimumDays", 7)) or 0
+    minimum = threshold(args, "minimumDays", 7)
     copies = {db.urn: r for r in of_type(resources, BACKUP_REPLICATION) for db in referenced(r, "sourceDbInstanceArn")}
     for db in of_type(resources, *INSTANCE):
         copy = copies.get(db.urn)

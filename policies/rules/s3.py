@@ -11,12 +11,10 @@ from ._util import (
     S3_BUCKET,
     as_list,
     at_least,
-    configured,
     days,
     dig,
     document,
     is_true,
-    num,
     of_type,
     public_statements,
     referenced,
@@ -25,6 +23,7 @@ from ._util import (
     sid,
     stack_policy,
     statements,
+    threshold,
 )
 
 PAB = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
@@ -146,7 +145,7 @@ def _kms(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterabl
 def _keeps_versions(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
     """Lifecycle rules never expire a data bucket's current objects, and keep old versions long enough to undo
     a bad write. The logs bucket may expire what it holds (its retention)."""
-    minimum = num(configured(args, "minimumDays", 30)) or 1
+    minimum = threshold(args, "minimumDays", 30)
     for config in of_type(resources, *LIFECYCLE):
         for bucket in referenced(config, "bucket"):
             tags = bucket.props.get("tags") or {}

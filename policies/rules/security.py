@@ -13,22 +13,22 @@ from ._util import (
     as_list,
     at_least,
     aws_principals,
-    configured,
     days,
     dig,
     document,
     is_false,
     is_true,
-    num,
     of_type,
     public_statements,
     referenced,
     resource_policy,
+    service_principals,
     shown,
     sid,
     stack_account,
     stack_policy,
     statements,
+    threshold,
 )
 
 KEY = ("aws:kms/key:Key",)
@@ -52,7 +52,7 @@ def _rotation(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
 
 
 def _deletion_window(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumDays", 30)) or 7
+    minimum = threshold(args, "minimumDays", 30)
     value = props.get("deletionWindowInDays", 30)  # the provider's default is 30
     if not at_least(value, minimum, "deletionWindowInDays"):
         yield (
@@ -77,8 +77,7 @@ def _key_enabled(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterabl
 
 def _key_services_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     for st in statements(document(props.get("policy"))):
-        principal = st.get("Principal")
-        services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        services = service_principals(st)
         if st.get("Effect") == "Allow" and services and not st.get("Condition"):
             yield (
                 f"Key policy statement {sid(st)} lets {', '.join(map(str, services))} use the key for any account; "
@@ -87,12 +86,7 @@ def _key_services_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) ->
 
 
 def _key_one_account(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    accounts = set()
-    for st in statements(document(props.get("policy"))):
-        principal = st.get("Principal")
-        for arn in as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []:
-            parts = str(arn).split(":")
-            accounts.add(parts[4] if len(parts) > 4 else str(arn))
+    accounts = {account_of(p) or p for st in statements(document(props.get("policy"))) for p in aws_principals(st)}
     if len(accounts) > 1:
         yield f"The key policy grants several accounts ({', '.join(sorted(accounts))}); a key serves one account."
 
@@ -104,12 +98,16 @@ def _secret_policy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Itera
         yield "Secrets Manager must refuse public policies (blockPublicPolicy: true)."
 
 
+def _alarm_topics(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    """The topics of the stack that alarms notify, each once."""
+    return list({t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}.values())
+
+
 def _alarm_topics_heard(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     subscribed = {t.urn for s in of_type(resources, *SUBSCRIPTION) for t in referenced(s, "topic")}
-    topics = {t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}
-    for urn, topic in topics.items():
-        if urn not in subscribed:
-            yield urn, f"Alarms notify topic {topic.name}, which nobody subscribes to; alerts would reach no one."
+    for topic in _alarm_topics(resources):
+        if topic.urn not in subscribed:
+            yield topic.urn, f"Alarms notify topic {topic.name}, which nobody subscribes to; alerts would reach no one."
     for alarm in of_type(resources, ALARM):
         actions = as_list(alarm.props.get("alarmActions"))
         if actions and not referenced(alarm, "alarmActions"):
@@ -123,13 +121,12 @@ def _alarm_topics_heard(resources: Sequence[PolicyResource], _: StackValidationA
 def _alarm_topic_key(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     """CloudWatch publishes to an encrypted topic only if the topic's key lets it (SNS "Encryption at rest":
     cloudwatch.amazonaws.com needs kms:GenerateDataKey* and kms:Decrypt on a customer-managed key)."""
-    topics = {t.urn: t for a in of_type(resources, ALARM) for t in referenced(a, "alarmActions")}
-    for topic in topics.values():
+    for topic in _alarm_topics(resources):
         for key in referenced(topic, "kmsMasterKeyId"):
             admitted = any(
-                "cloudwatch.amazonaws.com" in as_list((st.get("Principal") or {}).get("Service"))
+                "cloudwatch.amazonaws.com" in service_principals(st)
                 for st in statements(document(key.props.get("policy")))
-                if st.get("Effect") == "Allow" and isinstance(st.get("Principal"), Mapping)
+                if st.get("Effect") == "Allow"
             )
             if not admitted:
                 yield (
@@ -243,7 +240,7 @@ def _secret_cmk(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable
 
 
 def _secret_recoverable(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    minimum = num(configured(args, "minimumDays", 7)) or 7
+    minimum = threshold(args, "minimumDays", 7)
     value = props.get("recoveryWindowInDays", 30)  # the provider's default is 30
     if not at_least(value, minimum, "recoveryWindowInDays"):
         yield (

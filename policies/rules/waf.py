@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from ._util import as_list, at_most, configured, dig, is_true, num, number, resource_policy, shown
+from ._util import as_list, at_most, configured, dig, is_true, number, resource_policy, shown, threshold
 
 WEB_ACL = ("aws:wafv2/webAcl:WebAcl",)
 #: AWS's baseline managed rule groups for a web application (AWS WAF Developer Guide, "Baseline rule groups").
@@ -50,7 +50,7 @@ def _baseline(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterabl
     if missing:
         yield f"The web ACL lacks the baseline managed rule groups: {', '.join(missing)}."
     limits = [dig(r, "statement.rateBasedStatement.limit") for r in rules if dig(r, "statement.rateBasedStatement")]
-    ceiling = num(configured(args, "maximumRateLimit", 10000)) or 10000
+    ceiling = threshold(args, "maximumRateLimit", 10000)
     if not limits:
         yield "The web ACL must rate-limit per client IP (a rateBasedStatement; keel:ingress.waf.rateLimitPer5Min)."
     elif not any(at_most(limit, ceiling, "limit") for limit in limits):
