@@ -37,8 +37,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import context
-from components.cluster import GPU_TAINT, Cluster
+from components.cluster import Cluster
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, Statement, statement
+from components.vocabulary import (
+    DEFAULT_KUBERNETES_VERSION,
+    GENERAL_POOL,
+    GPU_PRESENT_LABEL,
+    GPU_TOLERATION,
+    pool_selector,
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,6 @@ CHARTS: dict[str, Chart] = {
 
 #: The cluster autoscaler's minor version must match the cluster's (its README's compatibility table).
 AUTOSCALER_IMAGE = {"1.33": "v1.33.1", "1.34": "v1.34.0"}
-
-GENERAL_POOL = {"keel.dev/pool": "general"}
 
 
 def autoscaler_statements(ctx: context.AwsContext, cluster_name: str) -> list[Statement]:
@@ -157,7 +162,7 @@ def lb_controller_statements(ctx: context.AwsContext, stack: str) -> list[Statem
 
 def values(cluster_name: str, region: str, vpc_id: Any, version: str) -> dict[str, dict[str, Any]]:
     """Helm values per chart: the settings that matter, everything else at the chart's default."""
-    general = {"nodeSelector": GENERAL_POOL, "tolerations": []}
+    general = {"nodeSelector": pool_selector(GENERAL_POOL), "tolerations": []}
     return {
         "cluster-autoscaler": {
             "cloudProvider": "aws",
@@ -178,8 +183,8 @@ def values(cluster_name: str, region: str, vpc_id: Any, version: str) -> dict[st
             **general,
         },
         "nvidia-device-plugin": {
-            "nodeSelector": {"nvidia.com/gpu.present": "true"},
-            "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+            "nodeSelector": {GPU_PRESENT_LABEL: "true"},
+            "tolerations": [GPU_TOLERATION],
             "affinity": {},  # the chart's default affinity expects node-feature-discovery labels
             "gfd": {"enabled": False},
             "nfd": {"enabled": False},
@@ -211,7 +216,7 @@ class ClusterAddonsArgs:
     vpc_id: pulumi.Input[str]
     """The cluster's VPC (the load balancer controller must not discover it through IMDS)."""
 
-    version: str = "1.34"
+    version: str = DEFAULT_KUBERNETES_VERSION
     """The cluster's Kubernetes version (selects the autoscaler image)."""
 
 

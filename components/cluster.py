@@ -51,11 +51,18 @@ from components.config import ClusterConfig, NodeGroupConfig, NodeGroupsConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, managed_policy, statement
 from components.keys import create_key, logs_may_use
 from components.network import Network
+from components.vocabulary import (
+    DEFAULT_KUBERNETES_VERSION,
+    GPU_PRESENT_LABEL,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    GPU_TAINT_EFFECT,
+    pool_selector,
+)
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 AUTOSCALER_PREFIX = "k8s.io/cluster-autoscaler"
 
 
@@ -72,9 +79,9 @@ def gpus_per_instance(instance_type: str) -> int:
 
 
 def node_labels(group_name: str, group: NodeGroupConfig) -> dict[str, str]:
-    labels = {"keel.dev/pool": group_name, **group.labels}
+    labels = {**pool_selector(group_name), **group.labels}
     if group.gpu:
-        labels["nvidia.com/gpu.present"] = "true"
+        labels[GPU_PRESENT_LABEL] = "true"
     return labels
 
 
@@ -90,9 +97,9 @@ def autoscaler_tags(cluster_name: str, group_name: str, group: NodeGroupConfig) 
     for key, value in node_labels(group_name, group).items():
         tags[f"{template}/label/{key}"] = value
     if group.gpu:
-        tags[f"{template}/taint/{GPU_TAINT['key']}"] = f"{GPU_TAINT['value']}:NoSchedule"
+        tags[f"{template}/taint/{GPU_TAINT['key']}"] = f"{GPU_TAINT['value']}:{GPU_TAINT_EFFECT}"
         gpus = min(gpus_per_instance(t) for t in group.instance_types)
-        tags[f"{template}/resources/nvidia.com/gpu"] = str(gpus)
+        tags[f"{template}/resources/{GPU_RESOURCE}"] = str(gpus)
     return tags
 
 
@@ -183,7 +190,7 @@ class ClusterArgs:
     node_groups: NodeGroupsConfig
     """The managed node groups (``general`` and optionally ``gpu``)."""
 
-    version: str = "1.34"
+    version: str = DEFAULT_KUBERNETES_VERSION
     """Kubernetes minor version."""
 
     public_access_cidrs: tuple[str, ...] = ()

@@ -33,6 +33,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from components import vocabulary
+from components.vocabulary import (
+    DEFAULT_KUBERNETES_VERSION,
+    GENERAL_POOL,
+    GPU_FAMILIES,
+    GPU_POOL,
+    KUBERNETES_VERSIONS,
+)
+
 NAMESPACE = "keel"
 
 #: Retention values CloudWatch Logs accepts (``PutRetentionPolicy``), in days.
@@ -191,13 +200,6 @@ class NetworkConfig(_Model):
         return ipaddress.IPv4Network(self.cidr)
 
 
-#: Kubernetes versions EKS offers in standard support that keel is tested with; the cluster autoscaler's
-#: image follows the minor version (``components/addons.py``). ``keel preflight`` checks the region offers it.
-KUBERNETES_VERSIONS = ("1.33", "1.34")
-
-#: GPU instance families the NVIDIA AMI (``AL2023_x86_64_NVIDIA``) supports: x86_64 with NVIDIA GPUs.
-GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en")
-
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
@@ -260,13 +262,13 @@ class NodeGroupsConfig(_Model):
     """None: no GPU pool. Else a pool tainted ``nvidia.com/gpu=true:NoSchedule`` that may scale from zero."""
 
     def items(self) -> list[tuple[str, NodeGroupConfig]]:
-        return [(name, group) for name, group in (("general", self.general), ("gpu", self.gpu)) if group]
+        return [(name, group) for name, group in ((GENERAL_POOL, self.general), (GPU_POOL, self.gpu)) if group]
 
 
 class ClusterConfig(_Model):
     """``keel:cluster``: the EKS control plane, its node groups and add-ons."""
 
-    version: str = "1.34"
+    version: str = DEFAULT_KUBERNETES_VERSION
     """Kubernetes minor version; one of :data:`KUBERNETES_VERSIONS`."""
 
     public_access_cidrs: list[str] = Field(default_factory=list)
@@ -539,7 +541,6 @@ _QUANTITY_CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _QUANTITY_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 #: Grants a service may ask for besides ``<cache>:connect`` for each configured cache.
-BUCKET_GRANTS = ("artifacts:read", "artifacts:read-write", "uploads:read", "uploads:read-write")
 
 
 class WafConfig(_Model):
@@ -1133,7 +1134,7 @@ def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
                 f"{path}.instanceTypes: got {shown(not_gpu)} in a GPU group; allowed families: "
                 f"{', '.join(GPU_FAMILIES)}"
             )
-        if not group.gpu and name != "gpu" and len(not_gpu) < len(group.instance_types):
+        if not group.gpu and name != GPU_POOL and len(not_gpu) < len(group.instance_types):
             yield (
                 f"{path}.instanceTypes: got GPU types {shown(sorted(set(group.instance_types) - set(not_gpu)))} "
                 "in a group without gpu: true; set gpu: true or use the gpu group"
@@ -1237,11 +1238,7 @@ def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable
 
 
 def _service_checks(cfg: StackConfig) -> Iterable[str]:
-    grants = {*BUCKET_GRANTS, *(f"{name}:connect" for name in cfg.caches)}
-    if cfg.email is not None:
-        grants.add("email:send")
-    if cfg.database is not None:
-        grants.add("database:secret")
+    grants = vocabulary.grants(cfg.caches, email=cfg.email is not None, database=cfg.database is not None)
     routes: dict[tuple[str, str], str] = {}
     if cfg.services and cfg.cluster is None:
         yield "keel:cluster: missing while keel:services is set; services run on the cluster"

@@ -53,10 +53,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import context
-from components.addons import GENERAL_POOL
 from components.backup import Backup
 from components.cache import Cache
-from components.cluster import GPU_TAINT, AddonRole, Cluster, addon_with_role, first_asg_name
+from components.cluster import AddonRole, Cluster, addon_with_role, first_asg_name
 from components.config import AlertsConfig, PrometheusConfig, ThresholdsConfig
 from components.database import Database
 from components.documents import deny_without_tls, service_publishes, service_uses_key
@@ -64,6 +63,7 @@ from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, state
 from components.ingress import LoadBalancer
 from components.keys import create_key, logs_may_use
 from components.network import Network
+from components.vocabulary import GENERAL_POOL, GPU_TOLERATION, pool_selector
 
 #: Where each alarm's runbook entry lives: ``README.md#<runbook>``.
 RUNBOOK = "README.md"
@@ -897,7 +897,7 @@ def prometheus_values(
             }
         }
 
-    general = {"nodeSelector": GENERAL_POOL}
+    general = {"nodeSelector": pool_selector(GENERAL_POOL)}
     return {
         "fullnameOverride": "kps",
         "prometheus": {
@@ -942,9 +942,7 @@ def prometheus_values(
         },
         "prometheusOperator": general,
         "kube-state-metrics": general,
-        "prometheus-node-exporter": {
-            "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
-        },
+        "prometheus-node-exporter": {"tolerations": [GPU_TOLERATION]},
     }
 
 

@@ -46,9 +46,10 @@ import pulumi_kubernetes as k8s
 
 from components import context
 from components.addons import ClusterAddons
-from components.cluster import GPU_TAINT, Cluster
+from components.cluster import Cluster
 from components.config import ServiceConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs
+from components.vocabulary import GENERAL_POOL, GPU_POOL, GPU_RESOURCE, GPU_TOLERATION, pool_selector
 
 UID = 10001
 KEEP_IMAGES = 30
@@ -81,7 +82,7 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
     """The pod spec every replica (or job pod) runs."""
     limits: dict[str, Any] = {"cpu": _double_cpu(cfg.resources.cpu), "memory": cfg.resources.memory}
     if cfg.gpu:
-        limits["nvidia.com/gpu"] = str(cfg.gpu)
+        limits[GPU_RESOURCE] = str(cfg.gpu)
     container: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -104,10 +105,10 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
     }
     if cfg.gpu:
-        spec["nodeSelector"] = {"keel.dev/pool": "gpu"}
-        spec["tolerations"] = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+        spec["nodeSelector"] = pool_selector(GPU_POOL)
+        spec["tolerations"] = [GPU_TOLERATION]
     else:
-        spec["nodeSelector"] = {"keel.dev/pool": "general"}
+        spec["nodeSelector"] = pool_selector(GENERAL_POOL)
     if cfg.kind == "job":
         spec["restartPolicy"] = "Never"
         spec["terminationGracePeriodSeconds"] = SPOT_GRACE_SECONDS

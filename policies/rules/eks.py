@@ -7,6 +7,8 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
+from components.vocabulary import GPU_FAMILIES, GPU_POOL, GPU_RESOURCE, GPU_TAINT, KUBERNETES_VERSIONS, POOL_LABEL
+
 from ._util import (
     as_list,
     at_least,
@@ -28,7 +30,6 @@ CLUSTER = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
 NODE_GROUP = ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")
 LAUNCH_TEMPLATE = ("aws:ec2/launchTemplate:LaunchTemplate",)
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en")
 
 
 def _endpoint(props: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -61,7 +62,7 @@ def _logs(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
 
 
 def _version(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    allowed = [str(v) for v in configured(args, "versions", ["1.33", "1.34"])]
+    allowed = [str(v) for v in configured(args, "versions", list(KUBERNETES_VERSIONS))]
     if str(props.get("version")) not in allowed:
         yield f"Kubernetes {props.get('version')} is not supported here; allowed: {', '.join(allowed)}."
 
@@ -129,12 +130,12 @@ def _no_public_ip(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterab
 
 
 def _gpu_group(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if (props.get("labels") or {}).get("keel.dev/pool") != "gpu":
+    if (props.get("labels") or {}).get(POOL_LABEL) != GPU_POOL:
         return
     if props.get("capacityType") != "SPOT":
         yield "The GPU pool must use Spot capacity."
     taints = as_list(props.get("taints"))
-    if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NO_SCHEDULE" for t in taints):
+    if not any(t.get("key") == GPU_TAINT["key"] and t.get("effect") == GPU_TAINT["effect"] for t in taints):
         yield "The GPU pool must be tainted nvidia.com/gpu:NoSchedule so only GPU pods land there."
     if num(dig(props, "scalingConfig.minSize")) != 0:
         yield "The GPU pool must scale to zero (scalingConfig.minSize: 0)."
@@ -149,7 +150,7 @@ def _cluster_deletion_protection(props: Mapping[str, Any], _: ResourceValidation
 
 
 def _general_min_size(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    if (props.get("labels") or {}).get("keel.dev/pool") == "gpu":
+    if (props.get("labels") or {}).get(POOL_LABEL) == GPU_POOL:
         return
     minimum = threshold(args, "minimum", 2)
     low = dig(props, "scalingConfig.minSize")
@@ -195,10 +196,10 @@ def _scale_from_zero_tags(resources: Sequence[PolicyResource], _: StackValidatio
     for group in of_type(resources, "eks:index:ManagedNodeGroup"):
         keys = tags_by_group.get(group.urn, set())
         needed = {"k8s.io/cluster-autoscaler/enabled"}
-        if (group.props.get("labels") or {}).get("keel.dev/pool") == "gpu":
+        if (group.props.get("labels") or {}).get(POOL_LABEL) == GPU_POOL:
             needed |= {
-                "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu",
-                "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu",
+                f"k8s.io/cluster-autoscaler/node-template/resources/{GPU_RESOURCE}",
+                f"k8s.io/cluster-autoscaler/node-template/taint/{GPU_TAINT['key']}",
             }
         missing = sorted(needed - keys)
         if missing:

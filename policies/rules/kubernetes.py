@@ -9,6 +9,8 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
+from components.vocabulary import GPU_POOL, GPU_RESOURCE, POOL_LABEL
+
 from ._util import (
     as_list,
     configured,
@@ -401,13 +403,13 @@ def _gpu_jobs_fit(resources: Sequence[PolicyResource], _: StackValidationArgs) -
     pool = sum(
         num(dig(g.props, "scalingConfig.maxSize")) or 0
         for g in of_type(resources, "eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")
-        if (g.props.get("labels") or {}).get("keel.dev/pool") == "gpu"
+        if (g.props.get("labels") or {}).get(POOL_LABEL) == GPU_POOL
     )
     for job in of_type(resources, SCALED_JOB):
         spec = pod_spec(SCALED_JOB, job.props) or {}
         # the resource name holds dots, so it is read from the limits map, not through dig's dotted path
         gpus = sum(
-            num((dig(c, "resources.limits") or {}).get("nvidia.com/gpu")) or 0 for c in as_list(spec.get("containers"))
+            num((dig(c, "resources.limits") or {}).get(GPU_RESOURCE)) or 0 for c in as_list(spec.get("containers"))
         )
         if not gpus:
             continue
