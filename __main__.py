@@ -7,10 +7,10 @@ registered, so ``pulumi preview`` prints the problems without a traceback.
 import pulumi
 
 from components import config
-from components.platform import Platform, PlatformArgs
+from components.platform import Platform
 
 cfg = config.load()
-platform = Platform(f"keel-{cfg.stack}", PlatformArgs(config=cfg))
+platform = Platform(f"keel-{cfg.stack}", cfg)
 
 pulumi.export("region", cfg.region)
 pulumi.export("vpcId", platform.network.vpc_id)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    backup = Backup("keel-prod", BackupArgs.from_config(cfg.backup, protect=True),
+    backup = Backup("keel-prod", cfg.backup, protect=True,
                     copy_provider=aws.Provider("keel-prod-aws-us-west-2", region="us-west-2"),
                     opts=pulumi.ResourceOptions(parent=platform))
     backup.tag      # {"keel.dev/backup": "keel-prod"}: a resource carrying it is in the plan
@@ -27,7 +27,7 @@ Creates (``<n>`` is the component name):
   when both share an account. The resource types are named in the selection, because a selection by tags alone
   obeys the account's per-service opt-in (AWS Backup's region settings), which can leave S3 out silently.
 
-The default rules (``components/config.py``) are the source design's: every 6 hours kept 7 days, daily kept 4
+The default rules (``components/config/operations.py``) are the source design's: every 6 hours kept 7 days, daily kept 4
 weeks, weekly kept 12 months. The daily and weekly runs are at 07:00 UTC: an RDS snapshot started within an hour
 of the instance's backup window (03:00-04:00) or its maintenance window (Sunday 04:30-05:30) may fail. RDS's
 own automated backups (point-in-time recovery to the second, ``keel:database.backupRetentionDays``) stay on:
@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -67,21 +66,6 @@ BACKUP_POLICIES = (
     "AWSBackupServiceRolePolicyForS3Backup",
     "AWSBackupServiceRolePolicyForS3Restore",
 )
-
-
-@dataclass(frozen=True)
-class BackupArgs:
-    """Arguments of :class:`Backup`."""
-
-    config: BackupConfig
-    """Rules, copy region and vault lock, from ``keel:backup``."""
-
-    protect: bool = True
-    """True: ``protect`` and ``retainOnDelete`` on the vaults and their keys."""
-
-    @classmethod
-    def from_config(cls, cfg: BackupConfig, *, protect: bool) -> BackupArgs:
-        return cls(config=cfg, protect=protect)
 
 
 def backup_trust(account: str) -> dict[str, object]:
@@ -113,34 +97,38 @@ class Backup(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: BackupArgs,
+        config: BackupConfig,
+        *,
+        protect: bool = True,
         copy_provider: aws.Provider | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the ``keel:backup`` section (rules, copy region, vault lock). ``protect``: True puts
+        ``protect`` and ``retainOnDelete`` on the vaults and their keys. ``copy_provider``: an AWS provider for
+        ``copyRegion`` (None: no copies leave the stack's region)."""
         super().__init__("keel:backup:Backup", name, None, opts)
         self._copy_provider = copy_provider
-        self._protect = args.protect
-        cfg = args.config
+        self._protect = protect
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         self.tag = {BACKUP_TAG: name}
 
-        self.vault, _ = self._vault(name, "", "AWS Backup recovery points", ctx, cfg.vault_lock, args.protect, child)
+        self.vault, _ = self._vault(name, "", "AWS Backup recovery points", ctx, config.vault_lock, protect, child)
         self.copy_vault = self.copy_key = None
-        if cfg.copy_region is not None:
+        if config.copy_region is not None:
             if copy_provider is None:
-                raise ValueError(f"keel:backup.copyRegion: got {cfg.copy_region!r} but no provider for that region")
+                raise ValueError(f"keel:backup.copyRegion: got {config.copy_region!r} but no provider for that region")
             there = pulumi.ResourceOptions(parent=self, provider=copy_provider)
             # The copy provider differs from the stack's only in its region: no lookup (a blocking invoke that
             # would stall every registration in flight) is needed to know where it deploys.
-            copy_ctx = dataclasses.replace(ctx, region=cfg.copy_region)
+            copy_ctx = dataclasses.replace(ctx, region=config.copy_region)
             self.copy_vault, self.copy_key = self._vault(
                 name,
                 "-dr",
                 "disaster-recovery copies of AWS Backup recovery points",
                 copy_ctx,
-                cfg.vault_lock,
-                args.protect,
+                config.vault_lock,
+                protect,
                 there,
             )
 
@@ -170,8 +158,8 @@ class Backup(pulumi.ComponentResource):
                     target_vault_name=self.vault.name,
                     schedule=rule.schedule,
                     schedule_expression_timezone="Etc/UTC",
-                    start_window=cfg.start_window_minutes,
-                    completion_window=cfg.completion_window_minutes,
+                    start_window=config.start_window_minutes,
+                    completion_window=config.completion_window_minutes,
                     lifecycle=aws.backup.PlanRuleLifecycleArgs(delete_after=rule.delete_after_days),
                     recovery_point_tags={"keel.dev/plan": name, "keel.dev/rule": rule_name},
                     copy_actions=[
@@ -183,7 +171,7 @@ class Backup(pulumi.ComponentResource):
                     if copy_to is not None
                     else None,
                 )
-                for rule_name, rule in cfg.rules.items()
+                for rule_name, rule in config.rules.items()
             ],
             opts=child,
         )

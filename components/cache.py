@@ -2,7 +2,7 @@
 
 Usage::
 
-    queue = Cache("keel-prod-queue", CacheArgs(config=cfg.caches["queue"], key=cache_key), network=network,
+    queue = Cache("keel-prod-queue", cfg.caches["queue"], key=cache_key, label="queue", network=network,
                   client_security_group=cluster.node_security_group, opts=pulumi.ResourceOptions(parent=platform))
     queue.primary_endpoint, queue.port, queue.auth_secret_arn, queue.cluster_mode
 
@@ -21,13 +21,13 @@ Creates (``<n>`` is the component name):
 Depends only on the network, the client security group and the key, never on the EKS cluster.
 
 Outputs: ``replication_group``, ``primary_endpoint``, ``configuration_endpoint``, ``port``,
-``auth_secret_arn``, ``security_group``, ``cluster_mode``.
+``auth_secret_arn``, ``security_group``, ``cluster_mode``, ``node_ids`` (the nodes' CloudWatch ids),
+``replicas_per_shard``, ``evicts``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -46,21 +46,14 @@ def parameters(cfg: CacheConfig) -> dict[str, str]:
     return {"maxmemory-policy": cfg.maxmemory_policy, "cluster-enabled": "yes" if cfg.cluster_mode else "no"}
 
 
-@dataclass(frozen=True)
-class CacheArgs:
-    """Arguments of :class:`Cache`."""
-
-    config: CacheConfig
-    """Engine, node type, shards, replicas and eviction policy from ``keel:caches.<name>``."""
-
-    key: aws.kms.Key
-    """The customer-managed key for data at rest and the AUTH secret (shared by a stack's caches)."""
-
-    protect: bool = True
-    """True: Pulumi ``protect`` on the group and a final snapshot when it is deleted."""
-
-    label: str = "cache"
-    """The cache's config name (``queue``): names the grants made on it."""
+def cache_node_suffixes(shards: int, replicas: int, cluster_mode: bool) -> list[str]:
+    """What ElastiCache appends to a replication group's id to name its member clusters (nodes): ``-001``,
+    ``-002``, ... with cluster mode off; ``-0001-001``, ``-0001-002``, ``-0002-001``, ... with it on. CloudWatch
+    reports each node's metrics under that name (the ``CacheClusterId`` dimension)."""
+    members = range(1, replicas + 2)
+    if not cluster_mode:
+        return [f"-{m:03d}" for m in members]
+    return [f"-{s:04d}-{m:03d}" for s in range(1, shards + 1) for m in members]
 
 
 class Cache(pulumi.ComponentResource):
@@ -76,31 +69,42 @@ class Cache(pulumi.ComponentResource):
     key: aws.kms.Key
     region: str
     label: str
-    config: CacheConfig
+    node_ids: list[pulumi.Output[str]]
+    """Each member node's id (the ``CacheClusterId`` dimension of its CloudWatch metrics)."""
+    replicas_per_shard: int
+    evicts: bool
+    """True: the cache may evict keys under memory pressure (any ``maxmemoryPolicy`` but ``noeviction``)."""
 
     def __init__(
         self,
         name: str,
-        args: CacheArgs,
+        config: CacheConfig,
+        *,
+        key: aws.kms.Key,
         network: Network,
         client_security_group: aws.ec2.SecurityGroup,
+        protect: bool = True,
+        label: str = "cache",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: a ``keel:caches.<name>`` entry (engine, node type, shards, replicas, eviction policy).
+        ``key``: the customer-managed key for data at rest and the AUTH secret (shared by a stack's caches).
+        ``network``: the isolated subnets; ``client_security_group``: the only group admitted on the Redis port.
+        ``protect``: True puts ``protect`` on the group and keeps a final snapshot when it is deleted.
+        ``label``: the cache's config name (``queue``), which names the grants made on it."""
         super().__init__("keel:cache:Cache", name, None, opts)
-        cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        version, family = ENGINE[cfg.engine]
-        self.cluster_mode = cfg.cluster_mode
-        self.config = cfg
-        self.key = args.key
-        self.label = args.label
+        version, family = ENGINE[config.engine]
+        self.cluster_mode = config.cluster_mode
+        self.key = key
+        self.label = label
         self.region = context.lookup(pulumi.InvokeOptions(parent=self)).region
         group = aws.elasticache.ParameterGroup(
             name,
             family=family,
-            description=f"{name}: maxmemory-policy {cfg.maxmemory_policy}",
+            description=f"{name}: maxmemory-policy {config.maxmemory_policy}",
             parameters=[
-                aws.elasticache.ParameterGroupParameterArgs(name=k, value=v) for k, v in parameters(cfg).items()
+                aws.elasticache.ParameterGroupParameterArgs(name=k, value=v) for k, v in parameters(config).items()
             ],
             opts=child,
         )
@@ -114,9 +118,9 @@ class Cache(pulumi.ComponentResource):
         secret = aws.secretsmanager.Secret(
             f"{name}-auth",
             description=f"{name}: ElastiCache AUTH token",
-            kms_key_id=args.key.arn,
-            recovery_window_in_days=30 if args.protect else 0,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+            kms_key_id=key.arn,
+            recovery_window_in_days=30 if protect else 0,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         aws.secretsmanager.SecretVersion(
             f"{name}-auth",
@@ -126,19 +130,21 @@ class Cache(pulumi.ComponentResource):
             secret_string=token.result.apply(lambda t: json.dumps({"authToken": t})),
             opts=child,
         )
-        failover = cfg.replicas_per_shard > 0
+        failover = config.replicas_per_shard > 0
         self.replication_group = aws.elasticache.ReplicationGroup(
             name,
-            description=f"{name}: {cfg.engine} {version}, {cfg.shards} shard(s) x {cfg.replicas_per_shard} replica(s)",
-            engine=cfg.engine,
+            description=(
+                f"{name}: {config.engine} {version}, {config.shards} shard(s) x {config.replicas_per_shard} replica(s)"
+            ),
+            engine=config.engine,
             engine_version=version,
-            node_type=cfg.node_type,
+            node_type=config.node_type,
             port=PORT,
-            num_node_groups=cfg.shards,
-            replicas_per_node_group=cfg.replicas_per_shard,
-            cluster_mode="enabled" if cfg.cluster_mode else "disabled",
-            automatic_failover_enabled=failover or cfg.cluster_mode,
-            multi_az_enabled=cfg.multi_az_enabled,
+            num_node_groups=config.shards,
+            replicas_per_node_group=config.replicas_per_shard,
+            cluster_mode="enabled" if config.cluster_mode else "disabled",
+            automatic_failover_enabled=failover or config.cluster_mode,
+            multi_az_enabled=config.multi_az_enabled,
             parameter_group_name=group.name,
             subnet_group_name=subnets.name,
             security_group_ids=[self.security_group.id],
@@ -146,20 +152,26 @@ class Cache(pulumi.ComponentResource):
             transit_encryption_mode="required",
             auth_token=token.result,
             at_rest_encryption_enabled=True,
-            kms_key_id=args.key.arn,
-            snapshot_retention_limit=cfg.snapshot_retention_days,
+            kms_key_id=key.arn,
+            snapshot_retention_limit=config.snapshot_retention_days,
             snapshot_window="02:00-03:00",
             maintenance_window="sun:05:30-sun:06:30",
-            final_snapshot_identifier=f"{name}-final" if args.protect else None,
+            final_snapshot_identifier=f"{name}-final" if protect else None,
             auto_minor_version_upgrade=True,
             apply_immediately=False,
             tags={"Name": name},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         self.primary_endpoint = self.replication_group.primary_endpoint_address
         self.configuration_endpoint = self.replication_group.configuration_endpoint_address
         self.port = PORT
         self.auth_secret_arn = secret.arn
+        self.replicas_per_shard = config.replicas_per_shard
+        self.evicts = config.maxmemory_policy != "noeviction"
+        self.node_ids = [
+            pulumi.Output.concat(self.replication_group.id, suffix)
+            for suffix in cache_node_suffixes(config.shards, config.replicas_per_shard, config.cluster_mode)
+        ]
         self.register_outputs(
             {
                 "primary_endpoint": self.primary_endpoint,
@@ -168,6 +180,9 @@ class Cache(pulumi.ComponentResource):
                 "auth_secret_arn": self.auth_secret_arn,
                 "security_group": self.security_group.id,
                 "cluster_mode": self.cluster_mode,
+                "node_ids": self.node_ids,
+                "replicas_per_shard": self.replicas_per_shard,
+                "evicts": self.evicts,
             }
         )
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    cluster = Cluster("keel-prod", ClusterArgs.from_config(cfg.cluster, protect=True), network=network,
+    cluster = Cluster("keel-prod", cfg.cluster, network=network, protect=True,
                       opts=pulumi.ResourceOptions(parent=platform))
     cluster.node_security_group     # created before the control plane: the data tier admits it
     cluster.k8s_provider            # a Kubernetes provider for the cluster, for add-ons and workloads
@@ -38,6 +38,7 @@ Outputs: ``name`` (an Output: it waits for the control plane), ``cluster_name`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +48,11 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components import context
-from components.config import ClusterConfig, NodeGroupConfig, NodeGroupsConfig
+from components.config import ClusterConfig, NodeGroupConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, managed_policy, statement
 from components.keys import create_key, logs_may_use
 from components.network import Network
 from components.vocabulary import (
-    DEFAULT_KUBERNETES_VERSION,
     GPU_PRESENT_LABEL,
     GPU_RESOURCE,
     GPU_TAINT,
@@ -183,49 +183,6 @@ def addon_with_role(
     )
 
 
-@dataclass(frozen=True)
-class ClusterArgs:
-    """Arguments of :class:`Cluster`."""
-
-    node_groups: NodeGroupsConfig
-    """The managed node groups (``general`` and optionally ``gpu``)."""
-
-    version: str = DEFAULT_KUBERNETES_VERSION
-    """Kubernetes minor version."""
-
-    public_access_cidrs: tuple[str, ...] = ()
-    """Empty: private API endpoint only. Else the public endpoint is on for these CIDRs only."""
-
-    private_access_cidrs: tuple[str, ...] = ()
-    """Private ranges (a VPN, a CI runner's subnet) admitted to the private API endpoint on 443, besides the
-    nodes. Empty: only the nodes reach the private endpoint."""
-
-    admin_role_arns: tuple[str, ...] = ()
-    """IAM roles that get cluster-admin through access entries."""
-
-    deletion_protection: bool = True
-    """EKS deletion protection on the control plane."""
-
-    log_retention_days: int = 90
-    """Retention of the control-plane log group."""
-
-    protect: bool = True
-    """True: the cluster, its key and log group get Pulumi ``protect``."""
-
-    @classmethod
-    def from_config(cls, cfg: ClusterConfig, *, protect: bool) -> ClusterArgs:
-        return cls(
-            node_groups=cfg.node_groups,
-            version=cfg.version,
-            public_access_cidrs=tuple(cfg.public_access_cidrs),
-            private_access_cidrs=tuple(cfg.private_access_cidrs),
-            admin_role_arns=tuple(cfg.admin_role_arns),
-            deletion_protection=cfg.deletion_protection,
-            log_retention_days=cfg.log_retention_days,
-            protect=protect,
-        )
-
-
 class Cluster(pulumi.ComponentResource):
     """An EKS cluster with managed node groups that the cluster autoscaler can scale from zero."""
 
@@ -240,17 +197,25 @@ class Cluster(pulumi.ComponentResource):
     control_plane_security_group: aws.ec2.SecurityGroup
     node_role: aws.iam.Role
     node_groups: dict[str, eks.ManagedNodeGroup]
-    node_group_configs: dict[str, NodeGroupConfig]
     pod_identity_agent: aws.eks.Addon
     k8s_provider: k8s.Provider
     region: str
 
     def __init__(
-        self, name: str, args: ClusterArgs, network: Network, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        config: ClusterConfig,
+        *,
+        network: Network,
+        protect: bool = True,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the ``keel:cluster`` section (version, endpoint access, admin roles, node groups, deletion
+        protection, log retention). ``network``: the VPC the nodes and the control plane's interfaces go in.
+        ``protect``: True puts Pulumi ``protect`` on the cluster, its key and its log group."""
         super().__init__("keel:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        kept = pulumi.ResourceOptions(parent=self, protect=protect)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         self.region = ctx.region
         self.cluster_name = name
@@ -263,30 +228,30 @@ class Cluster(pulumi.ComponentResource):
             "EKS secrets envelope encryption and control-plane logs",
             ctx,
             service_statements=[logs_may_use(ctx, [log_group_arn])],
-            protect=args.protect,
+            protect=protect,
             opts=child,
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             name=log_group_name,
             kms_key_id=self.key.arn,
-            retention_in_days=args.log_retention_days,
+            retention_in_days=config.log_retention_days,
             opts=kept,
         )
 
-        self._security_groups(name, network, args.private_access_cidrs)
+        self._security_groups(name, network, config.private_access_cidrs)
         service_role = self._service_role(name, ctx)
         self.node_role, node_policies = self._node_role(name, ctx)
 
         self.control_plane = eks.Cluster(
             f"{name}-eks",
             name=name,
-            version=args.version,
+            version=config.version,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             endpoint_private_access=True,
-            endpoint_public_access=bool(args.public_access_cidrs),
-            public_access_cidrs=list(args.public_access_cidrs) or None,
+            endpoint_public_access=bool(config.public_access_cidrs),
+            public_access_cidrs=list(config.public_access_cidrs) or None,
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 f"admin-{index}": eks.AccessEntryArgs(
@@ -298,7 +263,7 @@ class Cluster(pulumi.ComponentResource):
                         )
                     },
                 )
-                for index, arn in enumerate(args.admin_role_arns)
+                for index, arn in enumerate(config.admin_role_arns)
             },
             enabled_cluster_log_types=list(LOG_TYPES),
             encryption_config_key_arn=self.key.arn,
@@ -307,21 +272,20 @@ class Cluster(pulumi.ComponentResource):
             skip_default_security_groups=True,
             cluster_security_group=self.control_plane_security_group,
             create_oidc_provider=False,
-            deletion_protection=args.deletion_protection,
+            deletion_protection=config.deletion_protection,
             bootstrap_self_managed_addons=False,
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=True),
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=True),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[log_group]),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[log_group]),
         )
         self.name = self.control_plane.eks_cluster.name
         self.endpoint = self.control_plane.eks_cluster.endpoint
         self.kubeconfig = self.control_plane.kubeconfig_json
 
-        self.node_group_configs = dict(args.node_groups.items())
         self.node_groups = {
-            group_name: self._node_group(name, group_name, group, args, network, node_policies)
-            for group_name, group in args.node_groups.items()
+            group_name: self._node_group(name, group_name, group, config, network, node_policies)
+            for group_name, group in config.node_groups.items()
         }
         self._managed_addons(name, ctx)
         self.k8s_provider = k8s.Provider(
@@ -340,7 +304,7 @@ class Cluster(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ security groups
 
-    def _security_groups(self, name: str, network: Network, operators: tuple[str, ...]) -> None:
+    def _security_groups(self, name: str, network: Network, operators: Sequence[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         self.control_plane_security_group = aws.ec2.SecurityGroup(
             f"{name}-control-plane",
@@ -463,7 +427,7 @@ class Cluster(pulumi.ComponentResource):
         name: str,
         group_name: str,
         group: NodeGroupConfig,
-        args: ClusterArgs,
+        config: ClusterConfig,
         network: Network,
         node_policies: list[pulumi.Resource],
     ) -> eks.ManagedNodeGroup:
@@ -506,7 +470,7 @@ class Cluster(pulumi.ComponentResource):
             cluster=self.control_plane,
             node_role=self.node_role,
             subnet_ids=network.private_subnet_ids,
-            version=args.version,
+            version=config.version,
             ami_type=ami_type,
             capacity_type=group.capacity_type,
             instance_types=list(group.instance_types),

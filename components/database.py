@@ -2,7 +2,7 @@
 
 Usage::
 
-    db = Database("keel-prod", DatabaseArgs.from_config(cfg.database, protect=True), network=network,
+    db = Database("keel-prod", cfg.database, protect=True, network=network,
                   client_security_group=cluster.node_security_group, opts=pulumi.ResourceOptions(parent=platform))
     db.endpoint, db.port, db.master_secret_arn
 
@@ -24,7 +24,8 @@ Creates (``<n>`` is the component name):
 
 Depends only on the network and the client security group, never on the EKS cluster.
 
-Outputs: ``instance``, ``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``.
+Outputs: ``instance``, ``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``,
+``max_connections``, ``allocated_storage_gb``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -82,34 +82,6 @@ def tuning(instance_class: str, max_connections: int, slow_query_ms: int) -> dic
 STATIC_PARAMETERS = ("shared_buffers", "max_connections")
 
 
-@dataclass(frozen=True)
-class DatabaseArgs:
-    """Arguments of :class:`Database`."""
-
-    config: DatabaseConfig
-    """Engine, sizing, backups and protection, from ``keel:database``."""
-
-    log_retention_days: int = 30
-    """Retention of the PostgreSQL log groups."""
-
-    protect: bool = True
-    """True: Pulumi ``protect`` and ``retainOnDelete`` on the instance and its key."""
-
-    backup_tags: Mapping[str, str] = field(default_factory=dict)
-    """Empty: no backup plan selects the instance. ``Backup.tag``: the plan's selection picks it up."""
-
-    @classmethod
-    def from_config(
-        cls, cfg: DatabaseConfig, *, protect: bool, backup_tags: Mapping[str, str] | None = None
-    ) -> DatabaseArgs:
-        return cls(
-            config=cfg,
-            protect=protect,
-            log_retention_days=cfg.log_retention_days,
-            backup_tags=dict(backup_tags or {}),
-        )
-
-
 class Database(pulumi.ComponentResource):
     """RDS PostgreSQL for the platform's services."""
 
@@ -122,31 +94,41 @@ class Database(pulumi.ComponentResource):
     region: str
     database_name: str
     identifier: str
-    config: DatabaseConfig
+    max_connections: int
+    """The ``max_connections`` the parameter group sets (the connections alarm's ceiling)."""
+    allocated_storage_gb: int
+    """The storage allocated at creation (the free-storage alarm's reference)."""
 
     def __init__(
         self,
         name: str,
-        args: DatabaseArgs,
+        config: DatabaseConfig,
+        *,
         network: Network,
         client_security_group: aws.ec2.SecurityGroup,
+        protect: bool = True,
+        backup_tags: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the ``keel:database`` section (engine, sizing, backups, log retention, protection).
+        ``network``: the isolated subnets it lives in; ``client_security_group``: the only group admitted on 5432.
+        ``protect``: True puts ``protect`` and ``retainOnDelete`` on the instance and its key.
+        ``backup_tags``: None or empty, no backup plan selects the instance; ``Backup.tag``, the plan picks it up."""
         super().__init__("keel:database:Database", name, None, opts)
-        cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         identifier = f"{name}-db"
         self.identifier = identifier
-        self.config = cfg
-        self.database_name = cfg.database_name
+        self.max_connections = config.max_connections
+        self.allocated_storage_gb = config.allocated_storage_gb
+        self.database_name = config.database_name
         groups = {kind: f"/aws/rds/instance/{identifier}/{kind}" for kind in LOG_EXPORTS}
         self.key = create_key(
             f"{name}-database",
             "RDS storage, Performance Insights, the master secret and PostgreSQL logs",
             ctx,
             service_statements=[logs_may_use(ctx, [ctx.arn("logs", f"log-group:{g}") for g in groups.values()])],
-            protect=args.protect,
+            protect=protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
         subnets = aws.rds.SubnetGroup(
@@ -155,7 +137,7 @@ class Database(pulumi.ComponentResource):
         self.security_group = security_group_admitting(
             identifier, network=network, port=PORT, client=client_security_group, what="PostgreSQL", opts=child
         )
-        major = cfg.engine_version.split(".")[0]
+        major = config.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(
             identifier,
             family=f"postgres{major}",
@@ -167,7 +149,7 @@ class Database(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(
                     name=key, value=value, apply_method="pending-reboot" if key in STATIC_PARAMETERS else "immediate"
                 )
-                for key, value in tuning(cfg.instance_class, cfg.max_connections, cfg.slow_query_ms).items()
+                for key, value in tuning(config.instance_class, config.max_connections, config.slow_query_ms).items()
             ],
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["description"])),
         )
@@ -176,8 +158,8 @@ class Database(pulumi.ComponentResource):
                 f"{identifier}-{kind}",
                 name=group,
                 kms_key_id=self.key.arn,
-                retention_in_days=args.log_retention_days,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                retention_in_days=config.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=protect),
             )
             for kind, group in groups.items()
         ]
@@ -209,35 +191,35 @@ class Database(pulumi.ComponentResource):
             identifier,
             identifier=identifier,
             engine="postgres",
-            engine_version=cfg.engine_version,
-            instance_class=cfg.instance_class,
-            db_name=cfg.database_name,
-            username=cfg.master_username,
+            engine_version=config.engine_version,
+            instance_class=config.instance_class,
+            db_name=config.database_name,
+            username=config.master_username,
             manage_master_user_password=True,
             master_user_secret_kms_key_id=self.key.arn,
             iam_database_authentication_enabled=True,
             port=PORT,
             storage_type="gp3",
-            allocated_storage=cfg.allocated_storage_gb,
-            max_allocated_storage=cfg.max_allocated_storage_gb,
+            allocated_storage=config.allocated_storage_gb,
+            max_allocated_storage=config.max_allocated_storage_gb,
             storage_encrypted=True,
             kms_key_id=self.key.arn,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[self.security_group.id],
             publicly_accessible=False,
-            multi_az=cfg.multi_az,
+            multi_az=config.multi_az,
             parameter_group_name=parameters.name,
             ca_cert_identifier="rds-ca-rsa2048-g1",
-            backup_retention_period=cfg.backup_retention_days,
-            backup_window=cfg.backup_window,
-            maintenance_window=cfg.maintenance_window,
+            backup_retention_period=config.backup_retention_days,
+            backup_window=config.backup_window,
+            maintenance_window=config.maintenance_window,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
-            deletion_protection=cfg.deletion_protection,
-            skip_final_snapshot=not cfg.final_snapshot,
-            final_snapshot_identifier=f"{identifier}-final" if cfg.final_snapshot else None,
-            delete_automated_backups=not args.protect,
+            deletion_protection=config.deletion_protection,
+            skip_final_snapshot=not config.final_snapshot,
+            final_snapshot_identifier=f"{identifier}-final" if config.final_snapshot else None,
+            delete_automated_backups=not protect,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             performance_insights_enabled=True,
             performance_insights_kms_key_id=self.key.arn,
@@ -245,11 +227,11 @@ class Database(pulumi.ComponentResource):
             monitoring_interval=60,
             monitoring_role_arn=monitoring.arn,
             apply_immediately=False,
-            tags={"Name": identifier, **args.backup_tags},
+            tags={"Name": identifier, **(backup_tags or {})},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=args.protect,
-                retain_on_delete=args.protect,
+                protect=protect,
+                retain_on_delete=protect,
                 depends_on=[*log_groups, monitoring_policy],
             ),
         )
@@ -265,6 +247,8 @@ class Database(pulumi.ComponentResource):
                 "port": self.port,
                 "master_secret_arn": self.master_secret_arn,
                 "security_group": self.security_group.id,
+                "max_connections": self.max_connections,
+                "allocated_storage_gb": self.allocated_storage_gb,
             }
         )
 

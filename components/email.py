@@ -2,7 +2,7 @@
 
 Usage::
 
-    email = Email("keel-prod", EmailArgs.from_config(cfg.email), opts=pulumi.ResourceOptions(parent=platform))
+    email = Email("keel-prod", cfg.email, protect=True, opts=pulumi.ResourceOptions(parent=platform))
     email.grant_send(role)           # SendEmail/SendRawEmail for this identity and configuration set only
     email.dns_records                # the records to create by hand when no hosted zone is configured
 
@@ -23,7 +23,6 @@ Outputs: ``identity_arn``, ``configuration_set_name``, ``events_topic_arn``, ``d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -64,21 +63,6 @@ def dns_records(cfg: EmailConfig, region: str, dkim_tokens: list[str]) -> list[d
     return records
 
 
-@dataclass(frozen=True)
-class EmailArgs:
-    """Arguments of :class:`Email`."""
-
-    config: EmailConfig
-    """Domain, MAIL FROM subdomain, hosted zone and DMARC policy from ``keel:email``."""
-
-    protect: bool = True
-    """True: the key is protected."""
-
-    @classmethod
-    def from_config(cls, cfg: EmailConfig, *, protect: bool) -> EmailArgs:
-        return cls(config=cfg, protect=protect)
-
-
 class Email(pulumi.ComponentResource):
     """The platform's sending domain."""
 
@@ -89,9 +73,12 @@ class Email(pulumi.ComponentResource):
     events_topic: aws.sns.Topic
     dns_records: pulumi.Output[list[dict[str, Any]]]
 
-    def __init__(self, name: str, args: EmailArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, config: EmailConfig, *, protect: bool = True, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """``config``: the ``keel:email`` section (domain, MAIL FROM subdomain, hosted zone, DMARC policy).
+        ``protect``: True protects the key."""
         super().__init__("keel:email:Email", name, None, opts)
-        cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         config_set_name = f"{name}-mail"
@@ -101,7 +88,7 @@ class Email(pulumi.ComponentResource):
             "the SES event topic",
             ctx,
             service_statements=[service_uses_key("SesPublishesToEncryptedTopic", "ses.amazonaws.com", ctx.account)],
-            protect=args.protect,
+            protect=protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.events_topic = aws.sns.Topic(f"{name}-email-events", kms_master_key_id=key.arn, opts=child)
@@ -144,7 +131,7 @@ class Email(pulumi.ComponentResource):
         )
         self.identity = aws.sesv2.EmailIdentity(
             name,
-            email_identity=cfg.domain,
+            email_identity=config.domain,
             configuration_set_name=self.configuration_set.configuration_set_name,
             dkim_signing_attributes=aws.sesv2.EmailIdentityDkimSigningAttributesArgs(
                 next_signing_key_length="RSA_2048_BIT"
@@ -155,14 +142,14 @@ class Email(pulumi.ComponentResource):
         aws.sesv2.EmailIdentityMailFromAttributes(
             f"{name}-mail-from",
             email_identity=self.identity.email_identity,
-            mail_from_domain=f"{cfg.mail_from_subdomain}.{cfg.domain}",
+            mail_from_domain=f"{config.mail_from_subdomain}.{config.domain}",
             behavior_on_mx_failure="USE_DEFAULT_VALUE",
             opts=child,
         )
         tokens = self.identity.dkim_signing_attributes.apply(lambda d: list(d.tokens or []) if d else [])
-        self.dns_records = tokens.apply(lambda t: dns_records(cfg, ctx.region, t))
-        if cfg.hosted_zone_id:
-            self._route53(name, cfg, ctx.region, tokens)
+        self.dns_records = tokens.apply(lambda t: dns_records(config, ctx.region, t))
+        if config.hosted_zone_id:
+            self._route53(name, config, ctx.region, tokens)
         self.register_outputs(
             {
                 "identity_arn": self.identity_arn,

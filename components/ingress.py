@@ -2,8 +2,8 @@
 
 Usage::
 
-    lb = LoadBalancer("keel-prod", LoadBalancerArgs.from_config(cfg.ingress, routes=routes, protect=True),
-                      network=network, nodes=cluster.node_security_group, logs_bucket=buckets.buckets["logs"],
+    lb = LoadBalancer("keel-prod", cfg.ingress, routes=routes, network=network,
+                      nodes=cluster.node_security_group, logs_bucket=buckets.buckets["logs"],
                       opts=pulumi.ResourceOptions(parent=platform))
     lb.target_groups["web"].arn, lb.target_groups["web"].arn_suffix
 
@@ -26,7 +26,7 @@ Outputs: ``alb``, ``dns_name``, ``zone_id``, ``security_group``, ``target_groups
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -52,38 +52,6 @@ class Route:
     health_path: str
     priority: int | None = None
     """Pinned priority of the first path's rule (the next paths take the next numbers)."""
-
-
-@dataclass(frozen=True)
-class LoadBalancerArgs:
-    """Arguments of :class:`LoadBalancer`."""
-
-    routes: Mapping[str, Route]
-    """Exposed services by name."""
-
-    certificate_arn: str | None = None
-    """None: request a certificate for every route host, validated in ``hosted_zone_id``."""
-
-    hosted_zone_id: str | None = None
-    """Route 53 zone for certificate validation and alias records. None: no DNS records are managed."""
-
-    deletion_protection: bool = True
-    idle_timeout_seconds: int = 60
-    waf: bool = True
-    rate_limit_per_5min: int = 2000
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, cfg: IngressConfig, *, routes: Mapping[str, Route]) -> LoadBalancerArgs:
-        return cls(
-            routes=routes,
-            certificate_arn=cfg.certificate_arn,
-            hosted_zone_id=cfg.hosted_zone_id,
-            deletion_protection=cfg.deletion_protection,
-            idle_timeout_seconds=cfg.idle_timeout_seconds,
-            waf=cfg.waf.enabled,
-            rate_limit_per_5min=cfg.waf.rate_limit_per_5min,
-        )
 
 
 def rule_priorities(routes: Mapping[str, Route]) -> dict[tuple[str, int], int]:
@@ -122,13 +90,19 @@ class LoadBalancer(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: LoadBalancerArgs,
+        config: IngressConfig,
+        *,
+        routes: Mapping[str, Route],
         network: Network,
         nodes: aws.ec2.SecurityGroup,
         logs_bucket: aws.s3.Bucket,
-        opts: pulumi.ResourceOptions | None = None,
         depends_on_logs: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the ``keel:ingress`` section (certificate, hosted zone, deletion protection, idle timeout,
+        WAF). ``routes``: the exposed services by name (built from their ``ingress`` entries). ``network``: the VPC
+        and public subnets; ``nodes``: the node security group the ALB forwards to; ``logs_bucket``: where access
+        logs go, and ``depends_on_logs`` what must exist before the ALB writes there (the bucket's policy)."""
         super().__init__("keel:ingress:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.security_group = aws.ec2.SecurityGroup(
@@ -149,7 +123,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 description=f"{'HTTPS' if port == 443 else 'HTTP (redirected to HTTPS)'} from the internet",
                 opts=child,
             )
-        for port in sorted({route.port for route in args.routes.values()}):
+        for port in sorted({route.port for route in routes.values()}):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-alb-to-nodes-{port}",
                 security_group_id=self.security_group.id,
@@ -178,16 +152,16 @@ class LoadBalancer(pulumi.ComponentResource):
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
             desync_mitigation_mode="strictest",
-            enable_deletion_protection=args.deletion_protection,
+            enable_deletion_protection=config.deletion_protection,
             enable_http2=True,
-            idle_timeout=args.idle_timeout_seconds,
+            idle_timeout=config.idle_timeout_seconds,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=logs_bucket.bucket, prefix="alb", enabled=True),
             tags={"Name": name},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on_logs)),
         )
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
-        certificate = args.certificate_arn or self._certificate(name, args)
+        certificate = config.certificate_arn or self._certificate(name, config, routes)
         listener = aws.lb.Listener(
             f"{name}-https",
             load_balancer_arn=self.alb.arn,
@@ -221,8 +195,8 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         self.target_groups = {}
-        priorities = rule_priorities(args.routes)
-        for service, route in sorted(args.routes.items()):
+        priorities = rule_priorities(routes)
+        for service, route in sorted(routes.items()):
             group = aws.lb.TargetGroup(
                 f"{name}-{service}",
                 port=route.port,
@@ -259,10 +233,10 @@ class LoadBalancer(pulumi.ComponentResource):
                     actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=group.arn)],
                     opts=child,
                 )
-            if args.hosted_zone_id:
+            if config.hosted_zone_id:
                 aws.route53.Record(
                     f"{name}-{service}",
-                    zone_id=args.hosted_zone_id,
+                    zone_id=config.hosted_zone_id,
                     name=route.host,
                     type="A",
                     aliases=[
@@ -272,8 +246,8 @@ class LoadBalancer(pulumi.ComponentResource):
                     ],
                     opts=child,
                 )
-        if args.waf:
-            self._waf(name, args)
+        if config.waf.enabled:
+            self._waf(name, config)
         self.register_outputs(
             {
                 "dns_name": self.dns_name,
@@ -282,9 +256,9 @@ class LoadBalancer(pulumi.ComponentResource):
             }
         )
 
-    def _certificate(self, name: str, args: LoadBalancerArgs) -> pulumi.Output[str]:
+    def _certificate(self, name: str, config: IngressConfig, routes: Mapping[str, Route]) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
-        hosts = sorted({route.host for route in args.routes.values()})
+        hosts = sorted({route.host for route in routes.values()})
         cert = aws.acm.Certificate(
             name,
             domain_name=hosts[0],
@@ -301,7 +275,7 @@ class LoadBalancer(pulumi.ComponentResource):
             records.append(
                 aws.route53.Record(
                     f"{name}-validation-{index}",
-                    zone_id=str(args.hosted_zone_id),
+                    zone_id=str(config.hosted_zone_id),
                     name=option.apply(lambda o: o.resource_record_name),
                     type=option.apply(lambda o: o.resource_record_type),
                     records=[option.apply(lambda o: o.resource_record_value)],
@@ -315,7 +289,7 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         return validation.certificate_arn
 
-    def _waf(self, name: str, args: LoadBalancerArgs) -> None:
+    def _waf(self, name: str, config: IngressConfig) -> None:
         child = pulumi.ResourceOptions(parent=self)
 
         def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgs:
@@ -348,7 +322,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
                 statement=aws.wafv2.WebAclRuleStatementArgs(
                     rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                        limit=args.rate_limit_per_5min, aggregate_key_type="IP", evaluation_window_sec=300
+                        limit=config.waf.rate_limit_per_5min, aggregate_key_type="IP", evaluation_window_sec=300
                     )
                 ),
                 visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(

@@ -2,8 +2,7 @@
 
 Usage::
 
-    net = Network("keel-prod", NetworkArgs(cidr="10.20.0.0/16", zone_count=3, nat_gateways="OnePerAz"),
-                  opts=pulumi.ResourceOptions(parent=platform))
+    net = Network("keel-prod", cfg.network, protect=True, opts=pulumi.ResourceOptions(parent=platform))
     net.private_subnet_ids   # Output[list[str]], one per AZ, in zone order
 
 Creates (``<n>`` is the component name, ``<az>`` each zone name):
@@ -37,15 +36,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_aws as aws
 
 from components import context
-from components.config import DEFAULT_INTERFACE_ENDPOINTS, NatStrategy, NetworkConfig
+from components.config import NatStrategy, NetworkConfig
 from components.keys import create_key, logs_may_use
 
 MAX_ZONES = 6
@@ -75,51 +72,6 @@ def plan_subnets(cidr: ipaddress.IPv4Network, zones: int) -> list[ZoneSubnets]:
     return [ZoneSubnets(public[i], blocks[i], isolated[i]) for i in range(zones)]
 
 
-@dataclass(frozen=True)
-class NetworkArgs:
-    """Arguments of :class:`Network`."""
-
-    cidr: str
-    """The VPC's IPv4 CIDR (validated by the stack config: RFC 1918, /16 to /20)."""
-
-    zone_count: int = 3
-    """How many availability zones the subnets span."""
-
-    zone_names: Sequence[str] | None = None
-    """None: the first ``zone_count`` zones the region offers, sorted by name. A list pins them."""
-
-    nat_gateways: NatStrategy = "OnePerAz"
-    """``OnePerAz``, ``Single`` or ``None`` (see the module docstring)."""
-
-    interface_endpoints: Sequence[str] = DEFAULT_INTERFACE_ENDPOINTS
-    """Interface endpoint service suffixes; the S3 gateway endpoint is always created."""
-
-    flow_log_retention_days: int = 90
-    """Retention of the flow log group, in days."""
-
-    flow_log_traffic: str = "ALL"
-    """``ALL``, ``ACCEPT`` or ``REJECT``."""
-
-    protect: bool = True
-    """True: the log key and the flow log group get Pulumi ``protect`` (they hold audit data)."""
-
-    extra_tags: dict[str, str] = field(default_factory=dict)
-    """Tags besides the provider's default tags, on every taggable child."""
-
-    @classmethod
-    def from_config(cls, cfg: NetworkConfig, *, protect: bool) -> NetworkArgs:
-        return cls(
-            cidr=cfg.cidr,
-            zone_count=cfg.availability_zones,
-            zone_names=cfg.zone_names,
-            nat_gateways=cfg.nat_gateways,
-            interface_endpoints=tuple(cfg.interface_endpoints),
-            flow_log_retention_days=cfg.flow_log_retention_days,
-            flow_log_traffic=cfg.flow_log_traffic,
-            protect=protect,
-        )
-
-
 class Network(pulumi.ComponentResource):
     """A VPC with public, private and isolated subnets, NAT, endpoints and encrypted flow logs."""
 
@@ -137,24 +89,33 @@ class Network(pulumi.ComponentResource):
     flow_log_group: aws.cloudwatch.LogGroup
     log_key: aws.kms.Key
 
-    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: NetworkConfig,
+        *,
+        protect: bool = True,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``config``: the ``keel:network`` section (CIDR, zones, NAT strategy, endpoints, flow logs).
+        ``protect``: True puts Pulumi ``protect`` on the flow-log key and group (they hold audit data)."""
         super().__init__("keel:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
         ctx = context.lookup(invoke)
         region = ctx.region
-        zones = self._zones(args, invoke)
-        plan = plan_subnets(ipaddress.IPv4Network(args.cidr), len(zones))
+        zones = self._zones(config, invoke)
+        plan = plan_subnets(ipaddress.IPv4Network(config.cidr), len(zones))
 
         def tags(label: str, **extra: str) -> dict[str, str]:
-            return {**args.extra_tags, "Name": label, **extra}
+            return {"Name": label, **extra}
 
-        self.cidr = args.cidr
+        self.cidr = config.cidr
         self.availability_zones = zones
         self.public_subnet_cidrs = [str(z.public) for z in plan]
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.cidr,
+            cidr_block=config.cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags=tags(name),
@@ -223,7 +184,7 @@ class Network(pulumi.ComponentResource):
                 )
             )
 
-        nats = self._nat_gateways(name, args.nat_gateways, zones, public, igw, tags)
+        nats = self._nat_gateways(name, config.nat_gateways, zones, public, igw, tags)
         for index, (az, rt) in enumerate(zip(zones, private_rts, strict=True)):
             if nats:
                 nat = nats[index] if len(nats) == len(zones) else nats[0]
@@ -257,11 +218,11 @@ class Network(pulumi.ComponentResource):
             ip_protocol="tcp",
             from_port=443,
             to_port=443,
-            cidr_ipv4=args.cidr,
+            cidr_ipv4=config.cidr,
             description="HTTPS to the interface endpoints from the VPC",
             opts=child,
         )
-        for service in args.interface_endpoints:
+        for service in config.interface_endpoints:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
                 vpc_id=self.vpc.id,
@@ -274,7 +235,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self._flow_logs(name, args, ctx, tags)
+        self._flow_logs(name, config, protect, ctx, tags)
 
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
@@ -297,21 +258,21 @@ class Network(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _zones(args: NetworkArgs, invoke: pulumi.InvokeOptions) -> list[str]:
-        if args.zone_names:
-            return list(args.zone_names)
+    def _zones(config: NetworkConfig, invoke: pulumi.InvokeOptions) -> list[str]:
+        if config.zone_names:
+            return list(config.zone_names)
         offered = aws.get_availability_zones(
             state="available",
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
             opts=invoke,
         ).names
         names = sorted(offered or [])
-        if len(names) < args.zone_count:
+        if len(names) < config.availability_zones:
             raise pulumi.RunError(
-                f"keel:network.availabilityZones: got {args.zone_count}; this region offers "
+                f"keel:network.availabilityZones: got {config.availability_zones}; this region offers "
                 f"{len(names)} zone(s) without opt-in ({', '.join(names) or 'none'})"
             )
-        return names[: args.zone_count]
+        return names[: config.availability_zones]
 
     def _subnet(
         self,
@@ -368,9 +329,9 @@ class Network(pulumi.ComponentResource):
             )
         return nats
 
-    def _flow_logs(self, name: str, args: NetworkArgs, ctx: context.AwsContext, tags: Any) -> None:
+    def _flow_logs(self, name: str, config: NetworkConfig, protect: bool, ctx: context.AwsContext, tags: Any) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        kept = pulumi.ResourceOptions(parent=self, protect=protect)
         group_name = f"/{name}/vpc/flow-logs"
         group_arn = ctx.arn("logs", f"log-group:{group_name}")
         region, account, partition = ctx.region, ctx.account, ctx.partition
@@ -379,14 +340,14 @@ class Network(pulumi.ComponentResource):
             "the VPC flow log group",
             ctx,
             service_statements=[logs_may_use(ctx, [group_arn])],
-            protect=args.protect,
+            protect=protect,
             opts=child,
         )
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=group_name,
             kms_key_id=self.log_key.arn,
-            retention_in_days=args.flow_log_retention_days,
+            retention_in_days=config.flow_log_retention_days,
             tags=tags(f"{name}-flow-logs"),
             opts=kept,
         )
@@ -406,7 +367,7 @@ class Network(pulumi.ComponentResource):
         aws.ec2.FlowLog(
             f"{name}-vpc",
             vpc_id=self.vpc.id,
-            traffic_type=args.flow_log_traffic,
+            traffic_type=config.flow_log_traffic,
             log_destination_type="cloud-watch-logs",
             log_destination=self.flow_log_group.arn,
             iam_role_arn=role.arn,

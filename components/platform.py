@@ -3,7 +3,7 @@
 Usage::
 
     cfg = config.load()
-    platform = Platform(f"keel-{cfg.stack}", PlatformArgs(config=cfg))
+    platform = Platform(f"keel-{cfg.stack}", cfg)
     pulumi.export("vpcId", platform.network.vpc_id)
 
 Creates ``<n>-aws``, the AWS provider every child uses (region from ``aws:region``, the stack's tags as
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -32,19 +31,19 @@ import pulumi_aws as aws
 
 from components import context
 from components.addons import ClusterAddons, ClusterAddonsArgs
-from components.backup import Backup, BackupArgs
-from components.cache import Cache, CacheArgs
-from components.cluster import Cluster, ClusterArgs
+from components.backup import Backup
+from components.cache import Cache
+from components.cluster import Cluster
 from components.config import StackConfig
-from components.database import Database, DatabaseArgs
-from components.email import Email, EmailArgs
-from components.ingress import LoadBalancer, LoadBalancerArgs, Route
+from components.database import Database
+from components.email import Email
+from components.ingress import LoadBalancer, Route
 from components.keys import create_key
-from components.network import Network, NetworkArgs
-from components.observability import Observability, ObservabilityArgs
-from components.scaling import Scaling, ScalingArgs
-from components.service import Service, ServiceArgs
-from components.storage import Buckets, BucketsArgs
+from components.network import Network
+from components.observability import Observability
+from components.scaling import Scaling
+from components.service import Service
+from components.storage import Buckets
 
 #: Pod Security Admission for the application namespace: every pod must meet the "restricted" profile.
 APP_NAMESPACE = "apps"
@@ -53,14 +52,6 @@ PSA_LABELS = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
-
-
-@dataclass(frozen=True)
-class PlatformArgs:
-    """Arguments of :class:`Platform`."""
-
-    config: StackConfig
-    """The validated stack config; every per-stack choice comes from here."""
 
 
 class Platform(pulumi.ComponentResource):
@@ -82,17 +73,16 @@ class Platform(pulumi.ComponentResource):
     app_namespace: Any
     """The application namespace (a ``kubernetes.core.v1.Namespace``), None without services."""
 
-    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, config: StackConfig, *, opts: pulumi.ResourceOptions | None = None) -> None:
+        """``config``: the validated stack config; every per-stack choice comes from there."""
         super().__init__("keel:platform:Platform", name, None, opts)
-        cfg = args.config
+        cfg = config
         self.provider = self._aws_provider(f"{name}-aws", cfg.region, cfg)
         children = pulumi.ResourceOptions(parent=self, providers=[self.provider])
-        self.network = Network(name, NetworkArgs.from_config(cfg.network, protect=cfg.protect), opts=children)
+        self.network = Network(name, cfg.network, protect=cfg.protect, opts=children)
         self.cluster = self.addons = None
         if cfg.cluster is not None:
-            self.cluster = Cluster(
-                name, ClusterArgs.from_config(cfg.cluster, protect=cfg.protect), network=self.network, opts=children
-            )
+            self.cluster = Cluster(name, cfg.cluster, network=self.network, protect=cfg.protect, opts=children)
             self.addons = ClusterAddons(
                 name,
                 ClusterAddonsArgs(vpc_id=self.network.vpc_id, version=cfg.cluster.version),
@@ -105,7 +95,8 @@ class Platform(pulumi.ComponentResource):
             copy_provider = self._aws_provider(f"{name}-aws-{copy}", copy, cfg) if copy is not None else None
             self.backup = Backup(
                 name,
-                BackupArgs.from_config(cfg.backup, protect=cfg.protect),
+                cfg.backup,
+                protect=cfg.protect,
                 copy_provider=copy_provider,
                 opts=children,
             )
@@ -115,23 +106,44 @@ class Platform(pulumi.ComponentResource):
         if cfg.alerts is not None:
             self.observability = Observability(
                 name,
-                ObservabilityArgs(
-                    config=cfg.alerts,
-                    namespace=APP_NAMESPACE,
-                    gpu_jobs=tuple(n for n, s in cfg.services.items() if s.kind == "job" and s.gpu),
-                    protect=cfg.protect,
-                ),
+                cfg.alerts,
                 network=self.network,
                 cluster=self.cluster,
+                node_groups=cfg.cluster.node_groups if cfg.cluster is not None else None,
                 database=self.database,
                 caches=self.caches,
                 load_balancer=self.load_balancer,
                 backup=self.backup,
                 app_namespace=self.app_namespace,
                 keda=self.addons.keda if self.addons else None,
+                namespace=APP_NAMESPACE,
+                gpu_jobs=tuple(n for n, s in cfg.services.items() if s.kind == "job" and s.gpu),
+                protect=cfg.protect,
                 opts=children,
             )
-        self.register_outputs({"network": self.network.vpc_id, "cluster": self.cluster.name if self.cluster else None})
+        self.register_outputs(self._outputs())
+
+    def _outputs(self) -> dict[str, Any]:
+        """Every output the module docstring lists, by the same name: each child component's URN (None when the
+        stack has none; a map by name for caches, services and scaling)."""
+        children: dict[str, pulumi.Resource | dict[str, Any] | None] = {
+            "network": self.network,
+            "cluster": self.cluster,
+            "addons": self.addons,
+            "database": self.database,
+            "caches": dict(self.caches),
+            "buckets": self.buckets,
+            "email": self.email,
+            "load_balancer": self.load_balancer,
+            "services": dict(self.services),
+            "scaling": dict(self.scaling),
+            "backup": self.backup,
+            "observability": self.observability,
+        }
+        return {
+            key: {k: v.urn for k, v in child.items()} if isinstance(child, dict) else child and child.urn
+            for key, child in children.items()
+        }
 
     def _aws_provider(self, resource_name: str, region: str, cfg: StackConfig) -> aws.Provider:
         """An AWS provider for ``region`` with the stack's default tags and, when pinned, its only account."""
@@ -154,7 +166,9 @@ class Platform(pulumi.ComponentResource):
         if cfg.database is not None and nodes is not None:
             self.database = Database(
                 name,
-                DatabaseArgs.from_config(cfg.database, protect=cfg.protect, backup_tags=backup_tags),
+                cfg.database,
+                protect=cfg.protect,
+                backup_tags=backup_tags,
                 network=self.network,
                 client_security_group=nodes,
                 opts=children,
@@ -173,18 +187,23 @@ class Platform(pulumi.ComponentResource):
             for cache_name, cache in cfg.caches.items():
                 self.caches[cache_name] = Cache(
                     f"{name}-{cache_name}",
-                    CacheArgs(config=cache, key=key, protect=cfg.protect, label=cache_name),
+                    cache,
+                    key=key,
+                    protect=cfg.protect,
+                    label=cache_name,
                     network=self.network,
                     client_security_group=nodes,
                     opts=children,
                 )
         self.buckets = Buckets(
             name,
-            BucketsArgs.from_config(cfg.buckets, protect=cfg.protect, backup_tags=backup_tags),
+            cfg.buckets,
+            protect=cfg.protect,
+            backup_tags=backup_tags,
             opts=children,
         )
         if cfg.email is not None:
-            self.email = Email(name, EmailArgs.from_config(cfg.email, protect=cfg.protect), opts=children)
+            self.email = Email(name, cfg.email, protect=cfg.protect, opts=children)
 
     def _workloads(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
         """The ALB and one Service per ``keel:services`` entry, in the application namespace."""
@@ -215,7 +234,8 @@ class Platform(pulumi.ComponentResource):
         if cfg.ingress is not None and routes:
             self.load_balancer = LoadBalancer(
                 name,
-                LoadBalancerArgs.from_config(cfg.ingress, routes=routes),
+                cfg.ingress,
+                routes=routes,
                 network=self.network,
                 nodes=self.cluster.node_security_group,
                 logs_bucket=self.buckets.buckets["logs"],
@@ -227,17 +247,15 @@ class Platform(pulumi.ComponentResource):
             target = self.load_balancer.target_groups.get(svc_name) if self.load_balancer else None
             self.services[svc_name] = Service(
                 f"{name}-{svc_name}",
-                svc_name,
-                ServiceArgs(
-                    config=svc,
-                    namespace=APP_NAMESPACE,
-                    env=env,
-                    grants=grants,
-                    target_group=target,
-                    alb_cidrs=self.network.public_subnet_cidrs if target is not None else (),
-                    protect=cfg.protect,
-                    secret_env="services" in cfg.secret_keys,
-                ),
+                svc,
+                service=svc_name,
+                namespace=APP_NAMESPACE,
+                env=env,
+                grants=grants,
+                target_group=target,
+                alb_cidrs=self.network.public_subnet_cidrs if target is not None else (),
+                protect=cfg.protect,
+                secret_env="services" in cfg.secret_keys,
                 cluster=self.cluster,
                 addons=self.addons,
                 opts=pulumi.ResourceOptions.merge(children, pulumi.ResourceOptions(depends_on=[namespace])),
@@ -313,14 +331,12 @@ class Platform(pulumi.ComponentResource):
             target = self.load_balancer.target_groups.get(svc_name) if self.load_balancer else None
             self.scaling[svc_name] = Scaling(
                 f"{name}-{svc_name}",
-                ScalingArgs(
-                    service=svc_name,
-                    config=svc,
-                    namespace=APP_NAMESPACE,
-                    region=region,
-                    target_group=target,
-                    caches=self.caches,
-                ),
+                svc,
+                service=svc_name,
+                namespace=APP_NAMESPACE,
+                region=region,
+                target_group=target,
+                caches=self.caches,
                 workload=self.services[svc_name],
                 keda=self.addons.keda,
                 opts=scaling_opts,

@@ -2,9 +2,9 @@
 
 Usage::
 
-    Scaling("keel-prod-web-scaling", ScalingArgs(service="web", config=cfg.services["web"], namespace="apps",
-            region="us-east-1", target_group=lb.target_groups.get("web"), caches=platform.caches),
-            workload=services["web"], keda=addons.keda, opts=pulumi.ResourceOptions(parent=platform, ...))
+    Scaling("keel-prod-web-scaling", cfg.services["web"], service="web", namespace="apps", region="us-east-1",
+            target_group=lb.target_groups.get("web"), caches=platform.caches, workload=services["web"],
+            keda=addons.keda, opts=pulumi.ResourceOptions(parent=platform, ...))
 
 What each ``scaleOn`` becomes (``<n>`` is the component name):
 
@@ -31,7 +31,6 @@ Outputs: ``kind`` (``hpa``, ``scaledobject`` or ``scaledjob``) and ``object`` (t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -142,26 +141,6 @@ def trigger_auth_redis(secret_arn: str, region: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ScalingArgs:
-    """Arguments of :class:`Scaling`."""
-
-    service: str
-    """The service's name (the Deployment's, the pods' label)."""
-
-    config: ServiceConfig
-    """Its ``replicas`` and ``scaleOn``."""
-
-    namespace: str
-    region: str
-
-    target_group: aws.lb.TargetGroup | None = None
-    """The service's ALB target group (``requestsPerMinute``)."""
-
-    caches: Mapping[str, Cache] = field(default_factory=dict)
-    """The stack's caches by name (``queue``)."""
-
-
 class Scaling(pulumi.ComponentResource):
     """The autoscaling object of one service."""
 
@@ -171,22 +150,32 @@ class Scaling(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: ScalingArgs,
+        config: ServiceConfig,
+        *,
+        service: str,
+        namespace: str,
+        region: str,
         workload: Service,
         keda: pulumi.Resource,
+        target_group: aws.lb.TargetGroup | None = None,
+        caches: Mapping[str, Cache] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the service's ``keel:services`` entry (its ``replicas`` and ``scaleOn``); ``service``: its
+        name (the Deployment's, the pods' label); ``namespace``, ``region``: where it runs. ``workload``: the
+        Service it sizes; ``keda``: the KEDA release its objects wait for. ``target_group``: the service's ALB target
+        group (``requestsPerMinute``). ``caches``: the stack's caches by name (``queue`` triggers; None: none)."""
         super().__init__("keel:scaling:Scaling", name, None, opts)
-        cfg, service = args.config, args.service
-        scale = cfg.scale_on
+        caches = caches or {}
+        scale = config.scale_on
         assert scale is not None  # Platform creates a Scaling only for services with scaleOn
         after = [keda, workload]
-        meta: Any = {"name": service, "namespace": args.namespace, "labels": labels(service)}
+        meta: Any = {"name": service, "namespace": namespace, "labels": labels(service)}
         keda_opts = pulumi.ResourceOptions(parent=self, depends_on=after)
 
         if scale.requests_per_minute is None and scale.queue is None:
             self.kind = "hpa"
-            spec: Any = hpa_spec(service, cfg)
+            spec: Any = hpa_spec(service, config)
             self.object = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 name, metadata=meta, spec=spec, opts=pulumi.ResourceOptions(parent=self, depends_on=[workload])
             )
@@ -195,23 +184,23 @@ class Scaling(pulumi.ComponentResource):
 
         triggers: list[pulumi.Input[Any]] = []
         if scale.requests_per_minute is not None:
-            assert args.target_group is not None  # config validation: requestsPerMinute needs ingress
+            assert target_group is not None  # config validation: requestsPerMinute needs ingress
             auth = f"{service}-aws"
-            self._trigger_auth(f"{name}-aws", auth, args.namespace, trigger_auth_cloudwatch(), keda_opts)
+            self._trigger_auth(f"{name}-aws", auth, namespace, trigger_auth_cloudwatch(), keda_opts)
             triggers.append(
-                args.target_group.arn_suffix.apply(
-                    lambda suffix: cloudwatch_trigger(suffix, scale.requests_per_minute or 0, args.region, auth)
+                target_group.arn_suffix.apply(
+                    lambda suffix: cloudwatch_trigger(suffix, scale.requests_per_minute or 0, region, auth)
                 )
             )
         if scale.queue is not None:
-            cache = args.caches[scale.queue.cache]
+            cache = caches[scale.queue.cache]
             auth = f"{service}-redis"
             queue = scale.queue
             self._trigger_auth(
                 f"{name}-redis",
                 auth,
-                args.namespace,
-                cache.auth_secret_arn.apply(lambda arn: trigger_auth_redis(arn, args.region)),
+                namespace,
+                cache.auth_secret_arn.apply(lambda arn: trigger_auth_redis(arn, region)),
                 keda_opts,
             )
             triggers.append(
@@ -222,18 +211,18 @@ class Scaling(pulumi.ComponentResource):
         if scale.cpu is not None:
             triggers.append(cpu_trigger(scale.cpu))
 
-        if cfg.kind == "job":
+        if config.kind == "job":
             self.kind = "scaledjob"
             job_spec: Any = {
                 "jobTargetRef": {
                     "parallelism": 1,
                     "completions": 1,
-                    "backoffLimit": cfg.backoff_limit,
+                    "backoffLimit": config.backoff_limit,
                     "template": workload.pod_template,
                 },
                 "pollingInterval": POLLING_SECONDS,
-                "minReplicaCount": cfg.replicas.min,
-                "maxReplicaCount": cfg.replicas.max,
+                "minReplicaCount": config.replicas.min,
+                "maxReplicaCount": config.replicas.max,
                 "successfulJobsHistoryLimit": 3,
                 "failedJobsHistoryLimit": 5,
                 "scalingStrategy": {"strategy": "accurate"},
@@ -247,8 +236,8 @@ class Scaling(pulumi.ComponentResource):
             self.kind = "scaledobject"
             object_spec: Any = {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service},
-                "minReplicaCount": cfg.replicas.min,
-                "maxReplicaCount": cfg.replicas.max,
+                "minReplicaCount": config.replicas.min,
+                "maxReplicaCount": config.replicas.max,
                 "pollingInterval": POLLING_SECONDS,
                 "cooldownPeriod": COOLDOWN_SECONDS,
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior()}},

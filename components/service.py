@@ -2,8 +2,8 @@
 
 Usage::
 
-    web = Service("web", ServiceArgs(config=cfg.services["web"], namespace="apps", env={...},
-                  grants=[lambda role: buckets.grant_read("uploads", role)], target_group=lb.target_groups["web"]),
+    web = Service("keel-prod-web", cfg.services["web"], service="web", namespace="apps", env={...},
+                  grants=[lambda role: buckets.grant_read("uploads", role)], target_group=lb.target_groups["web"],
                   cluster=cluster, addons=addons, opts=pulumi.ResourceOptions(parent=platform))
     web.pod_template          # the pod spec (a job's template for its KEDA ScaledJob)
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -148,40 +147,6 @@ def ecr_lifecycle_policy(keep: int = KEEP_IMAGES) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ServiceArgs:
-    """Arguments of :class:`Service`."""
-
-    config: ServiceConfig
-    """The service's ``keel:services`` entry."""
-
-    namespace: str
-    """The application namespace."""
-
-    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Connection settings and plain variables for the container."""
-
-    grants: Sequence[Callable[[aws.iam.Role], pulumi.Resource]] = ()
-    """Intent grants to attach to the service's role (``lambda role: buckets.grant_read("artifacts", role)``)."""
-
-    target_group: aws.lb.TargetGroup | None = None
-    """The ALB target group to bind the pods to (exposed services)."""
-
-    alb_cidrs: Sequence[str] = ()
-    """Where the ALB's traffic comes from (its subnets), admitted by the NetworkPolicy."""
-
-    project_root: str = "."
-    """Where ``build.context`` is resolved from."""
-
-    protect: bool = True
-    """True: the ECR repository keeps its images when the stack is destroyed."""
-
-    secret_env: bool = False
-    """True: the stack's ``keel:services`` config holds a ``secure:`` value. The engine marks only the whole
-    top-level key secret, not which value, so every ``env`` value from config is kept secret (``Output.secret``):
-    it reaches the pod spec as a secret leaf, never in plain text in the state."""
-
-
 class Service(pulumi.ComponentResource):
     """One workload of the platform."""
 
@@ -196,14 +161,34 @@ class Service(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
+        config: ServiceConfig,
+        *,
         service: str,
-        args: ServiceArgs,
+        namespace: str,
         cluster: Cluster,
         addons: ClusterAddons,
+        env: Mapping[str, pulumi.Input[str]] | None = None,
+        grants: Sequence[Callable[[aws.iam.Role], pulumi.Resource]] = (),
+        target_group: aws.lb.TargetGroup | None = None,
+        alb_cidrs: Sequence[str] = (),
+        project_root: str = ".",
+        protect: bool = True,
+        secret_env: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config``: the service's ``keel:services`` entry; ``service``: its name there (the pods' label, the
+        service account's name); ``namespace``: the application namespace; ``cluster``, ``addons``: where it runs
+        and the load balancer controller its binding waits for.
+
+        ``env``: connection settings for the container (None: only the config's ``env``). ``grants``: intent grants
+        attached to the service's role (``lambda role: buckets.grant_read("artifacts", role)``). ``target_group``:
+        the ALB target group its pods are bound to (None: not exposed). ``alb_cidrs``: where the ALB's traffic
+        comes from (its subnets), admitted by the NetworkPolicy. ``project_root``: where ``build.context`` is
+        resolved from. ``protect``: True, the ECR repository keeps its images when the stack is destroyed.
+        ``secret_env``: True when the stack's ``keel:services`` config holds a ``secure:`` value; the engine marks
+        only the whole top-level key secret, not which value, so every ``env`` value from config is kept secret
+        (``Output.secret``): it reaches the pod spec as a secret leaf, never in plain text in the state."""
         super().__init__("keel:service:Service", name, None, opts)
-        cfg = args.config
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider)
@@ -212,14 +197,14 @@ class Service(pulumi.ComponentResource):
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")],
-            force_delete=not args.protect,
+            force_delete=not protect,
             opts=child,
         )
         aws.ecr.LifecyclePolicy(
             name, repository=self.repository.name, policy=json.dumps(ecr_lifecycle_policy()), opts=child
         )
         self.repository_url = self.repository.repository_url
-        self.image = self._image(name, cfg, args, ctx)
+        self.image = self._image(name, config, project_root, ctx)
 
         self.role = PodIdentityRole(
             name,
@@ -227,30 +212,30 @@ class Service(pulumi.ComponentResource):
                 cluster_name=cluster.name,
                 cluster_arn=cluster.arn,
                 account=ctx.account,
-                namespace=args.namespace,
+                namespace=namespace,
                 service_account=service,
                 description=f"{name}: the {service} service",
             ),
             opts=child,
         )
-        for grant in args.grants:
+        for grant in grants:
             grant(self.role.role)
-        meta: Any = {"name": service, "namespace": args.namespace, "labels": labels(service)}
+        meta: Any = {"name": service, "namespace": namespace, "labels": labels(service)}
         self.service_account = k8s.core.v1.ServiceAccount(
             name, metadata=meta, automount_service_account_token=False, opts=k8s_opts
         )
-        config_env: dict[str, pulumi.Input[str]] = dict(cfg.env)
-        if args.secret_env:
-            config_env = {k: pulumi.Output.secret(v) for k, v in cfg.env.items()}
-        env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **config_env, **args.env}
+        config_env: dict[str, pulumi.Input[str]] = dict(config.env)
+        if secret_env:
+            config_env = {k: pulumi.Output.secret(v) for k, v in config.env.items()}
+        container_env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **config_env, **(env or {})}
         # Values stay Outputs inside the spec: each is serialized on its own, so a secret stays one secret leaf
         # (and an unknown one leaf) instead of turning the whole pod spec secret (or unknown).
-        spec = self.image.apply(lambda image: pod_spec(service, cfg, image, env))
+        spec = self.image.apply(lambda image: pod_spec(service, config, image, container_env))
         self.pod_template = spec.apply(lambda s: {"metadata": {"labels": labels(service)}, "spec": s})
         self.deployment = None
-        if cfg.kind == "deployment":
-            self._deployment(name, service, args, addons, k8s_opts)
-        self._network_policy(name, service, args, k8s_opts)
+        if config.kind == "deployment":
+            self._deployment(name, service, config, namespace, target_group, addons, k8s_opts)
+        self._network_policy(name, service, config, namespace, alb_cidrs, k8s_opts)
         self.register_outputs(
             {
                 "repository_url": self.repository_url,
@@ -260,7 +245,7 @@ class Service(pulumi.ComponentResource):
             }
         )
 
-    def _image(self, name: str, cfg: ServiceConfig, args: ServiceArgs, ctx: context.AwsContext) -> pulumi.Output[str]:
+    def _image(self, name: str, cfg: ServiceConfig, project_root: str, ctx: context.AwsContext) -> pulumi.Output[str]:
         if cfg.image is not None:
             return pulumi.Output.from_input(cfg.image)
         assert cfg.build is not None  # config validation: exactly one of image and build
@@ -272,11 +257,11 @@ class Service(pulumi.ComponentResource):
             name,
             # tags are immutable: each build context gets its own tag, derived from its content
             image_name=self.repository.repository_url.apply(
-                lambda url: f"{url}:{pulumi.get_stack()}-{context_digest(Path(args.project_root) / context)[:12]}"
+                lambda url: f"{url}:{pulumi.get_stack()}-{context_digest(Path(project_root) / context)[:12]}"
             ),
             build=docker.DockerBuildArgs(
-                context=f"{args.project_root}/{cfg.build.context}",
-                dockerfile=f"{args.project_root}/{cfg.build.context}/{cfg.build.dockerfile}",
+                context=f"{project_root}/{cfg.build.context}",
+                dockerfile=f"{project_root}/{cfg.build.context}/{cfg.build.dockerfile}",
                 platform="linux/amd64",
             ),
             registry=docker.RegistryArgs(
@@ -289,10 +274,16 @@ class Service(pulumi.ComponentResource):
         return built.repo_digest
 
     def _deployment(
-        self, name: str, service: str, args: ServiceArgs, addons: ClusterAddons, k8s_opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        service: str,
+        cfg: ServiceConfig,
+        namespace: str,
+        target_group: aws.lb.TargetGroup | None,
+        addons: ClusterAddons,
+        k8s_opts: pulumi.ResourceOptions,
     ) -> None:
-        cfg = args.config
-        meta: Any = {"name": service, "namespace": args.namespace, "labels": labels(service)}
+        meta: Any = {"name": service, "namespace": namespace, "labels": labels(service)}
         selector = {"matchLabels": labels(service)}
         autoscaled = cfg.scale_on is not None
         deployment_spec: Any = {
@@ -325,7 +316,7 @@ class Service(pulumi.ComponentResource):
             "ports": [{"name": "http", "port": cfg.port, "targetPort": "http", "protocol": "TCP"}],
         }
         k8s.core.v1.Service(name, metadata=meta, spec=service_spec, opts=k8s_opts)
-        if args.target_group is not None:
+        if target_group is not None:
             k8s.apiextensions.CustomResource(
                 name,
                 api_version="elbv2.k8s.aws/v1beta1",
@@ -333,7 +324,7 @@ class Service(pulumi.ComponentResource):
                 metadata=meta,
                 spec={
                     "serviceRef": {"name": service, "port": cfg.port},
-                    "targetGroupARN": args.target_group.arn,
+                    "targetGroupARN": target_group.arn,
                     "targetType": "ip",
                 },
                 # the controller's webhook refuses to change a binding's target group: replace the binding instead
@@ -347,13 +338,20 @@ class Service(pulumi.ComponentResource):
                 ),
             )
 
-    def _network_policy(self, name: str, service: str, args: ServiceArgs, k8s_opts: pulumi.ResourceOptions) -> None:
-        cfg = args.config
+    def _network_policy(
+        self,
+        name: str,
+        service: str,
+        cfg: ServiceConfig,
+        namespace: str,
+        alb_cidrs: Sequence[str],
+        k8s_opts: pulumi.ResourceOptions,
+    ) -> None:
         if cfg.port is None:
             return  # a job serves nothing: the namespace's default deny covers it
-        sources: list[dict[str, Any]] = [{"ipBlock": {"cidr": cidr}} for cidr in args.alb_cidrs]
+        sources: list[dict[str, Any]] = [{"ipBlock": {"cidr": cidr}} for cidr in alb_cidrs]
         sources += [{"podSelector": {"matchLabels": labels(other)}} for other in sorted(cfg.allow_from)]
         spec: Any = {"podSelector": {"matchLabels": labels(service)}, "policyTypes": ["Ingress"]}
         spec["ingress"] = [{"from": sources, "ports": [{"protocol": "TCP", "port": cfg.port}]}] if sources else []
-        meta: Any = {"name": f"{service}-ingress", "namespace": args.namespace, "labels": labels(service)}
+        meta: Any = {"name": f"{service}-ingress", "namespace": namespace, "labels": labels(service)}
         k8s.networking.v1.NetworkPolicy(name, metadata=meta, spec=spec, opts=k8s_opts)

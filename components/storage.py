@@ -2,7 +2,7 @@
 
 Usage::
 
-    buckets = Buckets("keel-prod", BucketsArgs.from_config(cfg.buckets, protect=True),
+    buckets = Buckets("keel-prod", cfg.buckets, protect=True,
                       opts=pulumi.ResourceOptions(parent=platform))
     buckets.grant_read("artifacts", role)          # an aws.iam.RolePolicy with exactly what reading needs
     buckets.grant_read_write("uploads", role)
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -108,45 +107,6 @@ def read_write_statements(bucket_arn: str, key_arn: str | None, region: str) -> 
     return out
 
 
-@dataclass(frozen=True)
-class BucketsArgs:
-    """Arguments of :class:`Buckets`."""
-
-    cors_origins: Sequence[str] = ()
-    """Browser origins allowed to upload to ``uploads``."""
-
-    noncurrent_version_days: int = 30
-    """Days non-current object versions are kept."""
-
-    log_retention_days: int = 365
-    """Days objects in ``logs`` are kept."""
-
-    force_destroy: bool = False
-    """Allow deleting non-empty buckets (dev)."""
-
-    protect: bool = True
-    """True: ``protect`` and ``retainOnDelete`` on buckets and the key."""
-
-    names: Sequence[str] = field(default_factory=lambda: NAMES)
-    """Which buckets to create (``logs`` is required: it receives the others' access logs)."""
-
-    backup_tags: Mapping[str, str] = field(default_factory=dict)
-    """Empty: no backup plan selects the buckets. ``Backup.tag``: artifacts and uploads are backed up."""
-
-    @classmethod
-    def from_config(
-        cls, cfg: BucketsConfig, *, protect: bool, backup_tags: Mapping[str, str] | None = None
-    ) -> BucketsArgs:
-        return cls(
-            cors_origins=tuple(cfg.cors_origins),
-            noncurrent_version_days=cfg.noncurrent_version_days,
-            log_retention_days=cfg.log_retention_days,
-            force_destroy=cfg.force_destroy,
-            protect=protect,
-            backup_tags=dict(backup_tags or {}),
-        )
-
-
 class Buckets(pulumi.ComponentResource):
     """The platform's S3 buckets."""
 
@@ -155,7 +115,20 @@ class Buckets(pulumi.ComponentResource):
     key: aws.kms.Key
     region: str
 
-    def __init__(self, name: str, args: BucketsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: BucketsConfig,
+        *,
+        protect: bool = True,
+        names: Sequence[str] = NAMES,
+        backup_tags: Mapping[str, str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``config``: the ``keel:buckets`` section (CORS origins, version and log retention, force-destroy).
+        ``protect``: True puts ``protect`` and ``retainOnDelete`` on the buckets and the key. ``names``: which
+        buckets to create (``logs`` always: it receives the others' access logs). ``backup_tags``: None or empty,
+        no backup plan selects the buckets; ``Backup.tag``, artifacts and uploads are backed up."""
         super().__init__("keel:storage:Buckets", name, None, opts)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         self.region = ctx.region
@@ -163,28 +136,28 @@ class Buckets(pulumi.ComponentResource):
             f"{name}-storage",
             "SSE-KMS of the artifacts and uploads buckets",
             ctx,
-            protect=args.protect,
+            protect=protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
         # An Output, not a blocking invoke: only the logs bucket's policy needs it.
         elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOptions(parent=self)).arn
-        kept = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
+        kept = pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect)
         self.buckets = {}
         self.policies = {}
-        for bucket_name in ("logs", *[n for n in args.names if n != "logs"]):
+        for bucket_name in ("logs", *[n for n in names if n != "logs"]):
             tags = {"Name": f"{name}-{bucket_name}", "keel.dev/bucket": bucket_name}
             if bucket_name == "logs":
                 tags["keel.dev/backup-exempt"] = "access logs: versioned, expired by lifecycle"
             if bucket_name in BACKED_UP:
-                tags.update(args.backup_tags)
+                tags.update(backup_tags or {})
             self.buckets[bucket_name] = aws.s3.Bucket(
-                f"{name}-{bucket_name}", force_destroy=args.force_destroy, tags=tags, opts=kept
+                f"{name}-{bucket_name}", force_destroy=config.force_destroy, tags=tags, opts=kept
             )
-            self._configure(bucket_name, args, ctx, elb_account)
+            self._configure(bucket_name, config, ctx, elb_account)
         self.register_outputs({"names": {k: b.bucket for k, b in self.buckets.items()}})
 
     def _configure(
-        self, bucket_name: str, args: BucketsArgs, ctx: context.AwsContext, elb_account: pulumi.Output[str]
+        self, bucket_name: str, config: BucketsConfig, ctx: context.AwsContext, elb_account: pulumi.Output[str]
     ) -> None:
         label = f"{self.pulumi_resource_name}-{bucket_name}"
         bucket = self.buckets[bucket_name]
@@ -256,7 +229,7 @@ class Buckets(pulumi.ComponentResource):
                 status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=args.noncurrent_version_days
+                    noncurrent_days=config.noncurrent_version_days
                 ),
             ),
         ]
@@ -266,7 +239,7 @@ class Buckets(pulumi.ComponentResource):
                     id="expire-logs",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_retention_days),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=config.log_retention_days),
                 )
             )
         aws.s3.BucketLifecycleConfiguration(label, bucket=bucket.id, rules=rules, opts=child)
@@ -278,13 +251,13 @@ class Buckets(pulumi.ComponentResource):
                 target_prefix=f"s3/{bucket_name}/",
                 opts=child,
             )
-        if bucket_name == "uploads" and args.cors_origins:
+        if bucket_name == "uploads" and config.cors_origins:
             aws.s3.BucketCorsConfiguration(
                 label,
                 bucket=bucket.id,
                 cors_rules=[
                     aws.s3.BucketCorsConfigurationCorsRuleArgs(
-                        allowed_origins=list(args.cors_origins),
+                        allowed_origins=list(config.cors_origins),
                         allowed_methods=["GET", "PUT", "POST", "HEAD"],
                         allowed_headers=["*"],
                         expose_headers=["ETag"],

@@ -8,6 +8,8 @@ Usage::
     keel diff prod@HEAD~1 prod@HEAD --format markdown   # what a change does, stateful replacements flagged
     keel diff prod               # prod@HEAD against the working tree (the `pulumi preview --diff` habit)
     keel cost prod               # monthly estimate per component
+    keel cost saved.json         # the same from a saved preview (CI renders each stack once)
+    keel preview prod --config-file my.yaml --policy-pack-config my-policy.json   # as `pulumi preview` takes them
 
 Exit codes: 0 ok; 1 the program failed, the policy pack failed, a secret config value reached an input unmarked,
 or a mandatory policy is violated; 3 (diff with --fail-on-replace) a stateful resource would be replaced;
@@ -42,13 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="print the `pulumi preview --json` document")
     preview.add_argument("--traceback", action="store_true", help="show the traceback of a program failure")
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack (never in CI)")
+    _config_file_argument(preview)
+    _policy_config_argument(preview)
     check = sub.add_parser("policy", help="run the policy pack on a saved `keel preview --json` document")
     check.add_argument("file", help="a preview document (`keel preview STACK --json > FILE`)")
     check.add_argument("--json", action="store_true", help="print the document with policyViolations filled")
     check.add_argument("--stack", help="policy config of this stack (default: read from the document's URNs)")
+    _policy_config_argument(check)
     cost = sub.add_parser("cost", help="monthly estimate of a stack, per component (offline price table)")
-    cost.add_argument("stack", help="stack name")
+    cost.add_argument("stack", help="stack name, or a saved preview document (`keel preview STACK --json > FILE`)")
     cost.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    _config_file_argument(cost)
     boot = sub.add_parser("bootstrap", help="create the S3 state backend, the secrets key and GitHub deploy roles")
     boot.add_argument("--region", required=True, help="AWS region of the state bucket and key")
     boot.add_argument("--state-bucket", required=True, help="name of the S3 bucket for Pulumi state")
@@ -57,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("stack", help="stack name")
     pre.add_argument("--state-bucket", help="the state bucket keel bootstrap created")
     pre.add_argument("--json", action="store_true", help='print {"stack", "checks": [...]}')
+    _config_file_argument(pre)
     diff = sub.add_parser("diff", help="what changes between two previews (files or STACK@GITREF)")
     diff.add_argument(
         "base", help="a saved `keel preview --json` file, STACK@GITREF (prod@origin/main), or STACK alone"
@@ -68,7 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced or deleted"
     )
+    _config_file_argument(diff, "; a STACK@GITREF side reads PATH as it is at GITREF")
     return parser
+
+
+def _config_file_argument(parser: argparse.ArgumentParser, more: str = "") -> None:
+    """``--config-file PATH``, as ``pulumi preview``/``up`` take it: the stack's config comes from PATH instead of
+    ``Pulumi.<stack>.yaml``; the stack keeps its name."""
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="PATH",
+        help=f"read the stack's config from PATH instead of Pulumi.STACK.yaml (as `pulumi preview` takes it){more}",
+    )
+
+
+def _policy_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``--policy-pack-config PATH``, as ``pulumi preview`` takes it (default: ``policies/config.<stack>.json``)."""
+    parser.add_argument(
+        "--policy-pack-config",
+        type=Path,
+        metavar="PATH",
+        help="the policy pack's config (default: policies/config.STACK.json)",
+    )
 
 
 def _error(message: str) -> None:
@@ -99,7 +128,7 @@ def preview(args: argparse.Namespace) -> int:
 
     try:
         root = _checkout()
-        loaded = stackfiles.load_stack(root, args.stack, stackfiles.load_project(root))
+        loaded = stackfiles.load_stack(root, args.stack, stackfiles.load_project(root), path=args.config_file)
     except stackfiles.StackError as err:
         return _usage_error(args.stack, err)
     # Start the policy pack first and stream each registration to it: the pack analyzes while the program
@@ -110,7 +139,9 @@ def preview(args: argparse.Namespace) -> int:
             pack = policy.Pack(
                 root / "policies", stack=args.stack, project=str(loaded.project["name"]), config=loaded.config
             )
-            session = policy.Session(pack, stack=args.stack, pack_dir=root / "policies")
+            session = policy.Session(
+                pack, stack=args.stack, pack_dir=root / "policies", config_path=args.policy_pack_config
+            )
     except policy.PolicyError as err:
         if pack is not None:
             pack.close()
@@ -207,12 +238,12 @@ def _finish(document: dict[str, Any], session: Any) -> int | None:
     return None
 
 
-def _analyze(document: dict[str, Any], stack: str | None, root: Path) -> int | None:
+def _analyze(document: dict[str, Any], stack: str | None, root: Path, config_path: Path | None) -> int | None:
     """Fill ``policyViolations`` by running the pack; an exit code if the pack itself failed."""
     from keel import policy
 
     try:
-        violations = policy.analyze(document, stack=stack, pack_dir=root / "policies")
+        violations = policy.analyze(document, stack=stack, pack_dir=root / "policies", config_path=config_path)
     except policy.PolicyError as err:
         _error(str(err))
         return _policy_exit(err)
@@ -224,6 +255,26 @@ def _blocking(document: dict[str, Any]) -> bool:
     return any(v["enforcementLevel"] == "mandatory" for v in document.get("policyViolations", []))
 
 
+def _read_document(file: str) -> dict[str, Any] | None:
+    """A saved ``keel preview --json`` document, or None after saying why it is not one."""
+    try:
+        document = json.loads(Path(file).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        _error(f"{file}: cannot read a preview document ({err})")
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+        _error(f"{file}: not a preview document (expected an object with 'steps')")
+        return None
+    return document
+
+
+def _stack_of(document: dict[str, Any]) -> str | None:
+    """The stack a preview document was rendered for, read from its URNs (``urn:pulumi:STACK::...``)."""
+    if not document["steps"]:
+        return None
+    return str(document["steps"][0].get("urn", "")).removeprefix("urn:pulumi:").split("::")[0] or None
+
+
 def check(args: argparse.Namespace) -> int:
     from keel import render, stackfiles
 
@@ -232,18 +283,11 @@ def check(args: argparse.Namespace) -> int:
     except stackfiles.StackError as err:
         _error(str(err))
         return EXIT_USAGE
-    try:
-        document = json.loads(Path(args.file).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        _error(f"{args.file}: cannot read a preview document ({err})")
+    document = _read_document(args.file)
+    if document is None:
         return EXIT_USAGE
-    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
-        _error(f"{args.file}: not a preview document (expected an object with 'steps')")
-        return EXIT_USAGE
-    stack = args.stack
-    if stack is None and document["steps"]:
-        stack = str(document["steps"][0].get("urn", "")).removeprefix("urn:pulumi:").split("::")[0] or None
-    failed = _analyze(document, stack, root)
+    stack = args.stack or _stack_of(document)
+    failed = _analyze(document, stack, root, args.policy_pack_config)
     if failed is not None:
         return failed
     with _output():
@@ -270,7 +314,7 @@ def preflight_command(args: argparse.Namespace) -> int:
     from components.config import ConfigError, validate
 
     try:
-        raw, _ = stackfiles.load_config(root, args.stack, stackfiles.load_project(root))
+        raw, _ = stackfiles.load_config(root, args.stack, stackfiles.load_project(root), path=args.config_file)
         cfg = validate(args.stack, raw)
     except (stackfiles.StackError, ConfigError) as err:
         return _usage_error(args.stack, err)
@@ -332,9 +376,22 @@ def cost_command(args: argparse.Namespace) -> int:
         return _usage_error(args.stack, err)
     from components.config import ConfigError
 
+    stack = args.stack
+    saved = args.stack.endswith(".json") and Path(args.stack).is_file()
+    if saved and args.config_file is not None:
+        _error("--config-file applies to a stack name; a saved preview was rendered already")
+        return EXIT_USAGE
     try:
-        document = engine.run(args.stack, root).to_json()
-        estimate = cost.estimate(document, stack=args.stack, region=cost.region_of(document))
+        if saved:
+            # the PR workflow renders each stack once: the estimate reads the saved preview
+            read = _read_document(args.stack)
+            if read is None:
+                return EXIT_USAGE
+            document = read
+            stack = _stack_of(document) or args.stack
+        else:
+            document = engine.run(args.stack, root, config_file=args.config_file).to_json()
+        estimate = cost.estimate(document, stack=stack, region=cost.region_of(document))
     except (engine.StackError, ConfigError, cost.CostError) as err:
         return _usage_error(args.stack, err)
     with _output():
@@ -344,10 +401,10 @@ def cost_command(args: argparse.Namespace) -> int:
         else:
             prices = f"{estimate.currency}, {estimate.region} list prices as of {estimate.prices_as_of}"
             if estimate.complete:
-                sys.stdout.write(f"{args.stack}: ${estimate.monthly_total:,.2f} a month ({prices})\n")
+                sys.stdout.write(f"{stack}: ${estimate.monthly_total:,.2f} a month ({prices})\n")
             else:
                 sys.stdout.write(
-                    f"{args.stack}: not estimated: no price for {estimate.missing_prices()}; the resources priced "
+                    f"{stack}: not estimated: no price for {estimate.missing_prices()}; the resources priced "
                     f"come to ${estimate.monthly_total:,.2f} a month, the rest is unknown ({prices})\n"
                 )
             for component, amount in sorted(estimate.by_component().items(), key=lambda kv: -kv[1]):
@@ -371,14 +428,14 @@ def diff_command(args: argparse.Namespace) -> int:
             if "@" in args.base or Path(args.base).is_file():
                 raise diff.DiffError(f"{args.base!r}: alone, name a stack (`keel diff prod`); or give both sides")
             # Read first: a typo is a clear error, not an empty base (the file is missing at HEAD too).
-            loaded = stackfiles.load_stack(root, args.base, stackfiles.load_project(root))
+            loaded = stackfiles.load_stack(root, args.base, stackfiles.load_project(root), path=args.config_file)
             base_name, head_name = f"{args.base}@HEAD", f"{args.base} (working tree)"
-            base = diff.load_side(base_name, root)
+            base = diff.load_side(base_name, root, args.config_file)
             head = diff.render_worktree(args.base, root, loaded)
         else:
             base_name, head_name = args.base, args.head
-            base = diff.load_side(args.base, root)
-            head = diff.load_side(args.head, root)
+            base = diff.load_side(args.base, root, args.config_file)
+            head = diff.load_side(args.head, root, args.config_file)
         result = diff.compare(base, head)
     except (diff.DiffError, stackfiles.StackError) as err:
         _error(str(err))

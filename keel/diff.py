@@ -7,10 +7,12 @@ Usage::
     keel diff prod@origin/main prod@HEAD --format markdown
     keel diff prod@HEAD~1 prod@HEAD --fail-on-replace   # exit 3 when a stateful resource would be replaced
     keel diff prod --format json                        # one entry per resource: op, changed paths
+    keel diff prod --config-file my.yaml                # prod's config from my.yaml, at HEAD and in the working tree
 
 A side ``STACK@GITREF`` renders the stack as it is at that revision: the revision is checked out in a temporary
 git worktree and previewed there by its own code (policy pack skipped), then the worktree is removed. A stack
-that does not exist at that revision diffs as all-create. Two previews of different stacks are refused.
+(or a ``--config-file``) that does not exist at that revision diffs as all-create. Two previews of different stacks
+are refused.
 
 Resources are matched by URN; each is a ``create``, ``update``, ``replace`` or ``delete``. An update becomes a
 **replace** (``+-``) when a changed input is one its provider marks "forces new resource", whatever the type:
@@ -277,8 +279,9 @@ def cost_line(diff: Diff) -> str:
 # ------------------------------------------------------------------------------------------ sides
 
 
-def load_side(side: str, root: Path) -> dict[str, Any]:
-    """A preview document from a file or from ``STACK@GITREF``."""
+def load_side(side: str, root: Path, config_file: Path | None = None) -> dict[str, Any]:
+    """A preview document from a file or from ``STACK@GITREF`` (``config_file``: the stack's config file, read at
+    that revision, instead of ``Pulumi.<stack>.yaml``)."""
     path = Path(side)
     if path.is_file():
         try:
@@ -291,7 +294,7 @@ def load_side(side: str, root: Path) -> dict[str, Any]:
     stack, at, ref = side.partition("@")
     if not at or not stack or not ref:
         raise DiffError(f"{side!r}: expected a saved preview file or STACK@GITREF (such as prod@HEAD~1)")
-    return render_at(stack, ref, root)
+    return render_at(stack, ref, root, config_file)
 
 
 def _git(root: Path, *args: str) -> str:
@@ -301,19 +304,33 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
+def render_at(stack: str, ref: str, root: Path, config_file: Path | None = None) -> dict[str, Any]:
     """Preview ``stack`` as its code and config are at git revision ``ref`` (in a temporary worktree); a stack
-    whose file does not exist there is an empty preview, so everything in the other side is a create."""
+    whose file does not exist there is an empty preview, so everything in the other side is a create.
+
+    ``config_file`` (``--config-file``): the stack's config is that file as it is at ``ref`` (a file of the
+    checkout), put in the worktree as ``Pulumi.<stack>.yaml``, so the revision's own keel renders it whether or not
+    it knows the option."""
     commit = _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
     prefix = _git(root, "rev-parse", "--show-prefix")
-    files = _git(root, "ls-tree", "--name-only", commit, "--", prefix or ".").splitlines()
-    if not any(Path(f).name in (f"Pulumi.{stack}.yaml", f"Pulumi.{stack}.yml") for f in files):
+    if config_file is not None:
+        relative = _in_checkout(config_file, root)
+        present = bool(_git(root, "ls-tree", "--name-only", commit, "--", relative.as_posix()))
+    else:
+        relative = None
+        files = _git(root, "ls-tree", "--name-only", commit, "--", prefix or ".").splitlines()
+        present = any(Path(f).name in (f"Pulumi.{stack}.yaml", f"Pulumi.{stack}.yml") for f in files)
+    if not present:
         return {"steps": [], "changeSummary": {}, "policyViolations": []}
     with tempfile.TemporaryDirectory(prefix="keel-diff-") as tmp:
         worktree = Path(tmp) / "tree"
         _git(root, "worktree", "add", "--detach", str(worktree), commit)
         try:
             project = worktree / prefix
+            if relative is not None:
+                for suffix in ("yaml", "yml"):
+                    (project / f"Pulumi.{stack}.{suffix}").unlink(missing_ok=True)
+                (project / f"Pulumi.{stack}.yaml").write_bytes((project / relative).read_bytes())
             env = {**os.environ, "PYTHONPATH": str(project), "KEEL_PROJECT": str(project)}
             code = "import sys; from keel.cli import main; sys.exit(main(sys.argv[1:]))"
             done = subprocess.run(  # noqa: S603 - our interpreter, our code at that revision
@@ -331,6 +348,17 @@ def render_at(stack: str, ref: str, root: Path) -> dict[str, Any]:
             return doc
         finally:
             _git(root, "worktree", "remove", "--force", str(worktree))
+
+
+def _in_checkout(config_file: Path, root: Path) -> Path:
+    """``config_file`` relative to the project folder ``root``: a ``STACK@GITREF`` side reads it at that revision,
+    so it must be a file of the checkout."""
+    try:
+        return config_file.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise DiffError(
+            f"--config-file {config_file}: not in the checkout {root}; a STACK@GITREF side reads it at that revision"
+        ) from None
 
 
 def render_worktree(stack: str, root: Path, loaded: StackConfigFile | None = None) -> dict[str, Any]:

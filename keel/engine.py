@@ -3,6 +3,7 @@
 Usage::
 
     preview = engine.run("prod")                 # Preview: steps, stack outputs
+    engine.run("prod", config_file=Path("my.yaml"))   # prod with the config of my.yaml (`--config-file`)
     preview.to_json()                            # the `pulumi preview --json` shape (DESIGN.md)
 
 How: the program (``__main__.py``) runs exactly as the Python language host runs it, in
@@ -425,12 +426,14 @@ def run(
     root: Path | None = None,
     on_step: Callable[[Step], None] | None = None,
     loaded: stackfiles.StackConfigFile | None = None,
+    config_file: Path | None = None,
 ) -> Preview:
-    """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``. ``on_step`` sees
-    every step as it is registered (``keel preview`` streams them to the policy pack). ``loaded``: the stack's
-    config when the caller has already read it (None: read here)."""
+    """Run the project's program for ``stack`` with the config of ``Pulumi.<stack>.yaml``, or of ``config_file``
+    when given (``pulumi preview --config-file``). ``on_step`` sees every step as it is registered (``keel preview``
+    streams them to the policy pack). ``loaded``: the stack's config when the caller has already read it (None:
+    read here)."""
     root = stackfiles.use_checkout(root or stackfiles.project_root())
-    loaded = loaded or stackfiles.load_stack(root, stack, stackfiles.load_project(root))
+    loaded = loaded or stackfiles.load_stack(root, stack, stackfiles.load_project(root), path=config_file)
     project, config, secret_keys = loaded.project, loaded.config, loaded.secret_keys
     main = root / str(project.get("main") or "__main__.py")
     if main.is_dir():

@@ -13,10 +13,11 @@ analyzer gRPC server. We then call, over ``pulumi.runtime.proto.analyzer_pb2_grp
 (a protobuf Struct of the engine's property values) together with the resource options and the provider's
 properties. The results are the same diagnostics ``pulumi preview --policy-pack policies`` prints.
 
-Policy config: ``policies/config.<stack>.json``, the same file ``pulumi preview --policy-pack-config`` takes.
-Every stack has one; a stack without it is a :class:`PolicyConfigError` naming the file (``keel`` exits 2), never
-a silent fall back to the pack's defaults. It is applied as the engine applies it (:func:`reconcile`): an entry
-that sets only properties keeps the policy's own enforcement level, and every policy is configured.
+Policy config: ``policies/config.<stack>.json``, the same file ``pulumi preview --policy-pack-config`` takes, or
+the file ``keel ... --policy-pack-config PATH`` names. Every stack has one; a stack without it is a
+:class:`PolicyConfigError` naming the file (``keel`` exits 2), never a silent fall back to the pack's defaults. It
+is applied as the engine applies it (:func:`reconcile`): an entry that sets only properties keeps the policy's own
+enforcement level, and every policy is configured.
 
 Any CrossGuard pack can be driven, not only keel's own: :class:`Pack` starts whatever ``PulumiPolicy.yaml`` in
 the pack's folder describes, with the interpreter of the virtualenv its runtime options name.
@@ -124,8 +125,13 @@ def mandatory(violations: Iterable[Violation]) -> list[Violation]:
     return [v for v in violations if v.enforcement_level == "mandatory"]
 
 
-def config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path:
-    """The stack's policy config file; :class:`PolicyConfigError` when it does not exist."""
+def config_file(stack: str, pack_dir: Path = PACK_DIR, path: Path | None = None) -> Path:
+    """The stack's policy config file: ``path`` when given (``--policy-pack-config``, as ``pulumi preview`` takes
+    it), else ``<pack_dir>/config.<stack>.json``; :class:`PolicyConfigError` when it does not exist."""
+    if path is not None:
+        if not path.is_file():
+            raise PolicyConfigError(f"--policy-pack-config {path}: no such file")
+        return path
     path = pack_dir / f"config.{stack}.json"
     if not path.is_file():
         others = sorted(p.name for p in pack_dir.glob("config.*.json"))
@@ -142,6 +148,8 @@ def load_config(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise PolicyConfigError(f"{path}: not valid JSON ({err})") from None
+    except OSError as err:
+        raise PolicyConfigError(f"{path}: cannot read the policy config ({err.strerror})") from None
     if not isinstance(data, dict):
         raise PolicyConfigError(f"{path}: expected an object mapping policy names to settings")
     return data
@@ -446,11 +454,14 @@ class Session:
         stack: str | None = None,
         pack_dir: Path = PACK_DIR,
         config: Mapping[str, Any] | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.pack = pack
-        if config is None and stack is None:
+        if config is None and stack is None and config_path is None:
             raise PolicyConfigError("no stack to read the policy config of: name one (--stack)")
-        self.settings = dict(config) if config is not None else load_config(config_file(str(stack), pack_dir))
+        self.settings = (
+            dict(config) if config is not None else load_config(config_file(str(stack), pack_dir, config_path))
+        )
         self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
         self._pending: list[tuple[str, Any]] = []
         self._inputs: dict[str, Any] = {}
@@ -586,12 +597,14 @@ def analyze(
     pack_dir: Path = PACK_DIR,
     config: Mapping[str, Any] | None = None,
     pack: Pack | None = None,
+    config_path: Path | None = None,
 ) -> list[Violation]:
     """Every policy diagnostic for the resources of a saved preview document, ordered by severity, policy, URN.
-    ``pack``: an already started pack (closed here when done); None starts one."""
+    The policy config: ``config`` itself, else the file ``config_path`` (``--policy-pack-config``), else the
+    stack's ``config.<stack>.json``. ``pack``: an already started pack (closed here when done); None starts one."""
     pack = pack or Pack(pack_dir, stack=stack)
     try:
-        session = Session(pack, stack=stack, pack_dir=pack_dir, config=config)
+        session = Session(pack, stack=stack, pack_dir=pack_dir, config=config, config_path=config_path)
         for step in document.get("steps", []):
             session.add(step["newState"])
         return session.finish(document)

@@ -6,6 +6,7 @@ Usage::
     stacks(root)                               # ["dev", "prod"]
     config, secret_keys = load_config(root, "prod", load_project(root))
     config["keel:network"]                     # '{"cidr":"10.20.0.0/16",...}'  (JSON text, as Pulumi passes it)
+    load_stack(root, "prod", load_project(root), path=Path("my.yaml"))   # prod's config from my.yaml (--config-file)
 
 What the CLI does and this repeats: project-level ``config:`` declarations give defaults and types; a
 declared key without a default is required; a stack value of the wrong declared type is refused; scalars
@@ -195,15 +196,28 @@ class StackConfigFile:
     """Stand-in plaintext -> the config path of the secure value it stands for."""
 
 
-def load_config(root: Path, stack: str, project: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+def load_config(
+    root: Path, stack: str, project: dict[str, Any], path: Path | None = None
+) -> tuple[dict[str, str], list[str]]:
     """The config map (``namespace:key`` -> text) and the secret keys the program would get for ``stack``."""
-    loaded = load_stack(root, stack, project)
+    loaded = load_stack(root, stack, project, path=path)
     return loaded.config, loaded.secret_keys
 
 
-def load_stack(root: Path, stack: str, project: dict[str, Any]) -> StackConfigFile:
-    """The config of ``stack`` as the engine hands it to the program (:class:`StackConfigFile`)."""
-    path = _stack_file(root, stack)
+def config_file(path: Path) -> Path:
+    """A stack config file named on the command line (``--config-file``); :class:`StackError` when it is not a
+    file."""
+    if not path.is_file():
+        raise StackError(f"--config-file {path}: no such file")
+    return path
+
+
+def load_stack(root: Path, stack: str, project: dict[str, Any], path: Path | None = None) -> StackConfigFile:
+    """The config of ``stack`` as the engine hands it to the program (:class:`StackConfigFile`).
+
+    ``path``: read this file instead of ``Pulumi.<stack>.yaml``, as ``pulumi preview --config-file PATH`` does; the
+    stack keeps its name (URNs, the policy config it is judged by), only its config comes from ``path``."""
+    path = _stack_file(root, stack) if path is None else config_file(path)
     values = _read_yaml(path).get("config") or {}
     if not isinstance(values, dict):
         raise StackError(f"{path.name}: 'config' must be a mapping")

@@ -12,8 +12,8 @@ import pytest
 from components.config import ConfigError, validate
 from keel.engine import Preview
 from keel.fake import DEFAULT_ACCOUNT as ACCOUNT
-from tests.conftest import physical_id, policy_doc
-from tests.conftest import stack_config as stack
+from tests.helpers import physical_id, policy_doc
+from tests.helpers import stack_config as stack
 
 PLAN = "aws:backup/plan:Plan"
 VAULT = "aws:backup/vault:Vault"
@@ -180,12 +180,12 @@ def test_vaults_are_encrypted_protected_and_locked_in_prod(preview: Callable[[st
 
 
 def test_compliance_mode_sets_the_grace_period() -> None:
-    from components.backup import Backup, BackupArgs
-    from tests.conftest import run
+    from components.backup import Backup
+    from tests.helpers import run
 
     cfg = validate("t", stack("dev", backup={"vaultLock": {"mode": "compliance", "changeableForDays": 3}})).backup
     assert cfg is not None
-    p = run(lambda: Backup("b", BackupArgs(config=cfg, protect=True)))
+    p = run(lambda: Backup("b", cfg, protect=True))
     assert p.one(LOCK, "b").inputs == {
         "backupVaultName": "b",
         "minRetentionDays": 7,
@@ -195,13 +195,13 @@ def test_compliance_mode_sets_the_grace_period() -> None:
 
 
 def test_copy_region_needs_its_provider() -> None:
-    from components.backup import Backup, BackupArgs
-    from tests.conftest import run
+    from components.backup import Backup
+    from tests.helpers import run
 
     cfg = validate("t", stack("dev", backup={"copyRegion": "us-west-2"})).backup
     assert cfg is not None
     with pytest.raises(Exception, match=re.escape("keel:backup.copyRegion: got 'us-west-2' but no provider")):
-        run(lambda: Backup("b", BackupArgs(config=cfg, protect=False)))
+        run(lambda: Backup("b", cfg, protect=False))
 
 
 def test_backup_role_trusts_only_aws_backup_with_managed_policies(preview: Callable[[str], Preview]) -> None:

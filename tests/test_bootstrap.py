@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import boto3
 import pytest
 
-from keel import bootstrap, cli
-from tests.conftest import REGION
+from keel import bootstrap, cli, stackfiles
+from tests.helpers import REGION, ROOT
 
 
-def run(bucket: str = "acme-pulumi-state", repo: str | None = "acme/keel") -> bootstrap.Result:
-    return bootstrap.Bootstrap(boto3.session.Session(), REGION).run(bucket, repo, ["dev", "prod"])
+def run(
+    bucket: str = "acme-pulumi-state", repo: str | None = "acme/keel", stacks: Sequence[str] = ("dev", "prod")
+) -> bootstrap.Result:
+    return bootstrap.Bootstrap(boto3.session.Session(), REGION).run(bucket, repo, list(stacks))
 
 
 def test_creates_a_locked_down_state_backend(aws: str) -> None:
@@ -51,8 +54,9 @@ def test_creates_a_locked_down_state_backend(aws: str) -> None:
 
 
 def test_a_second_run_changes_nothing(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run().changes
-    assert run().changes == []
+    shipped = stackfiles.stacks(ROOT)  # the stacks `keel bootstrap` makes deploy roles for, whichever they are
+    assert run(stacks=shipped).changes
+    assert run(stacks=shipped).changes == []
     assert (
         cli.main(["bootstrap", "--region", REGION, "--state-bucket", "acme-pulumi-state", "--github-repo", "acme/keel"])
         == 0

@@ -18,7 +18,7 @@ import pytest
 from components.config import ConfigError
 from keel import engine
 from keel.cli import main
-from tests.conftest import ROOT
+from tests.helpers import ROOT, fixture_flags, policy_config_file, stack_file
 
 
 def keel(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -29,9 +29,11 @@ def keel(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the project's entry files in a scratch folder, for stacks with broken config."""
-    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml"):
+    """A copy of the project's entry files in a scratch folder, for stacks with broken config; its one stack is the
+    tests' dev stack."""
+    for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copy(stack_file("dev"), tmp_path / "Pulumi.dev.yaml")
     for name in ("components", "policies"):  # the same code: keel previews the checkout it runs in
         (tmp_path / name).symlink_to(ROOT / name)
     monkeypatch.chdir(tmp_path)
@@ -39,7 +41,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = keel(capsys, "preview", "prod")
+    code, out, err = keel(capsys, "preview", "prod", *fixture_flags("prod"))
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == "keel / prod  (offline preview)"
@@ -57,7 +59,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
 def test_preview_text_prints_names_types_and_masks_literally(capsys: pytest.CaptureFixture[str]) -> None:
     """rich must not read type tokens or ARNs as emoji codes (``:email:``, ``:secret:``) or ``[secret]`` as
     markup: every name, type and output prints exactly as the preview has it."""
-    code, out, _ = keel(capsys, "preview", "prod")
+    code, out, _ = keel(capsys, "preview", "prod", *fixture_flags("prod"))
     assert code == 0
     assert "keel:email:Email" in out and "✉" not in out
     assert re.search(r'^  databaseSecretArn: "arn:aws:secretsmanager:[^"]+:secret:rds!db-[^"]+"$', out, re.M)
@@ -97,7 +99,7 @@ def _walk_keys(value: Any) -> list[str]:
 def test_preview_json_has_the_pulumi_shape_and_is_stable(
     preview: Callable[[str], engine.Preview], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, first, _ = keel(capsys, "preview", "prod", "--json")
+    code, first, _ = keel(capsys, "preview", "prod", "--json", *fixture_flags("prod"))
     assert code == 0
     doc = json.loads(first)
     assert doc["steps"] == preview("prod").to_json()["steps"]  # another run, the same preview
@@ -166,11 +168,12 @@ def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]
     assert len(dev_types) == 298
 
 
-def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_stack_lists_the_stacks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "Pulumi.prod.yml").write_text("config: {}\n")
     code, out, err = keel(capsys, "preview", "qa")
     assert code == 2
     assert out == ""
-    assert err == "error: unknown stack 'qa'; stacks in this project: dev, prod\n"
+    assert err == "error: unknown stack 'qa'; stacks in this project: dev, prod\n"  # .yaml and .yml alike
 
 
 def test_invalid_config_exits_2_with_the_key_and_no_traceback(
@@ -223,13 +226,55 @@ def test_a_stack_without_policy_config_exits_2_naming_the_file(
 ) -> None:
     """The engine reads the file `--policy-pack-config` names and fails when it is missing; keel does not fall back
     to the pack's defaults (which would demote prod's thresholds)."""
-    shutil.copy(ROOT / "Pulumi.dev.yaml", project / "Pulumi.qa.yaml")
+    shutil.copy(stack_file("dev"), project / "Pulumi.qa.yaml")
     code, out, err = keel(capsys, "preview", "qa")
     assert (code, out) == (2, "")
     assert err.startswith(
         f"error: {project / 'policies' / 'config.qa.json'}: no such file; every stack needs its policy"
     )
-    assert "Existing: config.dev.json, config.prod.json" in err
+    existing = sorted(p.name for p in (ROOT / "policies").glob("config.*.json"))  # the shipped ones, whichever
+    assert f"Existing: {', '.join(existing)};" in err
+
+
+def test_config_file_and_policy_pack_config_replace_the_stack_files(
+    preview: Callable[[str], engine.Preview], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keel preview STACK --config-file PATH --policy-pack-config PATH`, as `pulumi preview` takes them: the stack
+    keeps its name (URNs, resource names), its config and policy config come from the files, wherever they are."""
+    config, policies = tmp_path / "any-name.yaml", tmp_path / "any-policy.json"
+    shutil.copy(stack_file("dev"), config)
+    shutil.copy(policy_config_file("dev"), policies)
+    code, out, err = keel(
+        capsys, "preview", "qa", "--json", "--config-file", str(config), "--policy-pack-config", str(policies)
+    )
+    assert (code, err) == (0, "")  # no Pulumi.qa.yaml and no policies/config.qa.json needed
+    doc = json.loads(out)
+    dev = preview("dev").to_json()["steps"]
+    assert [s["urn"] for s in doc["steps"]] == [
+        re.sub(r"::keel-dev\b", "::keel-qa", s["urn"].replace("urn:pulumi:dev::", "urn:pulumi:qa::")) for s in dev
+    ]
+    # the dev policy config's one advisory finding (README), at qa's resources
+    assert sorted(
+        {(v["policyName"], v["enforcementLevel"], v["urn"].rsplit("::", 1)[1]) for v in doc["policyViolations"]}
+    ) == [
+        ("aws-elasticache-snapshot-retention", "advisory", "keel-qa-cache"),
+        ("aws-elasticache-snapshot-retention", "advisory", "keel-qa-queue"),
+    ]
+
+
+def test_missing_config_files_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing"
+    code, out, err = keel(capsys, "preview", "prod", "--config-file", f"{missing}.yaml")
+    assert (code, out, err) == (2, "", f"error: --config-file {missing}.yaml: no such file\n")
+    for command in (["cost", "prod"], ["preflight", "prod"]):
+        assert keel(capsys, *command, "--config-file", f"{missing}.yaml") == (2, "", err)
+    code, out, err = keel(
+        capsys, "preview", "prod", "--config-file", str(stack_file("prod")), "--policy-pack-config", f"{missing}.json"
+    )
+    assert (code, out, err) == (2, "", f"error: --policy-pack-config {missing}.json: no such file\n")
+    saved = tmp_path / "preview.json"
+    saved.write_text('{"steps": []}')
+    assert keel(capsys, "policy", str(saved), "--policy-pack-config", f"{missing}.json") == (2, "", err)
 
 
 def test_bad_config_registers_nothing(project: Path) -> None:
@@ -267,7 +312,12 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
     assert "keel:netwrok: unknown key; allowed keys: accountId," in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     ok = subprocess.run(
-        [str(script), "preview", "dev", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
+        [str(script), "preview", "dev", "--json", *fixture_flags("dev")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
     assert json.loads(ok.stdout)["changeSummary"] == {"create": 298}

@@ -11,7 +11,7 @@ import pytest
 from components.cluster import autoscaler_tags, gpus_per_instance
 from components.config import ConfigError, NodeGroupConfig, validate
 from keel.engine import Preview, Step
-from tests.conftest import PROD_OPERATIONS, physical_id, policy_doc
+from tests.helpers import PROD_OPERATIONS, physical_id, policy_doc
 
 ACCOUNT = "123456789012"
 CLUSTER_ARN = f"arn:aws:eks:us-east-1:{ACCOUNT}:cluster/keel-prod"
@@ -251,22 +251,24 @@ def test_cluster_key_policy_and_service_role(preview: Callable[[str], Preview]) 
 
 
 def test_public_endpoint_is_only_for_listed_cidrs() -> None:
-    from components.cluster import Cluster, ClusterArgs
-    from components.config import NodeGroupsConfig
-    from components.network import Network, NetworkArgs
-    from tests.conftest import run
+    from components.cluster import Cluster
+    from components.config import ClusterConfig, NetworkConfig
+    from components.network import Network
+    from tests.helpers import run
 
-    groups = NodeGroupsConfig.model_validate({"general": GENERAL}, by_alias=True)
+    cluster = ClusterConfig.model_validate(
+        {"nodeGroups": {"general": GENERAL}, "publicAccessCidrs": ["52.94.76.0/22"]}, by_alias=True
+    )
 
     def program() -> None:
-        net = Network("n", NetworkArgs(cidr="10.30.0.0/16", zone_count=2))
-        Cluster("c", ClusterArgs(node_groups=groups, public_access_cidrs=("198.18.0.0/15",), protect=False), net)
+        net = Network("n", NetworkConfig.model_validate({"cidr": "10.30.0.0/16", "availabilityZones": 2}))
+        Cluster("c", cluster, network=net, protect=False)
 
     p = run(program)
     inputs = p.one("eks:index:Cluster", "c-eks").inputs
     assert inputs["endpointPublicAccess"] is True
     assert inputs["endpointPrivateAccess"] is True
-    assert inputs["publicAccessCidrs"] == ["198.18.0.0/15"]
+    assert inputs["publicAccessCidrs"] == ["52.94.76.0/22"]
     assert not p.of_type("aws:eks/nodeGroup:NodeGroup")  # a pulumi-eks child: only the component is previewed
     assert [s.name for s in p.of_type("eks:index:ManagedNodeGroup")] == ["c-general"]
 

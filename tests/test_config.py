@@ -9,7 +9,7 @@ import pytest
 
 from components.config import ConfigError, StackConfig, validate
 from keel import stackfiles
-from tests.conftest import PROD_OPERATIONS, ROOT
+from tests.helpers import PROD_OPERATIONS, ROOT, stack_file
 
 PROD = {
     "aws:region": "us-east-1",
@@ -193,9 +193,10 @@ def test_defaults_are_the_resilient_choice() -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stacks_are_valid(stack: str) -> None:
+def test_the_stacks_are_valid(stack: str) -> None:
+    """The tests' stacks (the shipped ones are held to a valid config in tests/test_shipped_stacks.py)."""
     project = stackfiles.load_project(ROOT)
-    raw, secrets = stackfiles.load_config(ROOT, stack, project)
+    raw, secrets = stackfiles.load_config(ROOT, stack, project, path=stack_file(stack))
     cfg = validate(stack, raw)
     assert isinstance(cfg, StackConfig)
     assert secrets == []
@@ -203,9 +204,9 @@ def test_shipped_stacks_are_valid(stack: str) -> None:
     assert cfg.all_tags["managed-by"] == "pulumi"
 
 
-def test_shipped_stacks_differ_as_designed() -> None:
+def test_the_stacks_differ_as_designed() -> None:
     project = stackfiles.load_project(ROOT)
-    dev = validate("dev", stackfiles.load_config(ROOT, "dev", project)[0])
-    prod = validate("prod", stackfiles.load_config(ROOT, "prod", project)[0])
+    dev = validate("dev", stackfiles.load_config(ROOT, "dev", project, path=stack_file("dev"))[0])
+    prod = validate("prod", stackfiles.load_config(ROOT, "prod", project, path=stack_file("prod"))[0])
     assert (dev.network.availability_zones, dev.network.nat_gateways, dev.protect) == (2, "Single", False)
     assert (prod.network.availability_zones, prod.network.nat_gateways, prod.protect) == (3, "OnePerAz", True)

@@ -10,6 +10,7 @@ import pytest
 
 from keel import cli, cost
 from keel.engine import Preview
+from tests.helpers import stack_file
 
 TABLE: dict[str, Any] = {
     "region": "us-east-1",
@@ -208,7 +209,7 @@ def test_keel_cost_says_not_estimated(monkeypatch: pytest.MonkeyPatch, capsys: p
     ]
 
 
-def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("prod", "dev"):
         estimate = cost.estimate(preview(name).to_json(), stack=name)
         # priced by data and load, not by the preview: said so, never counted as zero
@@ -220,7 +221,7 @@ def test_shipped_stacks_are_fully_priced(preview: Callable[[str], Preview], caps
             ]
         )
         assert estimate.monthly_total > 0
-    assert cli.main(["cost", "prod", "--json"]) == 0
+    assert cli.main(["cost", "prod", "--json", "--config-file", str(stack_file("prod"))]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {
         "stack",
@@ -250,10 +251,10 @@ def test_the_price_table_covers_every_family_the_config_accepts() -> None:
     every size (the family's reference price scaled by AWS's normalization factors)."""
     import re
 
-    from components.config import _CACHE_NODE, _DB_CLASS
+    from components.config import CACHE_NODE_TYPE, DB_INSTANCE_CLASS
 
     table = cost.prices("us-east-1")
-    for prefix, pattern in (("rds", _DB_CLASS), ("elasticache", _CACHE_NODE)):
+    for prefix, pattern in (("rds", DB_INSTANCE_CLASS), ("elasticache", CACHE_NODE_TYPE)):
         families = re.search(r"\((?P<f>[a-z0-9|]+)\)", pattern.pattern)
         assert families is not None
         kind = pattern.pattern.split("\\.")[0].lstrip("^")
@@ -265,3 +266,23 @@ def test_the_price_table_covers_every_family_the_config_accepts() -> None:
     assert cost.hourly_price(table, "rds.db.r6g.4xlarge") == pytest.approx(0.225 * 32 / 4)
     assert cost.hourly_price(table, "rds.db.r6g.xlarge") == 0.45  # an exact entry wins
     assert cost.hourly_price(table, "rds.db.x2g.large") is None
+
+
+def test_keel_cost_reads_a_saved_preview(
+    preview: Callable[[str], Preview], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The PR workflow renders each stack once: `keel cost FILE.json` prices the saved document, naming its stack."""
+    document = preview("prod").to_json()
+    saved = tmp_path / "preview-prod.json"
+    saved.write_text(json.dumps(document))
+    assert cli.main(["cost", str(saved), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == cost.estimate(document, stack="prod", region=cost.region_of(document)).to_json()
+    assert report["stack"] == "prod"
+    assert cli.main(["cost", str(saved), "--config-file", str(stack_file("prod"))]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --config-file applies to a stack name; a saved preview was rendered already"
+    )
+    (tmp_path / "broken.json").write_text('{"resources": []}')
+    assert cli.main(["cost", str(tmp_path / "broken.json")]) == 2
+    assert "not a preview document (expected an object with 'steps')" in capsys.readouterr().err

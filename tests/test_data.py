@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, EmailConfig, validate
+from components.config import BucketsConfig, ConfigError, EmailConfig, validate
 from components.database import memory_gib, tuning
-from components.email import Email, EmailArgs, dns_records, send_statements
-from components.storage import Buckets, BucketsArgs, read_statements, read_write_statements
+from components.email import Email, dns_records, send_statements
+from components.storage import Buckets, read_statements, read_write_statements
 from keel import cli
 from keel.engine import Preview, Step
 from keel.fake import digest
-from tests.conftest import PROD_OPERATIONS, physical_id, policy_doc, run, sg_rules
+from tests.helpers import PROD_OPERATIONS, fixture_flags, physical_id, policy_doc, run, sg_rules
 
 ACCOUNT = "123456789012"
 CLUSTER = {"nodeGroups": {"general": {"instanceTypes": ["m5.xlarge"], "minSize": 2, "maxSize": 4}}}
@@ -304,7 +304,7 @@ def test_no_secret_value_in_preview_or_outputs(
         tokens.append(digest("password", digest(step.urn))[: step.inputs["length"]])
     assert len(tokens) == 3  # the two caches' AUTH tokens and Grafana's admin password
     as_json = json.dumps(p.to_json())  # what `keel preview --json` prints (tests/test_cli.py checks the shape)
-    assert cli.main(["preview", "prod"]) == 0
+    assert cli.main(["preview", "prod", *fixture_flags("prod")]) == 0
     as_text = capsys.readouterr().out
     for token in tokens:
         assert token not in as_json
@@ -435,13 +435,11 @@ def test_grants_attach_to_the_role() -> None:
     import pulumi_aws as aws
 
     def program() -> None:
-        buckets = Buckets("s", BucketsArgs(protect=False))
+        buckets = Buckets("s", BucketsConfig(), protect=False)
         role = aws.iam.Role("svc", assume_role_policy="{}")
         buckets.grant_read("artifacts", role)
         buckets.grant_read_write("uploads", role)
-        email = Email(
-            "m", EmailArgs(config=EmailConfig.model_validate({"domain": "example.com"}, by_alias=True), protect=False)
-        )
+        email = Email("m", EmailConfig.model_validate({"domain": "example.com"}, by_alias=True), protect=False)
         email.grant_send(role)
 
     p = run(program)
@@ -507,7 +505,7 @@ def test_dns_records_for_the_domain() -> None:
 
 def test_hosted_zone_gets_the_records() -> None:
     cfg = EmailConfig.model_validate({"domain": "example.com", "hostedZoneId": "Z0123456789ABC"}, by_alias=True)
-    p = run(lambda: Email("m", EmailArgs(config=cfg, protect=False)))
+    p = run(lambda: Email("m", cfg, protect=False))
     records = sorted((r.inputs["type"], r.inputs["name"]) for r in p.of_type("aws:route53/record:Record"))
     assert [r[0] for r in records] == ["CNAME", "CNAME", "CNAME", "MX", "TXT", "TXT"]
     assert all(r.inputs["zoneId"] == "Z0123456789ABC" for r in p.of_type("aws:route53/record:Record"))

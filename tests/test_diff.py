@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from keel import cli, diff
+from keel import cli, diff, stackfiles
 from keel.engine import Preview
+from tests.helpers import ROOT, stack_file
 
 Doc = dict[str, Any]
 
@@ -238,15 +240,49 @@ def test_cli_exit_codes(prod: Doc, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_git_revisions_render_in_a_worktree(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["diff", "dev@HEAD", "dev@HEAD", "--format", "markdown"]) == 0
+    stack = stackfiles.stacks(ROOT)[0]  # any stack the project ships
+    assert cli.main(["diff", f"{stack}@HEAD", f"{stack}@HEAD", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "**0** to create, **0** to update, **0** to replace, **0** to delete" in out
 
 
 def test_diff_stack_alone_is_head_against_the_working_tree(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["diff", "dev", "--format", "json"]) == 0
+    # the tests' dev stack: at HEAD (all create until that file is committed) against the working tree
+    assert cli.main(["diff", "dev", "--format", "json", "--config-file", str(stack_file("dev"))]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"counts", "cost", "replacementWarnings", "resources"}
     assert all(r["op"] in ("create", "update", "replace", "delete") for r in report["resources"])
+    assert all(r["urn"].startswith("urn:pulumi:dev::keel::") for r in report["resources"])
     assert cli.main(["diff", "qa"]) == 2
-    assert capsys.readouterr().err == "error: unknown stack 'qa'; stacks in this project: dev, prod\n"
+    known = ", ".join(stackfiles.stacks(ROOT))
+    assert capsys.readouterr().err == f"error: unknown stack 'qa'; stacks in this project: {known}\n"
+
+
+def test_a_config_file_is_read_at_each_revision(tmp_path: Path) -> None:
+    """`keel diff ... --config-file PATH`: a STACK@GITREF side renders PATH as it is at that revision, under the
+    stack's name, even where no Pulumi.STACK.yaml exists; where PATH does not exist the side is empty (all create).
+    In a scratch clone of the project's HEAD, with one commit adding the file."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=keel", "-c", "user.email=keel@example.com", "-c", "commit.gpgsign=false", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(ROOT), str(repo)], check=True, capture_output=True)
+    config = repo / "stacks" / "qa.yaml"
+    config.parent.mkdir()
+    shutil.copy(stack_file("dev"), config)
+    git("add", "stacks/qa.yaml")
+    git("commit", "--quiet", "-m", "qa")
+    assert diff.load_side("qa@HEAD~1", repo, config)["steps"] == []  # not there yet
+    result = diff.compare({"steps": []}, diff.load_side("qa@HEAD", repo, config))
+    assert {r.op for r in result.resources} == {"create"}
+    assert all(r.urn.startswith("urn:pulumi:qa::keel::") for r in result.resources)
+    assert "keel-qa-vpc" in {r.name for r in result.resources}
+    with pytest.raises(diff.DiffError, match=r"^--config-file .*: not in the checkout"):
+        diff.load_side("qa@HEAD", repo, stack_file("dev"))

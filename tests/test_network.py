@@ -8,17 +8,17 @@ from collections.abc import Callable
 
 import pytest
 
+from components.config import NetworkConfig
 from components.context import AwsContext
 from components.keys import key_policy, logs_may_use
 from components.network import (
     Network,
-    NetworkArgs,
     flow_log_trust_policy,
     flow_log_write_policy,
     plan_subnets,
 )
 from keel.engine import Preview, Step
-from tests.conftest import policy_doc, run
+from tests.helpers import policy_doc, run
 
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
@@ -49,6 +49,11 @@ EXPECTED_COUNTS = {
     "aws:iam/rolePolicy:RolePolicy": (1, 1),
     "aws:ec2/flowLog:FlowLog": (1, 1),
 }
+
+
+def network(**keys: object) -> NetworkConfig:
+    """A ``keel:network`` section from its camelCase keys, validated as a stack file's would be."""
+    return NetworkConfig.model_validate(keys, by_alias=True)
 
 
 def children(p: Preview) -> list[Step]:
@@ -258,7 +263,7 @@ def test_flow_log_iam_documents_are_least_privilege() -> None:
 
 
 def test_no_nat_means_no_internet_route_from_private_subnets() -> None:
-    p = run(lambda: Network("n", NetworkArgs(cidr="10.30.0.0/16", zone_count=2, nat_gateways="None")))
+    p = run(lambda: Network("n", network(cidr="10.30.0.0/16", availabilityZones=2, natGateways="None")))
     assert not p.of_type(NAT)
     assert not p.of_type(EIP)
     assert [r.name for r in p.of_type(ROUTE)] == ["n-public-default"]
@@ -266,7 +271,7 @@ def test_no_nat_means_no_internet_route_from_private_subnets() -> None:
 
 def test_pinned_zones_are_used_in_order() -> None:
     p = run(
-        lambda: Network("n", NetworkArgs(cidr="10.30.0.0/16", zone_count=2, zone_names=["us-east-1d", "us-east-1b"]))
+        lambda: Network("n", network(cidr="10.30.0.0/16", availabilityZones=2, zoneNames=["us-east-1d", "us-east-1b"]))
     )
     private = {
         s.inputs["availabilityZone"]: s.inputs["cidrBlock"]
@@ -283,7 +288,9 @@ def test_more_zones_than_the_region_offers_is_a_clear_error() -> None:
         pulumi.RunError,
         match=r"keel:network.availabilityZones: got 7; this region offers 6 zone\(s\) without opt-in \(us-east-1a, ",
     ):
-        run(lambda: Network("n", NetworkArgs(cidr="10.30.0.0/16", zone_count=7)))
+        # past the config's bound (6), as a region with fewer zones would be: the component checks what is offered
+        wanted = network(cidr="10.30.0.0/16").model_copy(update={"availability_zones": 7})
+        run(lambda: Network("n", wanted))
 
 
 @pytest.mark.parametrize("prefix", [16, 17, 18, 19, 20])

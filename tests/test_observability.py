@@ -12,13 +12,14 @@ from typing import Any
 import promql_parser
 import pytest
 
+from components.alarms import job_pod_name
+from components.cache import cache_node_suffixes
 from components.config import ConfigError, validate
-from components.observability import cache_node_suffixes, job_pod_name
 from keel.engine import Preview, Step
 from keel.fake import DEFAULT_ACCOUNT as ACCOUNT
 from keel.fake import FakeCloud
-from tests.conftest import ROOT, physical_id, policy_doc
-from tests.conftest import stack_config as stack
+from tests.helpers import ROOT, physical_id, policy_doc
+from tests.helpers import stack_config as stack
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -315,7 +316,7 @@ def test_alarms_watch_exact_metrics_with_the_configured_thresholds(preview: Call
 
 def test_thresholds_come_from_the_stack_config() -> None:
     """Changing a threshold in config changes exactly that alarm's threshold."""
-    from components.observability import cache_alarms, database_alarms, node_group_alarms
+    from components.alarms import cache_alarms, database_alarms, node_group_alarms
 
     t = validate(
         "t",
@@ -338,7 +339,7 @@ def test_thresholds_come_from_the_stack_config() -> None:
 
 
 def test_more_than_ten_nodes_split_across_alarms() -> None:
-    from components.observability import cache_alarms
+    from components.alarms import cache_alarms
 
     t = validate("t", stack("dev", alerts={})).alerts
     assert t is not None
@@ -648,13 +649,13 @@ def test_every_alarm_and_rule_names_a_runbook_entry_that_exists(preview: Callabl
 
 def test_without_services_prometheus_scrapes_no_application_namespace() -> None:
     """No keel:services: no apps namespace, so no PodMonitor or NetworkPolicy may point into it."""
-    from components.platform import Platform, PlatformArgs
-    from tests.conftest import run
+    from components.platform import Platform
+    from tests.helpers import run
 
     cluster = {"nodeGroups": {"general": {"instanceTypes": ["m5.large"], "minSize": 1, "maxSize": 2}}}
     raw = stack("dev", cluster=cluster, alerts={"emails": ["a@example.com"], "prometheus": {}}, backup={})
     cfg = validate("dev", raw)
-    p = run(lambda: Platform("keel-t", PlatformArgs(config=cfg)), stack="dev", config=raw)
+    p = run(lambda: Platform("keel-t", cfg), stack="dev", config=raw)
     assert p.of_type("keel:observability:PrometheusStack")
     assert [m.name for m in p.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")] == ["keel-t-keda"]
     assert not p.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")

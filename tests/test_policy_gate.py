@@ -20,6 +20,7 @@ import pytest
 from keel import cli, policy
 from keel.engine import Preview
 from policies.rules import ALL
+from tests.helpers import policy_config, policy_config_file
 from tests.test_policy_pack import DELETE, KEEP_ONE_IMAGE, check_resource, check_stack, patch
 
 Doc = dict[str, Any]
@@ -782,11 +783,7 @@ def batches(cases: list[Case]) -> list[list[Case]]:
     return [members for _, _, members in out]
 
 
-_PROD_CONFIG = {
-    k: v
-    for k, v in json.loads((Path(__file__).parents[1] / "policies/config.prod.json").read_text()).items()
-    if isinstance(v, dict)
-}
+PROD_CONFIG = {k: v for k, v in policy_config("prod").items() if isinstance(v, dict)}
 
 
 @pytest.fixture(scope="module")
@@ -815,9 +812,9 @@ def test_each_change_alone_trips_its_policy(prod: Doc) -> None:
                     for s in doc["steps"]
                     if s["urn"].endswith(f"::{at}") and s["newState"]["type"] == case.type
                 ]
-                found = bool(check_resource(name, changed, _PROD_CONFIG.get(name)))
+                found = bool(check_resource(name, changed, PROD_CONFIG.get(name)))
             else:
-                found = any(where == at for where, _ in check_stack(name, doc, _PROD_CONFIG.get(name)))
+                found = any(where == at for where, _ in check_stack(name, doc, PROD_CONFIG.get(name)))
             if not found:
                 silent.append((case.id, name, at))
     assert silent == []
@@ -840,7 +837,8 @@ def test_prod_blocks_each_insecure_change(
         apply(doc, case)
     saved = tmp_path / "preview.json"
     saved.write_text(json.dumps(doc))
-    assert cli.main(["policy", str(saved), "--stack", "prod", "--json"]) == 1
+    flags = ["--stack", "prod", "--policy-pack-config", str(policy_config_file("prod"))]
+    assert cli.main(["policy", str(saved), "--json", *flags]) == 1
     violations = json.loads(capsys.readouterr().out)["policyViolations"]
     found = {(v["policyName"], v["urn"].rsplit("::", 1)[1]): v["enforcementLevel"] for v in violations}
     expected = set().union(*(c.expect for c in batch))
@@ -851,13 +849,14 @@ def test_prod_blocks_each_insecure_change(
 
 
 def test_prod_config_makes_every_policy_mandatory() -> None:
-    """Prod's policy config: `all: mandatory`, so every policy of the pack blocks, whatever its severity."""
+    """The test prod stack's policy config (as the shipped one, README's table): `all: mandatory`, so every policy
+    of the pack blocks, whatever its severity; the batches above count on it."""
     pack = policy.Pack(stack="prod")
     try:
         info = pack.stub.GetAnalyzerInfo(policy.empty_pb2.Empty(), timeout=policy.CALL_TIMEOUT)
     finally:
         pack.close()
-    levels = policy.reconcile(info, policy.load_config(policy.config_file("prod")))
+    levels = policy.reconcile(info, policy.load_config(policy_config_file("prod")))
     assert {name for name, c in levels.items() if c.enforcement_level != policy.analyzer_pb2.MANDATORY} == set()
     assert len(levels) == len(ALL)
 

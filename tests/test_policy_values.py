@@ -22,6 +22,7 @@ from policies.rules._util import (
     public_statements,
     shown,
 )
+from tests.helpers import policy_config_file
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_a_saved_preview_with_a_masked_number_reports_the_policy_as_not_run() ->
             }
         ]
     }
-    found = {v.policy_name: v for v in policy.analyze(doc, stack="prod")}
+    found = {v.policy_name: v for v in policy.analyze(doc, stack="prod", config_path=policy_config_file("prod"))}
     note = found["aws-rds-instance-backup-retention"]
     assert note.enforcement_level == "advisory"
     assert "backupRetentionPeriod is a secret the saved preview masks" in note.message

@@ -21,13 +21,13 @@ from cryptography.x509.oid import NameOID
 
 from components.config import StackConfig, validate
 from keel import preflight, stackfiles
-from tests.conftest import ROOT
+from tests.helpers import ROOT, stack_file
 
 HOSTS = ["app.example.com", "api.example.com"]
 
 
 def prod(**overrides: Any) -> StackConfig:
-    raw, _ = stackfiles.load_config(ROOT, "prod", stackfiles.load_project(ROOT))
+    raw, _ = stackfiles.load_config(ROOT, "prod", stackfiles.load_project(ROOT), path=stack_file("prod"))
     for key, value in overrides.items():
         raw[key] = value if isinstance(value, str) else json.dumps(value)
     return validate("prod", raw)
@@ -139,7 +139,7 @@ def test_an_instance_type_missing_from_a_zone_fails(aws: str) -> None:
 
 
 def test_a_missing_certificate_fails_with_its_fix(aws: str) -> None:
-    check = run(prod())["certificate"]  # the ARN in Pulumi.prod.yaml does not exist in this account
+    check = run(prod())["certificate"]  # the ARN in tests/stacks/Pulumi.prod.yaml does not exist in this account
     assert check.status == "fail"
     assert check.detail.endswith("does not exist in us-east-1")
 
@@ -174,7 +174,8 @@ def test_cli_prints_a_checklist_and_exits_1_on_failure(
 
     original = preflight.Preflight.run
     monkeypatch.setattr(preflight.Preflight, "run", fake_run)
-    assert cli.main(["preflight", "prod", "--json"]) == 1  # the prod certificate ARN is not in this account
+    # the prod certificate ARN is not in this account
+    assert cli.main(["preflight", "prod", "--json", "--config-file", str(stack_file("prod"))]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["stack"] == "prod"
     assert {c["name"]: c["status"] for c in report["checks"]}["certificate"] == "fail"

@@ -13,7 +13,7 @@ import pytest
 from components.config import ConfigError, validate
 from components.scaling import hpa_behavior
 from keel.engine import Preview, Step
-from tests.conftest import PROD_OPERATIONS, crd_schema, k8s_object, physical_id
+from tests.helpers import PROD_OPERATIONS, crd_schema, k8s_object, physical_id
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64

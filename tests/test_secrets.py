@@ -14,7 +14,7 @@ import pytest
 
 from components.config import ConfigError, validate
 from keel import cli, engine, stackfiles
-from tests.conftest import ROOT, stack_config
+from tests.helpers import ROOT, stack_config, stack_file
 
 
 def test_a_secret_read_unmarked_is_caught_with_its_key_and_input() -> None:
@@ -58,7 +58,7 @@ def test_a_secure_value_outside_the_keys_that_keep_it_is_refused() -> None:
 
 @pytest.fixture
 def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout with the project's code and a dev-shaped stack holding secure values."""
+    """A checkout with the project's code, for a stack shaped as the tests' dev stack holding secure values."""
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, tmp_path / name)
     for name in ("components", "policies"):
@@ -70,7 +70,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _stack_with(scratch: Path, name: str, extra: dict[str, Any]) -> None:
     import yaml
 
-    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    doc = yaml.safe_load(stack_file("dev").read_text())
     config = doc["config"]
     config["keel:services"]["api"]["env"] = {"LOG_LEVEL": "info", "PARTNER_TOKEN": {"secure": "v1:AAAA"}}
     config.update(extra)
@@ -97,7 +97,9 @@ def test_a_leak_fails_the_preview_naming_key_and_input(scratch: Path, capsys: py
     service.unlink()
     shutil.copytree(ROOT / "components", service)
     path = service / "service.py"
-    path.write_text(path.read_text().replace("if args.secret_env:", "if False:"))
+    source = path.read_text()
+    assert source.count("if secret_env:") == 1  # the one place Service keeps config env secret
+    path.write_text(source.replace("if secret_env:", "if False:"))
     (scratch / "policies").unlink()
     shutil.copytree(ROOT / "policies", scratch / "policies")
     code = _run_keel(scratch, "preview", "leak", "--no-policy")

@@ -91,3 +91,21 @@ def test_stacks_and_project_root(root: Path) -> None:
 def test_no_project_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(stackfiles.StackError, match=r"no Pulumi\.yaml in .* or any folder above it"):
         stackfiles.project_root(tmp_path)
+
+
+def test_a_config_file_replaces_the_stack_file(root: Path, tmp_path: Path) -> None:
+    """`--config-file PATH`, as `pulumi preview` takes it: the config comes from PATH, wherever it is and whatever
+    its name, checked against Pulumi.yaml as a stack file is; no Pulumi.<stack>.yaml is needed."""
+    elsewhere = tmp_path / "elsewhere" / "my-config.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("config:\n  keel:environment: dev\n")
+    (root / "Pulumi.s.yaml").write_text("config:\n  keel:environment: prod\n")
+    project = stackfiles.load_project(root)
+    loaded = stackfiles.load_stack(root, "s", project, path=elsewhere)
+    assert (loaded.path, loaded.config["keel:environment"]) == (elsewhere, "dev")
+    assert stackfiles.load_config(root, "new", project, path=elsewhere)[0]["keel:protect"] == "true"
+    with pytest.raises(stackfiles.StackError, match=r"^--config-file .*/missing\.yaml: no such file$"):
+        stackfiles.load_stack(root, "s", project, path=tmp_path / "missing.yaml")
+    elsewhere.write_text("config:\n  keel:protect: maybe\n")
+    with pytest.raises(stackfiles.StackError, match=r"^my-config\.yaml: keel:environment: missing"):
+        stackfiles.load_stack(root, "s", project, path=elsewhere)

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 NAMES = ("pull-request", "pr-comment", "preview", "deploy", "drift")
@@ -114,9 +114,10 @@ def test_the_schema_rejects_a_broken_workflow(schema: dict[str, Any]) -> None:
 
 
 FAKE_KEEL = """#!/usr/bin/env bash
-# A stand-in keel: `cost prod` has no prices, `diff` of the new stack `qa` and its preview fail.
+# A stand-in keel that logs each call: prod's cost has no prices, `diff` of the new stack `qa` and its preview fail.
+echo "$*" >> keel-calls.log
 case "$1 $2" in
-  "cost prod") echo "error: no price table" >&2; exit 2 ;;
+  "cost report/preview-prod.json") echo "error: no price table" >&2; exit 2 ;;
   "preview qa") echo "error: unknown stack" >&2; exit 2 ;;
   "diff qa@"*) echo "error: cannot diff" >&2; exit 2 ;;
   "preview "*) echo '{"steps": []}' ;;
@@ -160,3 +161,13 @@ def test_the_pull_request_report_is_written_when_a_step_fails(tmp_path: Path) ->
     assert (tmp_path / "report" / "verdict").read_text().strip() == "1"
     assert json.loads((tmp_path / "report" / "cost-prod.json").read_text()) == {"error": "cost not estimated for prod"}
     assert summary.read_text() == comment
+    # each stack is rendered once: the policy verdict, the diff's head side and the cost read the saved preview
+    calls = (tmp_path / "keel-calls.log").read_text().splitlines()
+    for stack in ("dev", "prod", "qa"):
+        saved = f"report/preview-{stack}.json"
+        assert [c for c in calls if c.split()[1] in (stack, saved) or c.startswith(f"diff {stack}@")] == [
+            f"preview {stack} --json",
+            f"policy {saved}",
+            f"diff {stack}@origin/main {saved} --format markdown",
+            f"cost {saved} --json",
+        ]

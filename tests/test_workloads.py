@@ -13,7 +13,7 @@ import pytest
 
 from components.config import ConfigError, validate
 from keel.engine import Preview
-from tests.conftest import PROD_OPERATIONS, crd_schema, k8s_object, physical_id, policy_doc, sg_rules
+from tests.helpers import PROD_OPERATIONS, crd_schema, k8s_object, physical_id, policy_doc, sg_rules
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
@@ -290,11 +290,11 @@ def test_ecr_repositories(preview: Callable[[str], Preview]) -> None:
 def test_build_pushes_to_the_service_repository_and_pods_run_the_digest() -> None:
     raw = services_stack({"web": {"build": {"context": "apps/web"}, "port": 3000, "replicas": {"min": 2, "max": 2}}})
     raw["keel:caches"] = "{}"
-    from components.platform import Platform, PlatformArgs
-    from tests.conftest import run
+    from components.platform import Platform
+    from tests.helpers import run
 
     cfg = validate("prod", raw)
-    p = run(lambda: Platform("keel-prod", PlatformArgs(config=cfg)), stack="prod")
+    p = run(lambda: Platform("keel-prod", cfg), stack="prod")
     image = p.one("docker:index/image:Image", "keel-prod-web")
     assert image.inputs["build"]["context"] == "./apps/web"
     assert image.inputs["build"]["platform"] == "linux/amd64"

@@ -62,7 +62,7 @@ def _tag_matches(tags: Mapping[str, Any], key: Any, value: Any, like: bool) -> b
     return fnmatch.fnmatchcase(str(tags[key]), str(value)) if like else tags[key] == value
 
 
-def _selects(selection: Mapping[str, Any], kind: str, tags: Mapping[str, Any]) -> bool:
+def selects(selection: Mapping[str, Any], kind: str, tags: Mapping[str, Any]) -> bool:
     """Whether one backup selection picks up a resource of ``kind`` with ``tags``: any of its ``selectionTags``
     (OR), or its ``resources`` patterns (the type) and every one of its ``conditions`` (AND)."""
     for tag in as_list(selection.get("selectionTags")):
@@ -86,7 +86,7 @@ def _selects(selection: Mapping[str, Any], kind: str, tags: Mapping[str, Any]) -
 
 
 def _selected(kind: str, tags: Mapping[str, Any], selections: Sequence[PolicyResource]) -> bool:
-    return any(_selects(selection.props, kind, tags) for selection in selections)
+    return any(selects(selection.props, kind, tags) for selection in selections)
 
 
 def _stateful_selected(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -302,7 +302,7 @@ POLICIES = [
         "aws-cloudwatch-databases-alarmed",
         "Every database has CPU, storage and connection alarms that notify.",
         Severity.HIGH,
-        "Keep components/observability.py's database alarms.",
+        "Keep components/alarms.py's database alarms.",
         _databases_alarmed,
     ),
     resource_policy(

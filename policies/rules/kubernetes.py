@@ -482,7 +482,7 @@ def _alert_rules(resources: Sequence[PolicyResource], _: StackValidationArgs) ->
         if not rules:
             yield (
                 release.urn,
-                "Prometheus runs but no PrometheusRule alerts on the services (components/observability.py).",
+                "Prometheus runs but no PrometheusRule alerts on the services (components/prometheus.py).",
             )
 
 
@@ -717,7 +717,7 @@ POLICIES = [
         "kubernetes-monitoring-stack-safe-defaults",
         "Grafana's admin comes from a Secret and Alertmanager routes alerts somewhere.",
         Severity.HIGH,
-        "Keep grafana.admin.existingSecret and the alerts-topic receiver (components/observability.py).",
+        "Keep grafana.admin.existingSecret and the alerts-topic receiver (components/prometheus.py).",
         ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"),
         _monitoring_values,
     ),
@@ -725,7 +725,7 @@ POLICIES = [
         "kubernetes-service-alert-rules-present",
         "Where Prometheus runs, alert rules watch the services.",
         Severity.MEDIUM,
-        "Keep the keel PrometheusRule (components/observability.py).",
+        "Keep the keel PrometheusRule (components/prometheus.py).",
         _alert_rules,
     ),
     stack_policy(

@@ -1,0 +1,276 @@
+"""Rules that read more than one field, span sections or depend on the environment: :func:`cross_checks`, run
+by :func:`~components.config.loading.validate` once every section is valid on its own."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from components import vocabulary
+from components.config.base import shown
+from components.config.cluster import instance_family
+from components.config.services import SERVICE_NAME, ServiceConfig
+from components.config.stack import StackConfig
+from components.vocabulary import GPU_FAMILIES, GPU_POOL
+
+
+def cross_checks(cfg: StackConfig) -> Iterable[str]:
+    """Every cross-field rule, section by section. Each yields one ``keel:<path>: ...`` problem."""
+    yield from _stack_checks(cfg)
+    yield from _cluster_checks(cfg)
+    yield from _data_checks(cfg)
+    yield from _service_checks(cfg)
+    yield from _operations_checks(cfg)
+
+
+def _stack_checks(cfg: StackConfig) -> Iterable[str]:
+    """Stack-wide rules: prod keeps ``protect``, ``zoneNames`` matches ``availabilityZones``, prod NATs."""
+    net = cfg.network
+    if cfg.environment == "prod" and not cfg.protect:
+        yield "keel:protect: got false in a prod stack; allowed: true (prod stateful resources are always protected)"
+    if net.zone_names is not None and len(net.zone_names) != net.availability_zones:
+        yield (
+            f"keel:network.zoneNames: got {len(net.zone_names)} zone(s) {shown(net.zone_names)}; "
+            f"must list exactly availabilityZones ({net.availability_zones}) zones"
+        )
+    if (
+        cfg.environment == "prod"
+        and net.nat_gateways == "Single"
+        and net.availability_zones > 1
+        and not net.allow_single_nat_in_prod
+    ):
+        yield (
+            "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' "
+            "(or set keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)"
+        )
+
+
+def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
+    cluster = cfg.cluster
+    if cluster is None:
+        return
+    if cfg.network.nat_gateways == "None":
+        yield (
+            "keel:network.natGateways: got 'None' with a cluster; nodes pull add-on images from public registries "
+            "and call AWS APIs without endpoints for all of them; allowed: 'Single' or 'OnePerAz'"
+        )
+    if cfg.environment == "prod" and any(ipaddress.ip_network(c).prefixlen == 0 for c in cluster.public_access_cidrs):
+        yield (
+            "keel:cluster.publicAccessCidrs: got '0.0.0.0/0' in a prod stack; allowed: [] (private endpoint only) "
+            "or specific CIDRs such as your VPN's"
+        )
+    for name, group in cluster.node_groups.items():
+        path = f"keel:cluster.nodeGroups.{name}"
+        if group.min_size > group.max_size:
+            yield f"{path}.minSize: got {group.min_size}; must be at most maxSize ({group.max_size})"
+        elif not group.min_size <= group.desired <= group.max_size:
+            yield (
+                f"{path}.desiredSize: got {group.desired}; must be between minSize ({group.min_size}) "
+                f"and maxSize ({group.max_size})"
+            )
+        not_gpu = [t for t in group.instance_types if instance_family(t) not in GPU_FAMILIES]
+        if group.gpu and not_gpu:
+            yield (
+                f"{path}.instanceTypes: got {shown(not_gpu)} in a GPU group; allowed families: "
+                f"{', '.join(GPU_FAMILIES)}"
+            )
+        if not group.gpu and name != GPU_POOL and len(not_gpu) < len(group.instance_types):
+            yield (
+                f"{path}.instanceTypes: got GPU types {shown(sorted(set(group.instance_types) - set(not_gpu)))} "
+                "in a group without gpu: true; set gpu: true or use the gpu group"
+            )
+    gpu = cluster.node_groups.gpu
+    if gpu is not None:
+        if not gpu.gpu:
+            yield "keel:cluster.nodeGroups.gpu.gpu: got false; the gpu group must set gpu: true"
+        if cluster.require_spot_gpus and gpu.capacity_type != "SPOT":
+            yield (
+                f"keel:cluster.nodeGroups.gpu.capacityType: got {shown(gpu.capacity_type)} while "
+                "keel:cluster.requireSpotGpus is true; allowed: 'SPOT' (or set requireSpotGpus: false)"
+            )
+    if cfg.environment == "prod" and not cluster.deletion_protection:
+        yield "keel:cluster.deletionProtection: got false in a prod stack; allowed: true"
+
+
+def _data_checks(cfg: StackConfig) -> Iterable[str]:
+    db = cfg.database
+    if (db is not None or cfg.caches) and cfg.cluster is None:
+        yield (
+            "keel:cluster: missing while keel:database or keel:caches is set; the data tier admits only the "
+            "cluster's nodes, so a stack with data stores needs a cluster"
+        )
+    if db is not None:
+        if db.max_allocated_storage_gb < db.allocated_storage_gb:
+            yield (
+                f"keel:database.maxAllocatedStorageGb: got {db.max_allocated_storage_gb}; must be at least "
+                f"allocatedStorageGb ({db.allocated_storage_gb})"
+            )
+        if cfg.environment == "prod":
+            for key, value in (
+                ("multiAz", db.multi_az),
+                ("deletionProtection", db.deletion_protection),
+                ("finalSnapshot", db.final_snapshot),
+            ):
+                if not value:
+                    yield f"keel:database.{key}: got false in a prod stack; allowed: true"
+            if db.backup_retention_days < 7:
+                yield (
+                    f"keel:database.backupRetentionDays: got {db.backup_retention_days} in a prod stack; "
+                    "allowed: 7 to 35"
+                )
+    for name, cache in cfg.caches.items():
+        path = f"keel:caches.{name}"
+        if not re.match(r"^[a-z][a-z0-9-]{0,19}$", name):
+            yield f"{path}: got the name {shown(name)}; cache names are 1-20 lowercase letters, digits or dashes"
+        if "queue" in name and cache.maxmemory_policy != "noeviction":
+            yield (
+                f"{path}.maxmemoryPolicy: got {shown(cache.maxmemory_policy)} for a queue; allowed: 'noeviction' "
+                "(an evicting queue silently loses jobs)"
+            )
+        if cache.multi_az is True and cache.replicas_per_shard == 0:
+            yield f"{path}.multiAz: got true with replicasPerShard 0; Multi-AZ needs at least one replica per shard"
+        if cfg.environment == "prod" and cache.replicas_per_shard == 0:
+            yield f"{path}.replicasPerShard: got 0 in a prod stack; allowed: 1 to 5 (a failover target)"
+    if cfg.environment == "prod" and cfg.buckets.force_destroy:
+        yield "keel:buckets.forceDestroy: got true in a prod stack; allowed: false"
+
+
+def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable[str]:
+    path = f"keel:services.{name}.scaleOn"
+    scale = svc.scale_on
+    if scale is None:
+        if svc.kind == "job":
+            yield f"{path}: required key is missing; a job runs when its queue has work (scaleOn.queue)"
+        return
+    kinds = [
+        k
+        for k, v in (
+            ("cpu", scale.cpu),
+            ("memory", scale.memory),
+            ("requestsPerMinute", scale.requests_per_minute),
+            ("queue", scale.queue),
+        )
+        if v is not None
+    ]
+    events = [k for k in kinds if k in ("requestsPerMinute", "queue")]
+    if not kinds:
+        yield f"{path}: got no trigger; set one of cpu, memory, requestsPerMinute or queue"
+    elif "cpu" in kinds and "memory" in kinds:
+        yield f"{path}: got both cpu and memory; an HPA scales on one resource, pick one"
+    elif len(events) > 1:
+        yield f"{path}: got {' and '.join(events)}; one KEDA trigger per service (cpu may be added as a floor)"
+    elif events and "memory" in kinds:
+        yield f"{path}.memory: got a memory floor with {events[0]}; only cpu can be combined with a KEDA trigger"
+    if scale.requests_per_minute is not None and svc.ingress is None:
+        yield f"{path}.requestsPerMinute: got {scale.requests_per_minute} but the service has no ingress to count"
+    if scale.queue is not None and scale.queue.cache not in cfg.caches:
+        allowed = ", ".join(sorted(cfg.caches)) or "none configured"
+        yield f"{path}.queue.cache: got {shown(scale.queue.cache)}; allowed: {allowed}"
+    if svc.kind == "job" and kinds != ["queue"]:
+        yield f"{path}: got {', '.join(kinds)} for a job; a job scales on queue only"
+    if "cpu" in kinds and svc.resources.cpu in ("0", "0m"):
+        yield f"keel:services.{name}.resources.cpu: got {shown(svc.resources.cpu)}; a CPU trigger needs a CPU request"
+    if cfg.environment == "prod" and svc.kind == "deployment" and svc.ingress is not None and svc.replicas.min < 2:
+        yield (
+            f"keel:services.{name}.replicas.min: got {svc.replicas.min} for an exposed service in a prod stack; "
+            "allowed: 2 or more (one pod per zone failure)"
+        )
+
+
+def _service_checks(cfg: StackConfig) -> Iterable[str]:
+    grants = vocabulary.grants(cfg.caches, email=cfg.email is not None, database=cfg.database is not None)
+    routes: dict[tuple[str, str], str] = {}
+    if cfg.services and cfg.cluster is None:
+        yield "keel:cluster: missing while keel:services is set; services run on the cluster"
+    for name, svc in cfg.services.items():
+        path = f"keel:services.{name}"
+        if not SERVICE_NAME.match(name):
+            yield f"{path}: got the name {shown(name)}; service names are DNS labels: lowercase letters, digits, dashes"
+        if (svc.image is None) == (svc.build is None):
+            yield f"{path}: got {'both image and build' if svc.image else 'neither image nor build'}; set exactly one"
+        if svc.kind == "deployment" and svc.port is None:
+            yield f"{path}.port: required key is missing (a deployment serves on a port)"
+        if svc.kind == "job" and svc.ingress is not None:
+            yield f"{path}.ingress: got an ingress on a job; allowed only on kind: deployment"
+        if svc.replicas.min > svc.replicas.max:
+            yield f"{path}.replicas.min: got {svc.replicas.min}; must be at most replicas.max ({svc.replicas.max})"
+        if svc.gpu and (cfg.cluster is None or cfg.cluster.node_groups.gpu is None):
+            yield f"{path}.gpu: got {svc.gpu} but keel:cluster.nodeGroups.gpu is not configured"
+        for grant in svc.grants:
+            if grant not in grants:
+                yield f"{path}.grants: got {shown(grant)}; allowed: {', '.join(sorted(grants))}"
+        for other in svc.allow_from:
+            if other not in cfg.services or other == name:
+                allowed = sorted(n for n in cfg.services if n != name)
+                yield f"{path}.allowFrom: got {shown(other)}; allowed: {', '.join(allowed)}"
+        yield from _scaling_checks(cfg, name, svc)
+        if svc.ingress is not None:
+            if cfg.ingress is None:
+                yield f"{path}.ingress: got a route but keel:ingress (the ALB) is not configured"
+            for route_path in svc.ingress.paths:
+                key = (svc.ingress.host, route_path)
+                if key in routes:
+                    yield (
+                        f"{path}.ingress: got {svc.ingress.host}{route_path}, already routed to service "
+                        f"{routes[key]!r}; each host and path goes to one service"
+                    )
+                routes[key] = name
+    if cfg.ingress is not None and cfg.ingress.certificate_arn is None and cfg.ingress.hosted_zone_id is None:
+        yield (
+            "keel:ingress.certificateArn: missing; set certificateArn, or hostedZoneId so keel requests a "
+            "DNS-validated certificate"
+        )
+    if cfg.ingress is not None and cfg.environment == "prod":
+        if not cfg.ingress.deletion_protection:
+            yield "keel:ingress.deletionProtection: got false in a prod stack; allowed: true"
+        if not cfg.ingress.waf.enabled:
+            yield "keel:ingress.waf.enabled: got false in a prod stack; allowed: true"
+
+
+def _operations_checks(cfg: StackConfig) -> Iterable[str]:
+    """Alerts and backups: prod is watched, backed up, copied to a second region and locked."""
+    alerts, backup = cfg.alerts, cfg.backup
+    if cfg.environment == "prod":
+        if alerts is None:
+            yield "keel:alerts: missing in a prod stack; set at least keel:alerts.emails (who hears the alarms)"
+        elif not alerts.emails:
+            yield "keel:alerts.emails: got [] in a prod stack; allowed: one or more addresses (someone must be paged)"
+        if backup is None:
+            yield "keel:backup: missing in a prod stack; set keel:backup.copyRegion and keel:backup.vaultLock"
+        else:
+            if backup.copy_region is None:
+                yield "keel:backup.copyRegion: missing in a prod stack; allowed: a second region for disaster recovery"
+            if backup.vault_lock is None:
+                yield (
+                    "keel:backup.vaultLock: missing in a prod stack; allowed: {mode: governance} or {mode: compliance}"
+                )
+    if alerts is not None and alerts.prometheus is not None and cfg.cluster is None:
+        yield "keel:alerts.prometheus: got a Prometheus stack but keel:cluster is not configured (it runs there)"
+    if backup is None:
+        return
+    if backup.copy_region is not None and backup.copy_region == cfg.region:
+        yield (
+            f"keel:backup.copyRegion: got {shown(backup.copy_region)}, the stack's own region; allowed: any other "
+            "region (a copy in the same region does not survive a regional outage)"
+        )
+    if backup.completion_window_minutes < backup.start_window_minutes + 60:
+        yield (
+            f"keel:backup.completionWindowMinutes: got {backup.completion_window_minutes}; must be at least "
+            f"startWindowMinutes + 60 ({backup.start_window_minutes + 60})"
+        )
+    lock = backup.vault_lock
+    if lock is None:
+        return
+    if lock.min_retention_days > lock.max_retention_days:
+        yield (
+            f"keel:backup.vaultLock.minRetentionDays: got {lock.min_retention_days}; must be at most "
+            f"maxRetentionDays ({lock.max_retention_days})"
+        )
+        return
+    for rule_name, rule in backup.rules.items():
+        if not lock.min_retention_days <= rule.delete_after_days <= lock.max_retention_days:
+            yield (
+                f"keel:backup.rules.{rule_name}.deleteAfterDays: got {rule.delete_after_days}; the vault lock allows "
+                f"{lock.min_retention_days} to {lock.max_retention_days} (keel:backup.vaultLock)"
+            )

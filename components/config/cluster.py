@@ -1,0 +1,146 @@
+"""``keel:cluster``: :class:`ClusterConfig` (the EKS control plane), its node groups and :func:`instance_family`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from components.config.base import RFC1918_BLOCKS, LogRetentionDays, Section, shown
+from components.vocabulary import DEFAULT_KUBERNETES_VERSION, GENERAL_POOL, GPU_POOL, KUBERNETES_VERSIONS
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def instance_family(instance_type: str) -> str:
+    """The family of an EC2 instance type: ``g5`` for ``g5.xlarge``."""
+    return instance_type.split(".", 1)[0]
+
+
+class NodeGroupConfig(Section):
+    """One managed node group (``keel:cluster.nodeGroups.<general|gpu>``)."""
+
+    instance_types: list[str]
+    """Instance types, first preferred; more than one lets Spot draw from several pools."""
+
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """``SPOT`` for interruptible capacity at a discount."""
+
+    min_size: int = Field(ge=0, le=100)
+    """Smallest node count; 0 lets the autoscaler scale the group to zero when idle."""
+
+    max_size: int = Field(ge=1, le=100)
+    """Largest node count the autoscaler may reach."""
+
+    desired_size: int | None = None
+    """None: start at ``minSize``. The autoscaler owns it afterwards (changes are ignored)."""
+
+    gpu: bool = False
+    """True: NVIDIA AMI, the ``nvidia.com/gpu`` taint and GPU labels; every instance type must be a GPU type."""
+
+    disk_size_gb: int = Field(50, ge=20, le=2000)
+    """Encrypted gp3 root volume size."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra node labels (``keel.dev/pool`` is set by keel)."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("got []; list at least one instance type, such as 'm5.xlarge'")
+        for item in value:
+            if not _INSTANCE_TYPE.match(item):
+                raise ValueError(f"got {shown(item)}; expected an EC2 instance type such as 'm5.xlarge'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"got {shown(value)}; each instance type may appear once")
+        return value
+
+    @property
+    def desired(self) -> int:
+        return self.min_size if self.desired_size is None else self.desired_size
+
+
+class NodeGroupsConfig(Section):
+    """``keel:cluster.nodeGroups``: the general pool and the optional GPU pool."""
+
+    general: NodeGroupConfig
+    """Runs everything that does not ask for a GPU, add-ons included."""
+
+    gpu: NodeGroupConfig | None = None
+    """None: no GPU pool. Else a pool tainted ``nvidia.com/gpu=true:NoSchedule`` that may scale from zero."""
+
+    def items(self) -> list[tuple[str, NodeGroupConfig]]:
+        return [(name, group) for name, group in ((GENERAL_POOL, self.general), (GPU_POOL, self.gpu)) if group]
+
+
+class ClusterConfig(Section):
+    """``keel:cluster``: the EKS control plane, its node groups and add-ons."""
+
+    version: str = DEFAULT_KUBERNETES_VERSION
+    """Kubernetes minor version; one of :data:`KUBERNETES_VERSIONS`."""
+
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    """Empty: the API endpoint is private only. CIDRs: the public endpoint is on, for these ranges only."""
+
+    private_access_cidrs: list[str] = Field(default_factory=list)
+    """Private ranges (VPN, CI runners) admitted to the private API endpoint; the nodes always are."""
+
+    admin_role_arns: list[str] = Field(default_factory=list)
+    """IAM roles given cluster-admin through EKS access entries."""
+
+    node_groups: NodeGroupsConfig
+    """The managed node groups."""
+
+    require_spot_gpus: bool = True
+    """True: the GPU group must use Spot capacity (GPUs on demand cost about three times as much)."""
+
+    deletion_protection: bool = True
+    """EKS deletion protection on the control plane."""
+
+    log_retention_days: LogRetentionDays = 30
+    """Retention of the control-plane log group (``/aws/eks/<cluster>/cluster``)."""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in KUBERNETES_VERSIONS:
+            raise ValueError(f"got {shown(value)}; allowed: {', '.join(KUBERNETES_VERSIONS)}")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"got {shown(cidr)}; expected CIDR blocks such as '203.0.113.0/24'") from None
+            if not net.is_global and net.prefixlen:
+                raise ValueError(f"got {shown(cidr)}; the public endpoint only sees public addresses")
+        return value
+
+    @field_validator("private_access_cidrs")
+    @classmethod
+    def _private_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"got {shown(cidr)}; expected private CIDR blocks such as '10.99.0.0/16'") from None
+            if not any(isinstance(net, ipaddress.IPv4Network) and net.subnet_of(b) for b in RFC1918_BLOCKS):
+                raise ValueError(f"got {shown(cidr)}; the private endpoint admits RFC 1918 ranges only")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _ROLE_ARN.match(arn):
+                raise ValueError(
+                    f"got {shown(arn)}; expected IAM role ARNs like 'arn:aws:iam::111122223333:role/platform-admin'"
+                )
+        return value

@@ -1,0 +1,211 @@
+"""The data tier: ``keel:database`` (:class:`DatabaseConfig`), ``keel:caches`` (:class:`CacheConfig`),
+``keel:buckets`` (:class:`BucketsConfig`) and ``keel:email`` (:class:`EmailConfig`), with the instance class and
+node type patterns they accept."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from components.config.base import DOMAIN_NAME, HOSTED_ZONE_ID, LogRetentionDays, Section, check_pattern, shown
+
+#: PostgreSQL major versions keel deploys (RDS standard support).
+POSTGRES_VERSIONS = ("15", "16", "17")
+
+#: The RDS instance classes keel accepts: Graviton and Intel t, m and r families.
+DB_INSTANCE_CLASS = re.compile(
+    r"^db\.(t4g|t3|m6g|m7g|m6i|m7i|r6g|r7g|r6i|r7i)\.(micro|small|medium|large|[0-9]*xlarge)$"
+)
+#: The ElastiCache node types keel accepts: Graviton and Intel t, m and r families.
+CACHE_NODE_TYPE = re.compile(r"^cache\.(t4g|t3|m6g|m7g|r6g|r7g)\.(micro|small|medium|large|[0-9]*xlarge)$")
+_WINDOW = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+_WEEKLY_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):\d{2}:\d{2}-(mon|tue|wed|thu|fri|sat|sun):\d{2}:\d{2}$")
+_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ORIGIN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
+
+
+class DatabaseConfig(Section):
+    """``keel:database``: one RDS PostgreSQL instance in the isolated subnets."""
+
+    engine_version: str = "16"
+    """PostgreSQL major version (minor upgrades are automatic)."""
+
+    instance_class: str = "db.r6g.large"
+    """A Graviton or Intel class of the t, m or r families; its memory sizes the tuning parameters."""
+
+    multi_az: bool = True
+    """A synchronous standby in a second zone with automatic failover."""
+
+    allocated_storage_gb: int = Field(100, ge=20, le=65536)
+    """Initial gp3 storage."""
+
+    max_allocated_storage_gb: int = Field(500, ge=20, le=65536)
+    """Storage autoscaling ceiling."""
+
+    backup_retention_days: int = Field(14, ge=1, le=35)
+    """Automated backups and point-in-time recovery window."""
+
+    deletion_protection: bool = True
+    """RDS deletion protection."""
+
+    final_snapshot: bool = True
+    """Take a final snapshot when the instance is deleted."""
+
+    database_name: str = "app"
+    """The initial database."""
+
+    master_username: str = "keel_admin"
+    """The master user; its password is generated and rotated by RDS in Secrets Manager."""
+
+    backup_window: str = "03:00-04:00"
+    """Daily backup window (UTC)."""
+
+    maintenance_window: str = "sun:04:30-sun:05:30"
+    """Weekly maintenance window (UTC); must not overlap the backup window."""
+
+    slow_query_ms: int = Field(500, ge=0, le=3_600_000)
+    """``log_min_duration_statement``: statements slower than this are logged."""
+
+    max_connections: int = Field(200, ge=20, le=5000)
+    """``max_connections``."""
+
+    log_retention_days: LogRetentionDays = 30
+    """Retention of the PostgreSQL and upgrade log groups."""
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in POSTGRES_VERSIONS:
+            raise ValueError(f"got {shown(value)}; allowed: {', '.join(POSTGRES_VERSIONS)}")
+        return value
+
+    @field_validator("instance_class")
+    @classmethod
+    def _class(cls, value: str) -> str:
+        return check_pattern(
+            value,
+            DB_INSTANCE_CLASS,
+            "an RDS class such as 'db.r6g.xlarge' (t4g, t3, m6g, m7g, m6i, m7i, r6g, r7g, r6i or r7i)",
+        )
+
+    @field_validator("backup_window")
+    @classmethod
+    def _backup_window(cls, value: str) -> str:
+        return check_pattern(value, _WINDOW, "a UTC window such as '03:00-04:00'")
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _maintenance_window(cls, value: str) -> str:
+        return check_pattern(value, _WEEKLY_WINDOW, "a weekly UTC window such as 'sun:04:30-sun:05:30'")
+
+    @field_validator("database_name", "master_username")
+    @classmethod
+    def _ident(cls, value: str) -> str:
+        return check_pattern(value, _IDENT, "a lowercase identifier (letters, digits, underscores; a letter first)")
+
+
+class CacheConfig(Section):
+    """One ``keel:caches.<name>`` entry: an ElastiCache replication group."""
+
+    node_type: str = "cache.t4g.small"
+    """Node type of every shard member."""
+
+    engine: Literal["redis", "valkey"] = "redis"
+    """Redis OSS 7 or Valkey 8 (wire-compatible, cheaper)."""
+
+    shards: int = Field(1, ge=1, le=500)
+    """More than one shard turns cluster mode on."""
+
+    replicas_per_shard: int = Field(1, ge=0, le=5)
+    """Replicas per shard; at least one gives automatic failover and Multi-AZ."""
+
+    maxmemory_policy: Literal[
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] = "noeviction"
+    """What Redis does when memory is full: a queue must use ``noeviction``."""
+
+    multi_az: bool | None = None
+    """None: on whenever there is a replica. True without replicas is an error."""
+
+    snapshot_retention_days: int = Field(7, ge=0, le=35)
+    """Daily snapshots kept."""
+
+    @field_validator("node_type")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        return check_pattern(value, CACHE_NODE_TYPE, "an ElastiCache node type such as 'cache.m6g.large'")
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.shards > 1
+
+    @property
+    def multi_az_enabled(self) -> bool:
+        return self.replicas_per_shard > 0 if self.multi_az is None else self.multi_az
+
+
+class BucketsConfig(Section):
+    """``keel:buckets``: the artifacts, uploads and logs buckets."""
+
+    cors_origins: list[str] = Field(default_factory=list)
+    """Web origins allowed to upload to ``uploads`` from the browser (``https://app.example.com``)."""
+
+    noncurrent_version_days: int = Field(30, ge=1, le=3650)
+    """Days a replaced or deleted object version is kept."""
+
+    log_retention_days: int = Field(365, ge=1, le=3650)
+    """Days access logs are kept in ``logs``."""
+
+    force_destroy: bool = False
+    """Let ``pulumi destroy`` delete non-empty buckets (dev only)."""
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            check_pattern(origin, _ORIGIN, "HTTPS origins such as 'https://app.example.com' (no path, no wildcard)")
+        return value
+
+
+class EmailConfig(Section):
+    """``keel:email``: the SES sending domain."""
+
+    domain: str
+    """The domain mail is sent from (``example.com``)."""
+
+    mail_from_subdomain: str = "mail"
+    """Custom MAIL FROM: ``<sub>.<domain>`` receives bounces, so SPF aligns with the domain."""
+
+    hosted_zone_id: str | None = None
+    """None: the DNS records are exported for you to create. A Route 53 zone id: keel creates them."""
+
+    dmarc_policy: Literal["none", "quarantine", "reject"] = "quarantine"
+    """The DMARC policy published for the domain."""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return check_pattern(value, DOMAIN_NAME, "a lowercase domain name such as 'example.com'")
+
+    @field_validator("mail_from_subdomain")
+    @classmethod
+    def _sub(cls, value: str) -> str:
+        return check_pattern(value, re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"), "one DNS label such as 'mail'")
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else check_pattern(value, HOSTED_ZONE_ID, "a Route 53 hosted zone id such as 'Z0123456789ABC'")
+        )

@@ -1,0 +1,215 @@
+"""Workloads: ``keel:ingress`` (:class:`IngressConfig`, the ALB and its WAF) and each ``keel:services`` entry
+(:class:`ServiceConfig`, with its replicas, scaling trigger, route, build and resources)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from components.config.base import DOMAIN_NAME, HOSTED_ZONE_ID, Section, check_pattern, shown
+
+_CERT_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+#: A service name: a DNS label of at most 40 characters.
+SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+_IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_QUANTITY_CPU = re.compile(r"^\d+(\.\d+)?m?$")
+_QUANTITY_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class WafConfig(Section):
+    """``keel:ingress.waf``: the WAFv2 web ACL in front of the ALB."""
+
+    enabled: bool = True
+    """Associate a web ACL (AWS common, known-bad-inputs and IP-reputation rules, and a rate limit)."""
+
+    rate_limit_per_5min: int = Field(2000, ge=100, le=2_000_000_000)
+    """Requests one client IP may send in 5 minutes before it is blocked."""
+
+
+class IngressConfig(Section):
+    """``keel:ingress``: the internet-facing ALB."""
+
+    certificate_arn: str | None = None
+    """An ACM certificate covering every service host. None: keel requests one, validated in ``hostedZoneId``."""
+
+    hosted_zone_id: str | None = None
+    """A Route 53 zone: DNS validation of a created certificate and alias records for the service hosts."""
+
+    deletion_protection: bool = True
+    """ALB deletion protection."""
+
+    idle_timeout_seconds: int = Field(60, ge=1, le=4000)
+    """ALB idle timeout."""
+
+    waf: WafConfig = Field(default_factory=WafConfig)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else check_pattern(
+                value,
+                _CERT_ARN,
+                "an ACM certificate ARN such as 'arn:aws:acm:us-east-1:111122223333:certificate/<uuid>'",
+            )
+        )
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else check_pattern(value, HOSTED_ZONE_ID, "a Route 53 hosted zone id such as 'Z0123456789ABC'")
+        )
+
+
+class ReplicasConfig(Section):
+    """``replicas``: the bounds the autoscaler moves between."""
+
+    min: int = Field(1, ge=0, le=100)
+    max: int = Field(1, ge=1, le=100)
+
+
+class QueueTriggerConfig(Section):
+    """``scaleOn.queue``: scale on the length of a Redis list."""
+
+    cache: str
+    """A ``keel:caches`` name."""
+
+    list: str
+    """The Redis list holding waiting jobs (``bull:forecast:wait``)."""
+
+    length: int = Field(ge=1, le=100_000)
+    """Target list length per replica."""
+
+
+class ScaleOnConfig(Section):
+    """``scaleOn``: what the autoscaler watches (exactly one, CPU may be combined as a floor)."""
+
+    cpu: int | None = Field(None, ge=1, le=100)
+    memory: int | None = Field(None, ge=1, le=100)
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    queue: QueueTriggerConfig | None = None
+
+
+class IngressRouteConfig(Section):
+    """``ingress``: where the ALB routes to the service."""
+
+    host: str
+    """Host header (``app.example.com``)."""
+
+    paths: list[str] = Field(default_factory=lambda: ["/*"])
+    """ALB path patterns; ``/*`` is everything."""
+
+    priority: int | None = Field(None, ge=1, le=49000)
+    """The first listener rule's priority (each further path takes the next one). None: computed from the
+    order of all routes, which shifts when a route is added before this one; pin it in prod."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_pattern(value, DOMAIN_NAME, "a lowercase host name such as 'app.example.com'")
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or len(path) > 128:
+                raise ValueError(f"got {shown(path)}; expected ALB path patterns starting with '/' such as '/api/*'")
+        return value
+
+
+class BuildConfig(Section):
+    """``build``: build the image from source and push it to the service's ECR repository."""
+
+    context: str
+    """Build context, relative to the project."""
+
+    dockerfile: str = "Dockerfile"
+    """Dockerfile path inside the context."""
+
+
+class ResourcesConfig(Section):
+    """Container requests; limits equal requests for memory and are twice the request for CPU."""
+
+    cpu: str = "250m"
+    memory: str = "512Mi"
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        return check_pattern(value, _QUANTITY_CPU, "a CPU quantity such as '250m' or '2'")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        return check_pattern(value, _QUANTITY_MEMORY, "a memory quantity such as '512Mi' or '2Gi'")
+
+
+class ServiceConfig(Section):
+    """One ``keel:services.<name>`` entry: a workload on the cluster."""
+
+    kind: Literal["deployment", "job"] = "deployment"
+    """``deployment``: a long-running server. ``job``: a pod template run by KEDA per pending job."""
+
+    image: str | None = None
+    """An image reference pinned by digest (``...@sha256:...``) or by an immutable tag; never ``latest``."""
+
+    build: BuildConfig | None = None
+    """Build and push instead of ``image``."""
+
+    port: int | None = Field(None, ge=1024, le=65535)
+    """The container port (unprivileged: the container runs as non-root)."""
+
+    replicas: ReplicasConfig = Field(default_factory=ReplicasConfig)
+    scale_on: ScaleOnConfig | None = None
+
+    ingress: IngressRouteConfig | None = None
+    """None: not exposed through the ALB."""
+
+    health_path: str = "/healthz"
+    """HTTP path of the readiness, liveness and startup probes."""
+
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    gpu: int = Field(0, ge=0, le=8)
+    """NVIDIA GPUs per pod; more than zero schedules the pod on the GPU pool."""
+
+    grants: list[str] = Field(default_factory=list)
+    """What the service's IAM role may do: ``artifacts:read``, ``uploads:read-write``, ``email:send``,
+    ``database:secret``, ``<cache>:connect``. Nothing else is granted."""
+
+    allow_from: list[str] = Field(default_factory=list)
+    """Services whose pods may connect to this one (NetworkPolicy); the ALB is allowed when ``ingress`` is set."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Plain environment variables (no secrets: those are read at run time with the service's role)."""
+
+    backoff_limit: int = Field(3, ge=0, le=20)
+    """``job``: retries of a failed pod (a Spot interruption counts as one)."""
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.endswith(":latest") or ("@" not in value and ":" not in value.rsplit("/", 1)[-1]):
+            raise ValueError(
+                f"got {shown(value)}; pin the image by digest (@sha256:...) or an immutable tag, not latest"
+            )
+        return check_pattern(
+            value, _IMAGE, "an image reference such as '111122223333.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2'"
+        )
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            check_pattern(key, _ENV_NAME, "environment variable names in upper case such as 'LOG_LEVEL'")
+        return value
