@@ -198,6 +198,8 @@ class Cluster(pulumi.ComponentResource):
     node_role: aws.iam.Role
     node_groups: dict[str, eks.ManagedNodeGroup]
     pod_identity_agent: aws.eks.Addon
+    ebs_csi: aws.eks.Addon
+    """The EBS CSI driver add-on: anything that claims an EBS volume waits for it."""
     k8s_provider: k8s.Provider
     region: str
 
@@ -510,7 +512,7 @@ class Cluster(pulumi.ComponentResource):
             **common,
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
         )
-        addon_with_role(
+        self.ebs_csi = addon_with_role(
             self,
             ctx,
             AddonRole(
