@@ -15,9 +15,11 @@ Creates (``<n>`` is the component name), each release pinned in :data:`CHARTS`, 
   Role ``<n>-cluster-autoscaler``: read-only describes on ``*`` (as AWS documents), scaling actions only on
   ASGs tagged ``k8s.io/cluster-autoscaler/<cluster>=owned``.
 - ``<n>-nvidia-device-plugin``: a DaemonSet only on GPU nodes (node selector ``nvidia.com/gpu.present=true``
-  and the ``nvidia.com/gpu`` toleration); it advertises ``nvidia.com/gpu`` to the scheduler. No AWS role.
-- ``<n>-keda``: operator, metrics server and webhooks; role ``<n>-keda`` may read CloudWatch metrics (the
-  ``aws-cloudwatch`` scaler authenticates with ``podIdentity.provider: aws``).
+  and the ``nvidia.com/gpu`` toleration; the chart's default affinity admits that label without
+  node-feature-discovery); it advertises ``nvidia.com/gpu`` to the scheduler. No AWS role.
+- ``<n>-keda``: operator, metrics server and webhooks; the operator serves Prometheus metrics on its ``metrics``
+  port; role ``<n>-keda`` may read CloudWatch metrics (the ``aws-cloudwatch`` scaler authenticates with
+  ``podIdentity.provider: aws``).
 - ``<n>-aws-load-balancer-controller``: cluster name, region and VPC id set; role
   ``<n>-aws-load-balancer-controller`` holds the read-only part of the controller's documented policy and
   registers targets only in target groups of this stack. Pulumi owns the ALB and its target groups
@@ -36,7 +38,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import context
+from components import context, upstream
 from components.cluster import Cluster
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, Statement, statement
 from components.vocabulary import (
@@ -57,19 +59,21 @@ class Chart:
     service_account: str | None = None
 
 
-#: Every chart keel installs, pinned. Bump here (and run `make test`) to upgrade.
+#: Every chart keel installs, pinned (README's "Charts" table says why each version). Bump here, re-read the facts
+#: components.upstream records for the chart at the new version (a test fails until their versions match), and run
+#: `make test`.
 CHARTS: dict[str, Chart] = {
     "cluster-autoscaler": Chart(
-        "https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.56.0", "kube-system", "cluster-autoscaler"
+        "https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0", "kube-system", "cluster-autoscaler"
     ),
     "nvidia-device-plugin": Chart(
         "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.18.2", "nvidia-device-plugin"
     ),
-    "keda": Chart("https://kedacore.github.io/charts", "keda", "2.21.1", "keda", "keda-operator"),
+    "keda": Chart("https://kedacore.github.io/charts", "keda", "2.20.2", "keda", "keda-operator"),
     "aws-load-balancer-controller": Chart(
         "https://aws.github.io/eks-charts",
         "aws-load-balancer-controller",
-        "1.16.0",
+        "1.17.1",
         "kube-system",
         "aws-load-balancer-controller",
     ),
@@ -179,20 +183,27 @@ def values(cluster_name: str, region: str, vpc_id: Any, version: str) -> dict[st
                 "scale-down-unneeded-time": "10m",
                 "scale-down-delay-after-add": "10m",
                 "skip-nodes-with-local-storage": False,
+                # the zone groups of the general pool differ in these labels only: balance them anyway (the chart
+                # cuts each key at its first "_", upstream.AUTOSCALER_CHART_REPEATED_FLAG)
+                **{
+                    f"balancing-ignore-label_{i}": label
+                    for i, label in enumerate(upstream.BALANCING_IGNORED_LABELS.value, 1)
+                },
             },
             **general,
         },
+        # No `affinity`: the chart's default (kept by Helm for an empty map too) admits nodes labelled
+        # nvidia.com/gpu.present=true, which keel's GPU nodes are, without node-feature-discovery's labels.
         "nvidia-device-plugin": {
             "nodeSelector": {GPU_PRESENT_LABEL: "true"},
             "tolerations": [GPU_TOLERATION],
-            "affinity": {},  # the chart's default affinity expects node-feature-discovery labels
             "gfd": {"enabled": False},
             "nfd": {"enabled": False},
         },
         "keda": {
             "serviceAccount": {"operator": {"create": True, "name": CHARTS["keda"].service_account}},
             "podIdentity": {"aws": {"irsa": {"enabled": False}}},
-            # Serve the operator's Prometheus metrics on its `http` port (8080); observability scrapes them.
+            # Serve the operator's Prometheus metrics on its `metrics` port (8080); observability scrapes them.
             "prometheus": {"operator": {"enabled": True}},
             **general,
         },

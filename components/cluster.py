@@ -18,27 +18,35 @@ Creates (``<n>`` is the component name, which is also the EKS cluster name):
 - ``<n>-cluster`` service role (AmazonEKSClusterPolicy, plus use of the cluster key) and ``<n>-nodes`` node
   role (worker node, ECR pull-only and VPC CNI policies: nothing else).
 - ``<n>-eks``: ``eks.Cluster`` in the private subnets, API authentication with an access entry per admin role
-  (cluster-admin), private endpoint, public endpoint only for the configured CIDRs, all five log types,
-  secrets encryption, no default node group, managed vpc-cni (network policy on), coredns and kube-proxy.
-- Per node group ``<g>``: ``<n>-<g>`` launch template (IMDSv2 required, hop limit 1, encrypted gp3 root volume,
-  no key pair, the node SG, no public IP), ``<n>-<g>`` ``eks.ManagedNodeGroup`` (AL2023; the GPU group uses the
-  NVIDIA AMI, the ``nvidia.com/gpu=true:NoSchedule`` taint and GPU labels; desired size left to the autoscaler)
-  and ``<n>-<g>-ca-<tag>`` ``aws.autoscaling.Tag`` for each cluster-autoscaler tag on the group's ASG, so the
+  (``admin-<i>``) and one for the deploy role (``deploy``), each cluster-admin, and no admin access for whoever
+  creates the cluster (:func:`creator_not_admin`, a transform on the component's child cluster); private endpoint,
+  public endpoint only for the configured CIDRs, all five log types, secrets encryption, no default node group,
+  managed vpc-cni (network policy on), coredns and kube-proxy.
+- Per pool ``<p>`` (``general``, ``gpu``): ``<n>-<p>`` launch template (IMDSv2 required, hop limit 1, encrypted gp3
+  root volume, no key pair, the node SG, no public IP), shared by the pool's groups. The general pool is one
+  ``eks.ManagedNodeGroup`` per zone, ``<n>-general-<az>`` in that zone's private subnet with its share of the sizes
+  (:meth:`~components.config.NodeGroupConfig.per_zone`), so a pod bound to a zonal EBS volume always has a group
+  in its zone for the autoscaler to grow; the GPU pool is one group ``<n>-gpu`` over every zone (it scales from
+  zero and holds no volumes), with the NVIDIA AMI, the ``nvidia.com/gpu=true:NoSchedule`` taint and the GPU labels
+  (the autoscaler's ``k8s.amazonaws.com/accelerator`` among them). AL2023; desired size left to the autoscaler.
+  ``<g>-ca-<tag>`` ``aws.autoscaling.Tag`` for each cluster-autoscaler tag on each group's ASG, so the
   autoscaler can build the node from the tags alone when the group is at zero (AWS does not propagate a managed
   node group's labels and taints to its ASG).
 - EKS add-ons ``<n>-pod-identity-agent``, ``<n>-ebs-csi`` (its role ``<n>-ebs-csi`` bound by Pod Identity) and
-  ``<n>-metrics-server``, after the general node group so their pods can schedule.
+  ``<n>-metrics-server``, after every group of the general pool so their pods can schedule.
 - ``<n>-k8s``: a Kubernetes provider built from the cluster's kubeconfig.
 
 Outputs: ``name`` (an Output: it waits for the control plane), ``cluster_name`` (the same, as text),
 ``arn``, ``endpoint``, ``kubeconfig``, ``control_plane`` (the ``eks.Cluster``), ``node_security_group``,
-``node_role``, ``node_groups`` (by name), ``k8s_provider``.
+``node_role``, ``node_groups`` (every managed node group by its name without ``<n>-``: ``general-us-east-1a``,
+``gpu``), ``pools`` (the groups of each pool: wait for ``pools["general"]`` before anything must schedule),
+``k8s_provider``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,74 +60,62 @@ from components.config import ClusterConfig, NodeGroupConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, document, managed_policy, statement
 from components.keys import create_key, logs_may_use
 from components.network import Network
+from components.nodes import autoscaler_tags, first_asg_name, node_labels, tag_slug
+from components.upstream import (
+    EKS_CLUSTER_ADMIN_POLICY,
+)
 from components.vocabulary import (
-    GPU_PRESENT_LABEL,
-    GPU_RESOURCE,
+    GENERAL_POOL,
     GPU_TAINT,
-    GPU_TAINT_EFFECT,
-    pool_selector,
 )
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+ADMIN_POLICY = EKS_CLUSTER_ADMIN_POLICY.value
+AUTHENTICATION_MODE = "API"
+#: The control plane pulumi-eks creates inside ``eks.Cluster``, and its setting that makes the creator an admin.
+EKS_CLUSTER_TYPE = "aws:eks/cluster:Cluster"
+CREATOR_ADMIN = "bootstrapClusterCreatorAdminPermissions"
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
-AUTOSCALER_PREFIX = "k8s.io/cluster-autoscaler"
 
 
-def gpus_per_instance(instance_type: str) -> int:
-    """NVIDIA GPUs in one instance of a GPU type (the scale-from-zero resource tag)."""
-    family, _, size = instance_type.partition(".")
-    if family in ("p3dn", "p4d", "p4de", "p5", "p5e", "p5en") or size in ("48xlarge", "metal"):
-        return 8
-    if family == "p3" and size == "16xlarge":
-        return 8
-    if size in ("12xlarge", "24xlarge") or (family == "p3" and size == "8xlarge"):
-        return 4
-    return 1
+def creator_not_admin(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """A transform for ``eks.Cluster``: its child control plane (``aws:eks/cluster:Cluster``) gets
+    ``accessConfig.bootstrapClusterCreatorAdminPermissions: false``. pulumi-eks sets it to true (and ignores later
+    changes), which makes whoever runs the first ``pulumi up`` a cluster admin outside every access entry, for the
+    cluster's life; EKS reads it only at creation. Every other resource passes unchanged."""
+    if args.type_ != EKS_CLUSTER_TYPE:
+        return None
+    access = args.props.get("accessConfig")
+    kept = dict(access) if isinstance(access, Mapping) else {"authenticationMode": AUTHENTICATION_MODE}
+    return pulumi.ResourceTransformResult(
+        props={**args.props, "accessConfig": {**kept, CREATOR_ADMIN: False}}, opts=args.opts
+    )
 
 
-def node_labels(group_name: str, group: NodeGroupConfig) -> dict[str, str]:
-    labels = {**pool_selector(group_name), **group.labels}
-    if group.gpu:
-        labels[GPU_PRESENT_LABEL] = "true"
-    return labels
+def admin_entry(principal_arn: str) -> eks.AccessEntryArgs:
+    """An access entry granting ``principal_arn`` cluster-admin on the whole cluster."""
+    return eks.AccessEntryArgs(
+        principal_arn=principal_arn,
+        access_policies={
+            "cluster-admin": eks.AccessPolicyAssociationArgs(
+                policy_arn=ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            )
+        },
+    )
 
 
-def autoscaler_tags(cluster_name: str, group_name: str, group: NodeGroupConfig) -> dict[str, str]:
-    """The tags the cluster autoscaler reads from a group's ASG: auto-discovery, and the node template
-    (labels, taints, GPU count) it needs to scale a group up from zero nodes."""
-    template = f"{AUTOSCALER_PREFIX}/node-template"
-    tags = {
-        f"{AUTOSCALER_PREFIX}/enabled": "true",
-        f"{AUTOSCALER_PREFIX}/{cluster_name}": "owned",
-        f"{template}/label/eks.amazonaws.com/capacityType": group.capacity_type,
-    }
-    for key, value in node_labels(group_name, group).items():
-        tags[f"{template}/label/{key}"] = value
-    if group.gpu:
-        tags[f"{template}/taint/{GPU_TAINT['key']}"] = f"{GPU_TAINT['value']}:{GPU_TAINT_EFFECT}"
-        gpus = min(gpus_per_instance(t) for t in group.instance_types)
-        tags[f"{template}/resources/{GPU_RESOURCE}"] = str(gpus)
-    return tags
+def access_entries(config: ClusterConfig) -> dict[str, eks.AccessEntryArgs]:
+    """``admin-<i>`` per admin role, and ``deploy`` for the deploy role when one is configured."""
+    entries = {f"admin-{index}": admin_entry(arn) for index, arn in enumerate(config.admin_role_arns)}
+    if config.deploy_role_arn is not None:
+        entries["deploy"] = admin_entry(config.deploy_role_arn)
+    return entries
 
 
-def first_asg_name(node_group: eks.ManagedNodeGroup) -> pulumi.Output[str]:
-    """The name of the Auto Scaling group EKS created for a managed node group."""
-
-    def from_group(group: aws.eks.NodeGroup) -> pulumi.Output[str]:
-        return group.resources.apply(lambda res: str(next(iter(res[0].autoscaling_groups or [])).name))
-
-    return node_group.node_group.apply(from_group)
-
-
-def _slug(tag_key: str, cluster_name: str) -> str:
-    """A short, stable resource name for an autoscaler tag: ``ca-enabled``, ``ca-owned``,
-    ``ca-label-keel-dev-pool``, ``ca-taint-nvidia-com-gpu``, ``ca-resources-nvidia-com-gpu``."""
-    rest = tag_key.removeprefix(f"{AUTOSCALER_PREFIX}/")
-    if rest == cluster_name:
-        return "ca-owned"
-    rest = rest.removeprefix("node-template/")
-    return "ca-" + rest.replace("/", "-").replace(".", "-")
+def _zone_subnet(network: Network, index: int) -> pulumi.Output[list[str]]:
+    """The private subnet of the network's ``index``-th zone, as a one-element list."""
+    return network.private_subnet_ids.apply(lambda ids: [str(ids[index])])
 
 
 def _trust(service: str) -> str:
@@ -197,6 +193,9 @@ class Cluster(pulumi.ComponentResource):
     control_plane_security_group: aws.ec2.SecurityGroup
     node_role: aws.iam.Role
     node_groups: dict[str, eks.ManagedNodeGroup]
+    """Every managed node group, by its name without the cluster's prefix (``general-us-east-1a``, ``gpu``)."""
+    pools: dict[str, list[eks.ManagedNodeGroup]]
+    """The groups of each pool in zone order (``general``: one per zone; ``gpu``: one)."""
     pod_identity_agent: aws.eks.Addon
     ebs_csi: aws.eks.Addon
     """The EBS CSI driver add-on: anything that claims an EBS volume waits for it."""
@@ -255,18 +254,7 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=bool(config.public_access_cidrs),
             public_access_cidrs=list(config.public_access_cidrs) or None,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries={
-                f"admin-{index}": eks.AccessEntryArgs(
-                    principal_arn=arn,
-                    access_policies={
-                        "cluster-admin": eks.AccessPolicyAssociationArgs(
-                            policy_arn=ADMIN_POLICY,
-                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                        )
-                    },
-                )
-                for index, arn in enumerate(config.admin_role_arns)
-            },
+            access_entries=access_entries(config),
             enabled_cluster_log_types=list(LOG_TYPES),
             encryption_config_key_arn=self.key.arn,
             service_role=service_role,
@@ -279,17 +267,22 @@ class Cluster(pulumi.ComponentResource):
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=True),
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=True),
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[log_group]),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=protect, depends_on=[log_group], transforms=[creator_not_admin]
+            ),
         )
         self.name = self.control_plane.eks_cluster.name
         self.endpoint = self.control_plane.eks_cluster.endpoint
         self.kubeconfig = self.control_plane.kubeconfig_json
 
-        self.node_groups = {
-            group_name: self._node_group(name, group_name, group, config, network, node_policies)
-            for group_name, group in config.node_groups.items()
+        self.node_groups = {}
+        self.pools = {
+            pool: self._pool(name, pool, group, config, network, node_policies)
+            for pool, group in config.node_groups.items()
         }
         self._managed_addons(name, ctx)
+        # The kubeconfig resolves once eks.Cluster's children exist, the access entries among them
+        # (components.upstream.CONSTRUCT_WAITS_FOR_CHILDREN): the deploy role can use it from the first object on.
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=child
         )
@@ -301,6 +294,7 @@ class Cluster(pulumi.ComponentResource):
                 "node_security_group": self.node_security_group.id,
                 "node_role": self.node_role.arn,
                 "node_groups": {k: v.node_group.node_group_name for k, v in self.node_groups.items()},
+                "pools": {pool: len(groups) for pool, groups in self.pools.items()},
             }
         )
 
@@ -424,18 +418,44 @@ class Cluster(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ node groups
 
-    def _node_group(
+    def _pool(
         self,
         name: str,
-        group_name: str,
+        pool: str,
         group: NodeGroupConfig,
         config: ClusterConfig,
         network: Network,
         node_policies: list[pulumi.Resource],
-    ) -> eks.ManagedNodeGroup:
-        child = pulumi.ResourceOptions(parent=self)
-        label = f"{name}-{group_name}"
-        template = aws.ec2.LaunchTemplate(
+    ) -> list[eks.ManagedNodeGroup]:
+        """A pool's launch template and its managed node groups: one per zone for a pool without GPUs, one over
+        every zone for the GPU pool."""
+        template = self._launch_template(f"{name}-{pool}", group)
+        placements: list[tuple[str, pulumi.Input[Sequence[pulumi.Input[str]]], tuple[int, int, int]]]
+        if group.gpu:
+            placements = [(pool, network.private_subnet_ids, (group.min_size, group.max_size, group.desired))]
+        else:
+            zones = network.availability_zones
+            placements = [
+                (f"{pool}-{az}", _zone_subnet(network, index), sizes)
+                for index, (az, sizes) in enumerate(zip(zones, group.per_zone(len(zones)), strict=True))
+            ]
+        groups = []
+        for key, subnets, (low, high, desired) in placements:
+            if high < 1:
+                raise ValueError(
+                    f"keel:cluster.nodeGroups.{pool}.maxSize: got {group.max_size}; each of the "
+                    f"{len(placements)} zones' groups needs room for a node"
+                )
+            self.node_groups[key] = self._node_group(
+                name, key, pool, group, config, template, subnets, (low, high, desired), node_policies
+            )
+            groups.append(self.node_groups[key])
+        return groups
+
+    def _launch_template(self, label: str, group: NodeGroupConfig) -> aws.ec2.LaunchTemplate:
+        """One template per pool: every group of the pool launches from the same id and version, so EKS labels
+        their nodes alike (``eks.amazonaws.com/sourceLaunchTemplateId``) and the autoscaler can balance them."""
+        return aws.ec2.LaunchTemplate(
             label,
             description=f"{label}: IMDSv2-only, encrypted gp3 root volume, node security group",
             update_default_version=True,
@@ -464,23 +484,36 @@ class Cluster(pulumi.ComponentResource):
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags={"Name": label})
                 for kind in ("instance", "volume", "network-interface")
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _node_group(
+        self,
+        name: str,
+        key: str,
+        pool: str,
+        group: NodeGroupConfig,
+        config: ClusterConfig,
+        template: aws.ec2.LaunchTemplate,
+        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+        sizes: tuple[int, int, int],
+        node_policies: list[pulumi.Resource],
+    ) -> eks.ManagedNodeGroup:
+        label = f"{name}-{key}"
+        low, high, desired = sizes
         ami_type = "AL2023_x86_64_NVIDIA" if group.gpu else "AL2023_x86_64_STANDARD"
         node_group = eks.ManagedNodeGroup(
             label,
             cluster=self.control_plane,
             node_role=self.node_role,
-            subnet_ids=network.private_subnet_ids,
+            subnet_ids=subnet_ids,
             version=config.version,
             ami_type=ami_type,
             capacity_type=group.capacity_type,
             instance_types=list(group.instance_types),
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=group.min_size, max_size=group.max_size, desired_size=group.desired
-            ),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=low, max_size=high, desired_size=desired),
             ignore_scaling_changes=True,
-            labels=node_labels(group_name, group),
+            labels=node_labels(pool, group),
             taints=[aws.eks.NodeGroupTaintArgs(**GPU_TAINT)] if group.gpu else None,
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)
@@ -488,19 +521,19 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_policies),
         )
         asg_name = first_asg_name(node_group)
-        for key, value in autoscaler_tags(name, group_name, group).items():
+        for tag_key, value in autoscaler_tags(name, pool, group).items():
             aws.autoscaling.Tag(
-                f"{label}-{_slug(key, name)}",
+                f"{label}-{tag_slug(tag_key, name)}",
                 autoscaling_group_name=asg_name,
-                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                opts=child,
+                tag=aws.autoscaling.TagTagArgs(key=tag_key, value=value, propagate_at_launch=False),
+                opts=pulumi.ResourceOptions(parent=self),
             )
         return node_group
 
     # ------------------------------------------------------------------ EKS add-ons
 
     def _managed_addons(self, name: str, ctx: context.AwsContext) -> None:
-        after_nodes = list(self.node_groups.values())[:1]  # the general group: add-on pods schedule there
+        after_nodes: list[pulumi.Resource] = list(self.pools[GENERAL_POOL])  # add-on pods schedule there
         common: dict[str, Any] = {
             "cluster_name": self.name,
             "resolve_conflicts_on_create": "OVERWRITE",

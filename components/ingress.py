@@ -15,7 +15,8 @@ Creates (``<n>`` is the component name):
   to the logs bucket (``alb/``), deletion protection as configured, HTTP/2.
 - ``<n>-https`` listener (``ELBSecurityPolicy-TLS13-1-2-2021-06``, the configured certificate or ``<n>`` ACM
   certificate DNS-validated in the hosted zone) whose default action is a 404; ``<n>-http`` redirects to HTTPS.
-- Per exposed service ``<s>``: ``<n>-<s>`` IP target group with a health check on the readiness path, and
+- Per exposed service ``<s>``: ``<n>-<s>`` IP target group on the service's ``http`` port with a health check on
+  the readiness path and a ``DEREGISTRATION_DELAY_SECONDS`` deregistration delay, and
   ``<n>-<s>-<i>`` listener rules by host and path; ``<n>-<s>`` alias record when a hosted zone is set.
 - With WAF enabled: ``<n>`` WAFv2 web ACL (AWS managed common, known-bad-inputs and IP-reputation rule groups,
   a per-IP rate limit) and its association.
@@ -35,6 +36,9 @@ from components.config import IngressConfig
 from components.network import Network
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: How long a target being deregistered keeps its in-flight requests (the target groups' deregistration delay);
+#: the exposed pods' preStop sleep (components/service.py) covers it, so they never stop while the ALB uses them.
+DEREGISTRATION_DELAY_SECONDS = 30
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesCommonRuleSet",
     "AWSManagedRulesKnownBadInputsRuleSet",
@@ -203,7 +207,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 protocol="HTTP",
                 target_type="ip",
                 vpc_id=network.vpc_id,
-                deregistration_delay=30,
+                deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
                 health_check=aws.lb.TargetGroupHealthCheckArgs(
                     path=route.health_path,
                     protocol="HTTP",

@@ -21,9 +21,10 @@ Creates (``<n>`` is the component name):
   README (``README.md#<runbook>``): database CPU, connections, free storage and replication-slot lag; per cache
   memory, engine CPU, replication lag (with replicas) and evictions (``noeviction`` caches); the ALB's 5xx rate
   and, per target group, p95 response time and unhealthy hosts; port allocation errors per NAT gateway; each
-  non-GPU node group at its maximum size; per GPU job, a job pending with no GPU node running; backup jobs that
-  failed, expired or were aborted, and failed copies. Node counts are read from the instances' ``AWS/EC2``
-  samples (see :mod:`components.alarms`).
+  pool without GPUs at its maximum size (the general pool's nodes summed over its per-zone groups: one zone's
+  group at its share is normal, the pool at its ``maxSize`` is not); per GPU job, a job pending with no GPU node
+  running; backup jobs that failed, expired or were aborted, and failed copies. Node counts are read from the
+  instances' ``AWS/EC2`` samples (see :mod:`components.alarms`).
 - ``<n>`` CloudWatch dashboard with the golden signals of the ALB, database, caches and node groups
   (:mod:`components.dashboard`).
 - With ``containerInsights``: ``<n>-containerinsights-<kind>`` log groups (application, dataplane, host,
@@ -49,18 +50,19 @@ import pulumi_kubernetes as k8s
 from components import context
 from components.alarms import (
     RUNBOOK,
+    SAMPLES_PER_INSTANCE,
     AlarmSpec,
     backup_alarms,
     cache_alarms,
     database_alarms,
     gpu_job_alarms,
+    instances,
     load_balancer_alarms,
     nat_alarms,
-    node_group_alarms,
 )
 from components.backup import Backup
 from components.cache import Cache
-from components.cluster import AddonRole, Cluster, addon_with_role, first_asg_name
+from components.cluster import AddonRole, Cluster, addon_with_role
 from components.config import AlertsConfig, NodeGroupsConfig, ThresholdsConfig
 from components.dashboard import dashboard_body
 from components.database import Database
@@ -69,7 +71,9 @@ from components.iam import document
 from components.ingress import LoadBalancer
 from components.keys import create_key, logs_may_use
 from components.network import Network
+from components.nodes import first_asg_name
 from components.prometheus import PrometheusStack
+from components.vocabulary import GENERAL_POOL
 
 #: Log groups the Container Insights add-on writes: ``/aws/containerinsights/<cluster>/<kind>``.
 CONTAINER_INSIGHTS_LOGS = ("application", "dataplane", "host", "performance")
@@ -85,9 +89,9 @@ class Observability(pulumi.ComponentResource):
     - ``network``: its NAT gateways get port-allocation alarms.
     - ``cluster``: the EKS cluster (its name, node groups' Auto Scaling groups, Kubernetes provider). None: no
       node-group or GPU alarms, no Container Insights, no Prometheus.
-    - ``node_groups``: the cluster's node groups as configured (``keel:cluster.nodeGroups``): each non-GPU group
-      gets an at-maximum alarm at its ``maxSize``; the GPU group is the one GPU jobs wait for. Required with
-      ``cluster``; None without one.
+    - ``node_groups``: the cluster's node groups as configured (``keel:cluster.nodeGroups``): each pool without
+      GPUs gets one at-maximum alarm at its ``maxSize``, over the sum of its groups (one per zone); the GPU group
+      is the one GPU jobs wait for. Required with ``cluster``; None without one.
     - ``database``: None: no database alarms or dashboard row.
     - ``caches``: by label; each gets memory, CPU, replication-lag and eviction alarms. None: none.
     - ``load_balancer``: None: no ALB alarms or dashboard row.
@@ -178,9 +182,18 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-alerts-{index}", topic=self.topic.arn, protocol="email", endpoint=email, opts=child
             )
 
-        # What alarms and dashboard both read, worked out once: each cache's node ids, each node group's ASG.
+        # What alarms and dashboard both read, worked out once: each cache's node ids, each node group's ASG (by
+        # the group's name: general-<az>, gpu) and each pool's ASGs in zone order.
         nodes = {label: cache.node_ids for label, cache in (caches or {}).items()}
         asgs = {g: first_asg_name(group) for g, group in cluster.node_groups.items()} if cluster is not None else {}
+        pools = (
+            {
+                pool: [asgs[g] for g, group in cluster.node_groups.items() if group in members]
+                for pool, members in cluster.pools.items()
+            }
+            if cluster is not None
+            else {}
+        )
         self.specs = self._specs(
             config.thresholds,
             network,
@@ -189,7 +202,7 @@ class Observability(pulumi.ComponentResource):
             database,
             caches or {},
             nodes,
-            asgs,
+            pools,
             load_balancer,
             backup,
             insights,
@@ -243,7 +256,7 @@ class Observability(pulumi.ComponentResource):
         database: Database | None,
         caches: Mapping[str, Cache],
         nodes: Mapping[str, Sequence[pulumi.Input[str]]],
-        asgs: Mapping[str, pulumi.Input[str]],
+        pools: Mapping[str, Sequence[pulumi.Input[str]]],
         load_balancer: LoadBalancer | None,
         backup: Backup | None,
         insights: bool,
@@ -264,12 +277,11 @@ class Observability(pulumi.ComponentResource):
         specs += nat_alarms([nat.id for nat in network.nat_gateways])
         if cluster is not None and node_groups is not None:
             gpu_asg = None
-            for group_name, group in node_groups.items():
-                asg = asgs[group_name]
+            for pool, group in node_groups.items():
                 if group.gpu:
-                    gpu_asg = asg
+                    gpu_asg = pools[pool][0]
                 else:
-                    specs += node_group_alarms(group_name, asg, group.max_size, t)
+                    specs.append(pool_at_max_alarm(pool, pools[pool], group.max_size, t))
             if gpu_asg is not None and insights:
                 for job in gpu_jobs:
                     specs += gpu_job_alarms(job, cluster.name, namespace, gpu_asg, t)
@@ -357,8 +369,28 @@ class Observability(pulumi.ComponentResource):
                 configuration=container_insights_configuration(),
             ),
             parent=self,
-            depends_on=[*self.log_groups.values(), cluster.pod_identity_agent, *list(cluster.node_groups.values())[:1]],
+            depends_on=[*self.log_groups.values(), cluster.pod_identity_agent, *cluster.pools[GENERAL_POOL]],
         )
+
+
+def pool_at_max_alarm(pool: str, asgs: Sequence[pulumi.Input[str]], max_size: int, t: ThresholdsConfig) -> AlarmSpec:
+    """``<pool>-at-max``: the pool's running nodes, summed over its groups' ASGs (``s0``, ``s1``, ... in zone order),
+    at its configured ``maxSize`` for ``nodeGroupAtMaxMinutes``. One alarm per pool, not per zone: a zone's group
+    at its share of the maximum is the normal state of a small pool (prod's 4 over 3 zones gives 2, 1 and 1), and
+    the operator's answer (raise ``maxSize``) is the pool's."""
+    ids = [f"s{index}" for index in range(len(asgs))]
+    total = " + ".join(f"FILL({i}, 0)" for i in ids)
+    return AlarmSpec(
+        f"{pool}-at-max",
+        "node-group-at-max",
+        f"Node pool {pool} at its maximum size ({max_size} nodes over {len(ids)} group(s)) for "
+        f"{t.node_group_at_max_minutes} minutes",
+        max_size,
+        "GreaterThanOrEqualToThreshold",
+        t.node_group_at_max_minutes // 5,
+        expression=f"({total}) / {SAMPLES_PER_INSTANCE}" if len(ids) > 1 else f"{total} / {SAMPLES_PER_INSTANCE}",
+        metrics={i: instances(asg) for i, asg in zip(ids, asgs, strict=True)},
+    )
 
 
 def container_insights_configuration() -> dict[str, Any]:

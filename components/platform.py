@@ -12,9 +12,9 @@ anything changes), then the components in dependency order: ``Network``, then (w
 ``Cluster`` and its ``ClusterAddons``; ``Backup`` (with ``keel:backup``; ``<n>-aws-<copyRegion>``, the same provider
 for the copy region, when one is set), so the data tier can carry its selection tag; the data tier (``Database``,
 a ``Cache`` per ``keel:caches`` entry with a shared ``<n>-cache`` key, ``Buckets``, ``Email``); the ``apps``
-namespace, the ``LoadBalancer`` and a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last
-``Observability`` (with ``keel:alerts``), which watches all of them. Components receive objects
-(``network=...``), never raw ids.
+namespace (Pod Security ``restricted``; the load balancer controller's readiness gates), the ``LoadBalancer`` and
+a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last ``Observability`` (with ``keel:alerts``),
+which watches all of them. Components receive objects (``network=...``), never raw ids.
 
 Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``), ``database``, ``caches``,
 ``buckets``, ``email``, ``load_balancer``, ``services``, ``scaling``, ``backup``, ``observability``.
@@ -44,6 +44,7 @@ from components.observability import Observability
 from components.scaling import Scaling
 from components.service import Service
 from components.storage import Buckets
+from components.upstream import LB_READINESS_GATE_LABEL
 
 #: Pod Security Admission for the application namespace: every pod must meet the "restricted" profile.
 APP_NAMESPACE = "apps"
@@ -52,6 +53,10 @@ PSA_LABELS = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
+#: The load balancer controller injects a target-health readiness gate into the namespace's pods behind a
+#: TargetGroupBinding: a new pod is Ready only once the ALB sees it healthy, so a rollout (maxUnavailable: 0) never
+#: leaves a target group without healthy targets. With the controller down, pods start without the gate.
+READINESS_GATE_LABELS = dict([LB_READINESS_GATE_LABEL.value])
 
 
 class Platform(pulumi.ComponentResource):
@@ -217,7 +222,9 @@ class Platform(pulumi.ComponentResource):
             return
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.k8s_provider)
         self.app_namespace = namespace = k8s.core.v1.Namespace(
-            f"{name}-{APP_NAMESPACE}", metadata={"name": APP_NAMESPACE, "labels": PSA_LABELS}, opts=k8s_opts
+            f"{name}-{APP_NAMESPACE}",
+            metadata={"name": APP_NAMESPACE, "labels": {**PSA_LABELS, **READINESS_GATE_LABELS}},
+            opts=k8s_opts,
         )
         deny: Any = {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}
         k8s.networking.v1.NetworkPolicy(

@@ -13,9 +13,15 @@ retained when released), ``<n>-monitoring`` namespace, ``<n>-grafana-admin`` pas
 Secret, ``<n>-alertmanager`` Pod Identity role (publish to the alerts topic only), ``<n>-kube-prometheus-stack``
 release (chart pinned in :data:`PROMETHEUS_CHART`, values from :func:`prometheus_values`) and ``<n>-rules``
 PrometheusRule (:func:`prometheus_rules`: p95 latency and error rate with the CloudWatch alarms' thresholds,
-pod restarts, KEDA scaler errors); with the application namespace, ``<n>-apps`` PodMonitor and
-``<n>-allow-prometheus`` NetworkPolicy admitting Prometheus (only) to the application pods; with KEDA,
-``<n>-keda`` PodMonitor.
+pod restarts, KEDA scaler errors); with the application namespace, ``<n>-apps`` PodMonitor (the services'
+``metrics`` port) and ``<n>-allow-prometheus`` NetworkPolicy admitting Prometheus (only) to that port; with KEDA,
+``<n>-keda`` PodMonitor (the operator's ``metrics`` port).
+
+On EKS the control plane is managed: the chart's kube-controller-manager, kube-scheduler and etcd monitors (and
+their rules) are off, and so is kube-proxy's (EKS's kube-proxy serves metrics on 127.0.0.1 only). Grafana's
+Deployment is replaced, not rolled, on upgrade: its ReadWriteOnce volume cannot attach to two pods at once.
+What these values rely on in the charts is recorded in :mod:`components.upstream` (``KPS_*``, ``GRAFANA_*``,
+``KEDA_*``) with its source.
 
 Outputs: ``release``.
 """
@@ -29,16 +35,20 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import context
+from components import context, upstream
 from components.alarms import RUNBOOK
 from components.cluster import Cluster
 from components.config import PrometheusConfig, ThresholdsConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs, statement
-from components.vocabulary import GENERAL_POOL, GPU_TOLERATION, pool_selector
+from components.vocabulary import GENERAL_POOL, GPU_TOLERATION, METRICS_PORT, pool_selector
 
-#: The kube-prometheus-stack chart, pinned. Bump here (and run `make test`) to upgrade.
-PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "92.3.0")
+#: The kube-prometheus-stack chart, pinned. Bump here, re-read the facts components.upstream records for it at the
+#: new version (KPS_*, GRAFANA_*: a test fails until their versions match), and run `make test`.
+PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3")
 MONITORING_NAMESPACE = "monitoring"
+#: The KEDA operator's metrics port, as its chart names it (chart value ``prometheus.operator.enabled``,
+#: components/addons.py).
+KEDA_METRICS_PORT = upstream.KEDA_METRICS_PORT.value
 ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 
 
@@ -115,8 +125,10 @@ def prometheus_values(
     cfg: PrometheusConfig, topic_arn: pulumi.Input[str], region: str, grafana_secret: str
 ) -> dict[str, Any]:
     """kube-prometheus-stack values: persistent encrypted volumes, Alertmanager to the alerts topic, Grafana's
-    admin from a Secret, every rule and monitor in the cluster selected, and the general pool for everything
-    but node-exporter (which runs on every node, GPU ones included)."""
+    admin from a Secret and its Deployment recreated on upgrade (its volume is ReadWriteOnce), every rule and
+    monitor in the cluster selected, no monitors (nor their rules) for what EKS does not let Prometheus reach
+    (controller manager, scheduler, etcd, kube-proxy), and the general pool for everything but node-exporter
+    (which runs on every node, GPU ones included)."""
     storage = "gp3-encrypted"
 
     def claim(gb: int) -> dict[str, Any]:
@@ -171,8 +183,16 @@ def prometheus_values(
         "grafana": {
             "admin": {"existingSecret": grafana_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "persistence": {"enabled": True, "storageClassName": storage, "size": f"{cfg.grafana_storage_gb}Gi"},
+            # the old pod must release the ReadWriteOnce volume before the new one can mount it
+            "deploymentStrategy": {"type": "Recreate"},
             **general,
         },
+        # EKS manages the control plane: nothing in the cluster serves these components' metrics
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        # EKS's kube-proxy add-on serves metrics on 127.0.0.1:10249 only: KubeProxyDown would fire forever
+        "kubeProxy": {"enabled": False},
         "prometheusOperator": general,
         "kube-state-metrics": general,
         "prometheus-node-exporter": {"tolerations": [GPU_TOLERATION]},
@@ -298,7 +318,14 @@ class PrometheusStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 kube,
                 pulumi.ResourceOptions(
-                    depends_on=[monitoring, secret, storage, alertmanager, *list(cluster.node_groups.values())[:1]]
+                    depends_on=[
+                        monitoring,
+                        secret,
+                        storage,
+                        alertmanager,
+                        cluster.ebs_csi,  # the volumes' driver: without it the PVCs stay Pending
+                        *cluster.pools[GENERAL_POOL],  # the general nodes its pods schedule on
+                    ]
                 ),
             ),
         )
@@ -321,7 +348,7 @@ class PrometheusStack(pulumi.ComponentResource):
                 metadata={"name": "keda-operator", "namespace": "keda"},
                 spec={
                     "selector": {"matchLabels": {"app": "keda-operator"}},
-                    "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "honorLabels": True}],
+                    "podMetricsEndpoints": [{"port": KEDA_METRICS_PORT, "path": "/metrics", "honorLabels": True}],
                 },
                 opts=pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(depends_on=[self.release, keda])),
             )
@@ -330,7 +357,8 @@ class PrometheusStack(pulumi.ComponentResource):
     def _scrape_services(
         self, name: str, namespace: str, kube: pulumi.ResourceOptions, after: list[pulumi.Resource]
     ) -> None:
-        """A PodMonitor for the services' ``http`` ports and the NetworkPolicy that lets Prometheus (only) in."""
+        """A PodMonitor for the services' ``metrics`` ports and the NetworkPolicy that lets Prometheus (only) in, on
+        that port only: the ``http`` port the ALB forwards to does not serve metrics."""
         opts = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(depends_on=after))
         k8s.apiextensions.CustomResource(
             f"{name}-apps",
@@ -341,7 +369,7 @@ class PrometheusStack(pulumi.ComponentResource):
                 "selector": {"matchLabels": {"app.kubernetes.io/part-of": "keel"}},
                 "podMetricsEndpoints": [
                     {
-                        "port": "http",
+                        "port": METRICS_PORT,
                         "path": "/metrics",
                         "relabelings": [
                             {
@@ -365,7 +393,7 @@ class PrometheusStack(pulumi.ComponentResource):
                             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
                         }
                     ],
-                    "ports": [{"protocol": "TCP", "port": "http"}],
+                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
                 }
             ],
         }

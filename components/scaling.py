@@ -12,9 +12,9 @@ What each ``scaleOn`` becomes (``<n>`` is the component name):
   utilization, with a 5-minute scale-down stabilization and rate limits both ways (no flapping).
 - ``{requestsPerMinute: N}``: ``<n>`` KEDA ScaledObject with an ``aws-cloudwatch`` trigger on
   ``AWS/ApplicationELB RequestCountPerTarget`` of the service's target group (``metricStat: Sum`` over 60 s, so
-  the target is N per replica per minute), authenticated by ``<n>-aws`` TriggerAuthentication
-  (``podIdentity.provider: aws``: KEDA's own Pod Identity role, which may read CloudWatch metrics); plus a CPU
-  trigger as a floor when ``cpu`` is set too.
+  the target is N per replica per minute; the window ends a minute early, past the minute CloudWatch may still be
+  filling in), authenticated by ``<n>-aws`` TriggerAuthentication (``podIdentity.provider: aws``: KEDA's own Pod
+  Identity role, which may read CloudWatch metrics); plus a CPU trigger as a floor when ``cpu`` is set too.
 - ``{queue: {cache, list, length}}``: ``<n>`` ScaledObject with a ``redis`` (``redis-cluster`` for a cluster-mode
   cache) trigger on the list's length over TLS; the AUTH token comes from ``<n>-redis`` TriggerAuthentication,
   which reads it from the cache's Secrets Manager secret (``awsSecretManager`` with KEDA's Pod Identity role):
@@ -23,7 +23,9 @@ What each ``scaleOn`` becomes (``<n>`` is the component name):
   jobs, one job per waiting item (``accurate`` strategy counts running jobs), gradual rollouts that never kill
   a running job, kept history of successful and failed jobs.
 
-Every object depends on the KEDA release (its CRDs) and on the workload it scales.
+Every object depends on the KEDA release (its CRDs) and on the workload it scales. A ScaledObject sets
+``cooldownPeriod`` only with ``replicas.min: 0``, the only case where KEDA uses it (the wait before scaling to zero);
+a ScaledJob has no such field.
 
 Outputs: ``kind`` (``hpa``, ``scaledobject`` or ``scaledjob``) and ``object`` (the Kubernetes resource).
 """
@@ -40,9 +42,16 @@ import pulumi_kubernetes as k8s
 from components.cache import Cache
 from components.config import ServiceConfig
 from components.service import Service, labels
+from components.upstream import KEDA_COOLDOWN_ONLY_AT_MIN_REPLICAS
 
 POLLING_SECONDS = 30
 COOLDOWN_SECONDS = 300
+#: RequestCountPerTarget is summed per minute (metricStatPeriod) over the last two minutes (metricCollectionTime)
+#: and KEDA takes the newest sum. Ending the window a minute early skips the minute that has just ended, which
+#: CloudWatch may still be filling in (upstream.KEDA_CLOUDWATCH_DEFAULTS: the offset defaults to 0).
+CLOUDWATCH_PERIOD_SECONDS = 60
+CLOUDWATCH_COLLECTION_SECONDS = 2 * CLOUDWATCH_PERIOD_SECONDS
+CLOUDWATCH_END_OFFSET_SECONDS = CLOUDWATCH_PERIOD_SECONDS
 
 
 def hpa_behavior() -> dict[str, Any]:
@@ -97,8 +106,9 @@ def cloudwatch_trigger(target_group_suffix: str, requests_per_minute: int, regio
             "dimensionName": "TargetGroup",
             "dimensionValue": target_group_suffix,
             "metricStat": "Sum",
-            "metricStatPeriod": "60",
-            "metricCollectionTime": "120",
+            "metricStatPeriod": str(CLOUDWATCH_PERIOD_SECONDS),
+            "metricCollectionTime": str(CLOUDWATCH_COLLECTION_SECONDS),
+            "metricEndTimeOffset": str(CLOUDWATCH_END_OFFSET_SECONDS),
             "targetMetricValue": str(requests_per_minute),
             "minMetricValue": "0",
             "awsRegion": region,
@@ -239,10 +249,12 @@ class Scaling(pulumi.ComponentResource):
                 "minReplicaCount": config.replicas.min,
                 "maxReplicaCount": config.replicas.max,
                 "pollingInterval": POLLING_SECONDS,
-                "cooldownPeriod": COOLDOWN_SECONDS,
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior()}},
                 "triggers": triggers,
             }
+            if config.replicas.min == KEDA_COOLDOWN_ONLY_AT_MIN_REPLICAS.value:
+                # the wait before scaling to zero; above zero the HPA's scale-down window paces scale-in
+                object_spec["cooldownPeriod"] = COOLDOWN_SECONDS
             self.object = k8s.apiextensions.CustomResource(
                 name,
                 api_version="keda.sh/v1alpha1",

@@ -16,13 +16,18 @@ Creates (``<s>`` is the service name, ``<n>`` the component's resource name ``<s
 - ``kind: deployment``: ``<n>`` Deployment (requests and limits; readiness, liveness and startup probes; non-root
   uid 10001, no privilege escalation, all capabilities dropped, read-only root filesystem with an emptyDir on
   /tmp, seccomp RuntimeDefault; no service-account token; spread over zones and hosts; on the general pool),
-  ``<n>`` PodDisruptionBudget (one pod may be disrupted), ``<n>`` ClusterIP Service, and, when exposed,
-  ``<n>`` TargetGroupBinding to its ALB target group (after the load balancer controller).
+  ``<n>`` PodDisruptionBudget (``maxUnavailable: 1``: a drain never blocks, even on one replica; prod keeps two),
+  ``<n>`` ClusterIP Service (the ``http`` port only), and, when exposed, ``<n>`` TargetGroupBinding to its ALB
+  target group (after the load balancer controller). An exposed deployment's container sleeps
+  ``PRESTOP_SLEEP_SECONDS`` in a preStop ``sleep`` handler (the controller's deregistration plus the target group's
+  deregistration delay) within an ``EXPOSED_GRACE_SECONDS`` grace period.
 - ``kind: job``: no workload object: ``pod_template`` (GPU limit, GPU node selector and toleration,
   ``restartPolicy: Never``, 2 minutes of grace to checkpoint on a Spot interruption notice) is what the KEDA
   ScaledJob runs.
-- ``<n>`` NetworkPolicy admitting, on the service's port, the ALB's subnets (when exposed) and the pods of the
-  services in ``allowFrom``; the namespace denies all other ingress.
+- Container ports: ``http`` (``port``) and ``metrics`` (``metricsPort``, with ``OTEL_EXPORTER_PROMETHEUS_HOST`` and
+  ``_PORT`` set to match); only ``http`` is on the Service, the target group and the NetworkPolicy below.
+- ``<n>`` NetworkPolicy admitting, on the service's ``http`` port, the ALB's subnets (when exposed) and the pods of
+  the services in ``allowFrom``; the namespace denies all other ingress.
 
 Connection settings (endpoints, ports, secret ARNs) reach the pods as environment variables; secret values never
 do: the service reads them at run time with its role.
@@ -48,11 +53,26 @@ from components.addons import ClusterAddons
 from components.cluster import Cluster
 from components.config import ServiceConfig
 from components.iam import PodIdentityRole, PodIdentityRoleArgs
-from components.vocabulary import GENERAL_POOL, GPU_POOL, GPU_RESOURCE, GPU_TOLERATION, pool_selector
+from components.ingress import DEREGISTRATION_DELAY_SECONDS
+from components.upstream import ENDPOINT_PROPAGATION_SECONDS, OTEL_PROMETHEUS_ENV
+from components.vocabulary import GENERAL_POOL, GPU_POOL, GPU_RESOURCE, GPU_TOLERATION, METRICS_PORT, pool_selector
 
 UID = 10001
 KEEP_IMAGES = 30
 SPOT_GRACE_SECONDS = 120
+#: The container port the Service, the TargetGroupBinding and the probes use.
+HTTP_PORT = "http"
+#: An exposed pod's preStop sleep: the ALB sends it new requests until the load balancer controller has seen it
+#: terminate and deregistered it, then drains its in-flight requests for the deregistration delay; SIGTERM comes
+#: after both, so the app never stops while the ALB still uses it.
+PRESTOP_SLEEP_SECONDS = ENDPOINT_PROPAGATION_SECONDS.value + DEREGISTRATION_DELAY_SECONDS
+#: What an app has after SIGTERM to close its connections and exit.
+APP_SHUTDOWN_SECONDS = 15
+#: An exposed pod's terminationGracePeriodSeconds. The countdown starts before the preStop hook
+#: (upstream.GRACE_PERIOD_INCLUDES_PRESTOP), so it holds the sleep, the app's shutdown and a few seconds to spare.
+EXPOSED_GRACE_SECONDS = 60
+#: A deployment the ALB does not reach: Kubernetes' default grace period.
+GRACE_SECONDS = 30
 
 
 def labels(service: str) -> dict[str, str]:
@@ -90,12 +110,21 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir: the root FS is read-only)
     }
+    ports: list[dict[str, Any]] = []
     if cfg.port is not None:
-        probe = {"httpGet": {"path": cfg.health_path, "port": "http"}}
-        container["ports"] = [{"name": "http", "containerPort": cfg.port, "protocol": "TCP"}]
+        probe = {"httpGet": {"path": cfg.health_path, "port": HTTP_PORT}}
+        ports.append({"name": HTTP_PORT, "containerPort": cfg.port, "protocol": "TCP"})
         container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 3}
         container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
         container["startupProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 30}
+    if cfg.metrics_port is not None:
+        ports.append({"name": METRICS_PORT, "containerPort": cfg.metrics_port, "protocol": "TCP"})
+    if ports:
+        container["ports"] = ports
+    exposed = cfg.kind == "deployment" and cfg.ingress is not None
+    if exposed:
+        # the kubelet sleeps: no shell or sleep binary needed in the image (upstream.PRESTOP_SLEEP_HANDLER)
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
     spec: dict[str, Any] = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
@@ -112,7 +141,7 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
         spec["restartPolicy"] = "Never"
         spec["terminationGracePeriodSeconds"] = SPOT_GRACE_SECONDS
     else:
-        spec["terminationGracePeriodSeconds"] = 30
+        spec["terminationGracePeriodSeconds"] = EXPOSED_GRACE_SECONDS if exposed else GRACE_SECONDS
         spec["topologySpreadConstraints"] = [
             {
                 "maxSkew": 1,
@@ -123,6 +152,15 @@ def pod_spec(name: str, cfg: ServiceConfig, image: Any, env: Mapping[str, Any]) 
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ]
     return spec
+
+
+def metrics_env(cfg: ServiceConfig) -> dict[str, str]:
+    """Where an OpenTelemetry SDK's Prometheus exporter serves: on every interface (its default, localhost, is out
+    of Prometheus' reach) at the ``metrics`` port; nothing without one."""
+    if cfg.metrics_port is None:
+        return {}
+    host, port = OTEL_PROMETHEUS_ENV.value
+    return {host: "0.0.0.0", port: str(cfg.metrics_port)}  # noqa: S104 (the pod's own interfaces; NetworkPolicy guards)
 
 
 def context_digest(folder: Path) -> str:
@@ -227,7 +265,13 @@ class Service(pulumi.ComponentResource):
         config_env: dict[str, pulumi.Input[str]] = dict(config.env)
         if secret_env:
             config_env = {k: pulumi.Output.secret(v) for k, v in config.env.items()}
-        container_env = {"AWS_REGION": ctx.region, "SERVICE_NAME": service, **config_env, **(env or {})}
+        container_env = {
+            "AWS_REGION": ctx.region,
+            "SERVICE_NAME": service,
+            **config_env,
+            **metrics_env(config),  # after config's env: metricsPort is the one place the port is set
+            **(env or {}),
+        }
         # Values stay Outputs inside the spec: each is serialized on its own, so a secret stays one secret leaf
         # (and an unknown one leaf) instead of turning the whole pod spec secret (or unknown).
         spec = self.image.apply(lambda image: pod_spec(service, config, image, container_env))
@@ -313,7 +357,8 @@ class Service(pulumi.ComponentResource):
         service_spec: Any = {
             "type": "ClusterIP",
             "selector": labels(service),
-            "ports": [{"name": "http", "port": cfg.port, "targetPort": "http", "protocol": "TCP"}],
+            # only the ALB's port: the metrics port stays off the Service (and so off the target group)
+            "ports": [{"name": HTTP_PORT, "port": cfg.port, "targetPort": HTTP_PORT, "protocol": "TCP"}],
         }
         k8s.core.v1.Service(name, metadata=meta, spec=service_spec, opts=k8s_opts)
         if target_group is not None:
@@ -352,6 +397,7 @@ class Service(pulumi.ComponentResource):
         sources: list[dict[str, Any]] = [{"ipBlock": {"cidr": cidr}} for cidr in alb_cidrs]
         sources += [{"podSelector": {"matchLabels": labels(other)}} for other in sorted(cfg.allow_from)]
         spec: Any = {"podSelector": {"matchLabels": labels(service)}, "policyTypes": ["Ingress"]}
+        # the http port only: the metrics port is admitted to Prometheus alone, by the monitoring side's policy
         spec["ingress"] = [{"from": sources, "ports": [{"protocol": "TCP", "port": cfg.port}]}] if sources else []
         meta: Any = {"name": f"{service}-ingress", "namespace": namespace, "labels": labels(service)}
         k8s.networking.v1.NetworkPolicy(name, metadata=meta, spec=spec, opts=k8s_opts)

@@ -39,6 +39,10 @@ GPU_TAINT_EFFECT = "NoSchedule"
 #: What a pod that may run on GPU nodes tolerates (GPU jobs, the device plugin, node exporter).
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": GPU_TAINT_EFFECT}
 
+#: The container port name keel's services serve ``/metrics`` on: a port of its own, which no Service, target group
+#: or listener reaches; Prometheus scrapes it and the scrape NetworkPolicy admits it, nothing else.
+METRICS_PORT = "metrics"
+
 #: Kubernetes minor versions EKS offers in standard support that keel is tested with; the cluster autoscaler's
 #: image follows the minor version (``components/addons.py``). ``keel preflight`` checks the region offers it.
 KUBERNETES_VERSIONS = ("1.33", "1.34")

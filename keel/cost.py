@@ -9,7 +9,8 @@ Prices come from ``keel/data/prices-<region>.json`` (on-demand list prices with 
 configurable discount, with the GPU's observed Spot range stated). What is priced, and how:
 
 - EKS control plane per hour; EC2 node groups at their desired size (the minimum when none is set), Spot at
-  the discount, plus their gp3 root volumes;
+  the discount, plus their gp3 root volumes. The general pool is one group per zone, each priced at its share of
+  the pool's desired size: the items sum to the pool;
 - NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
 - RDS instance hours and gp3 storage, both doubled for Multi-AZ; ElastiCache nodes (shards x (1 + replicas));
 - the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules;

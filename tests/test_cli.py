@@ -49,7 +49,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "333 resources to create" in out
+    assert "344 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "1"
@@ -105,7 +105,7 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(
     assert doc["steps"] == preview("prod").to_json()["steps"]  # another run, the same preview
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 333}
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 344}
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -165,7 +165,7 @@ def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]
         "kubernetes:monitoring.coreos.com/v1:PodMonitor",
         "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
     }
-    assert len(dev_types) == 298
+    assert len(dev_types) == 304
 
 
 def test_unknown_stack_lists_the_stacks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,7 +320,7 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
         check=False,
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
-    assert json.loads(ok.stdout)["changeSummary"] == {"create": 298}
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 304}
     usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2
     assert "the following arguments are required: stack" in usage.stderr

@@ -286,3 +286,22 @@ def test_keel_cost_reads_a_saved_preview(
     (tmp_path / "broken.json").write_text('{"resources": []}')
     assert cli.main(["cost", str(tmp_path / "broken.json")]) == 2
     assert "not a preview document (expected an object with 'steps')" in capsys.readouterr().err
+
+
+def test_the_general_pool_is_priced_over_its_zone_groups(preview: Callable[[str], Preview]) -> None:
+    """The general pool is one node group per zone, each at its share of the desired size (prod: 1, 1, 0 of 2):
+    the items sum to the pool's configured size, so splitting it changes no price."""
+    document = preview("prod").to_json()
+    table = cost.prices("us-east-1")
+    estimate = cost.estimate(document, stack="prod", table=table)
+    general = [i for i in estimate.items if i.type == "eks:index:ManagedNodeGroup" and "::keel-prod-general-" in i.urn]
+    nodes = [i for i in general if "root volumes" not in i.description]
+    assert [(i.urn.rsplit("::", 1)[1], i.description) for i in nodes] == [
+        ("keel-prod-general-us-east-1a", "1 x m5.xlarge on demand"),
+        ("keel-prod-general-us-east-1b", "1 x m5.xlarge on demand"),
+        ("keel-prod-general-us-east-1c", "0 x m5.xlarge on demand"),
+    ]
+    hours = table["hoursPerMonth"]
+    assert sum(i.monthly for i in nodes) == pytest.approx(2 * table["hourly"]["ec2.m5.xlarge"] * hours)
+    disks = sum(i.monthly for i in general if "root volumes" in i.description)
+    assert disks == pytest.approx(2 * table["assumptions"]["nodeRootVolumeGb"] * table["monthly"]["ebs.gp3.gb"])

@@ -12,9 +12,13 @@ from typing import Any
 import promql_parser
 import pytest
 
+from components import upstream
+from components.addons import CHARTS
 from components.alarms import job_pod_name
 from components.cache import cache_node_suffixes
 from components.config import ConfigError, validate
+from components.prometheus import PROMETHEUS_CHART
+from components.vocabulary import METRICS_PORT
 from keel.engine import Preview, Step
 from keel.fake import DEFAULT_ACCOUNT as ACCOUNT
 from keel.fake import FakeCloud
@@ -262,15 +266,21 @@ def expected_alarms(p: Preview, env: str) -> dict[str, tuple[dict[str, Any], str
                 threshold,
                 periods,
             )
+    zones = ["us-east-1a", "us-east-1b", "us-east-1c"] if prod else ["us-east-1a", "us-east-1b"]
     asg = {
         g: state(p.one("eks:index:ManagedNodeGroup", f"{n}-{g}"))["resources"][0]["autoscalingGroups"][0]["name"]
-        for g in ("general", "gpu")
+        for g in (*(f"general-{zone}" for zone in zones), "gpu")
+    }
+    samples = {
+        f"s{i}": query("AWS/EC2", "CPUUtilization", {"AutoScalingGroupName": asg[f"general-{zone}"]}, "SampleCount")
+        for i, zone in enumerate(zones)
     }
     out[f"{n}-general-at-max"] = (
         {
-            # each running instance reports 5 samples per 5 minutes (basic monitoring: one datapoint of 5)
-            "expression": "FILL(samples, 0) / 5",
-            "samples": query("AWS/EC2", "CPUUtilization", {"AutoScalingGroupName": asg["general"]}, "SampleCount"),
+            # the pool's nodes, summed over its zone groups: each running instance reports 5 samples per 5 minutes
+            # (basic monitoring: one datapoint of 5)
+            "expression": f"({' + '.join(f'FILL({k}, 0)' for k in samples)}) / 5",
+            **samples,
         },
         "GreaterThanOrEqualToThreshold",
         4 if prod else 3,
@@ -503,12 +513,16 @@ def test_dashboard_shows_each_tiers_golden_signals(preview: Callable[[str], Prev
     nodes = 6 if env == "prod" else 2  # queue 1x2 + cache 2x2 in prod; one node each in dev
     assert len(widgets["Redis memory %"]["metrics"]) == nodes
     nodes_per_group = widgets["Nodes per group"]["metrics"]
-    assert nodes_per_group[:2] == [
-        [{"expression": "FILL(s0, 0) / 5", "label": "general", "id": "n0"}],
-        [{"expression": "FILL(s1, 0) / 5", "label": "gpu", "id": "n1"}],
+    groups = [
+        f"general-{z}"
+        for z in (("us-east-1a", "us-east-1b", "us-east-1c") if env == "prod" else ("us-east-1a", "us-east-1b"))
     ]
-    assert [m[-1] for m in nodes_per_group[2:]] == [
-        {"id": f"s{i}", "stat": "SampleCount", "visible": False} for i in (0, 1)
+    groups.append("gpu")
+    assert nodes_per_group[: len(groups)] == [
+        [{"expression": f"FILL(s{i}, 0) / 5", "label": group, "id": f"n{i}"}] for i, group in enumerate(groups)
+    ]
+    assert [m[-1] for m in nodes_per_group[len(groups) :]] == [
+        {"id": f"s{i}", "stat": "SampleCount", "visible": False} for i in range(len(groups))
     ]
     assert {w["properties"]["region"] for w in body["widgets"]} == {"us-east-1"}
 
@@ -522,7 +536,7 @@ def test_prometheus_stack_only_in_prod(preview: Callable[[str], Preview]) -> Non
     release = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-kube-prometheus-stack")
     assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
         "kube-prometheus-stack",
-        "92.3.0",
+        "88.5.3",
         "monitoring",
     )
     v = release.inputs["values"]
@@ -605,7 +619,7 @@ def test_prometheus_scrapes_apps_and_keda_through_a_narrow_network_policy(previe
     p = preview("prod")
     monitors = {m.name: m.inputs for m in p.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
     assert monitors["keel-prod-apps"]["metadata"]["namespace"] == "apps"
-    assert monitors["keel-prod-apps"]["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    assert monitors["keel-prod-apps"]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert monitors["keel-prod-keda"]["spec"]["selector"] == {"matchLabels": {"app": "keda-operator"}}
     keda = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-keda")
     assert keda.inputs["values"]["prometheus"] == {"operator": {"enabled": True}}
@@ -626,9 +640,144 @@ def test_prometheus_scrapes_apps_and_keda_through_a_narrow_network_policy(previe
                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
                 }
             ],
-            "ports": [{"protocol": "TCP", "port": "http"}],
+            "ports": [{"protocol": "TCP", "port": "metrics"}],
         }
     ]
+
+
+# ------------------------------------------------------------------------------------------ what the charts do
+
+
+def kps_values(p: Preview) -> dict[str, Any]:
+    return dict(p.one("kubernetes:helm.sh/v3:Release", "keel-prod-kube-prometheus-stack").inputs["values"])
+
+
+def dig(values: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        values = values.get(key) if isinstance(values, dict) else None
+    return values
+
+
+def test_grafana_is_recreated_not_rolled_on_upgrade(preview: Callable[[str], Preview]) -> None:
+    """Grafana's ReadWriteOnce volume cannot attach to the new pod while the old one holds it: the chart's default
+    rolling update deadlocks (and the atomic release rolls back) whenever the new pod lands on another node."""
+    grafana = kps_values(preview("prod"))["grafana"]
+    key, default = upstream.GRAFANA_DEPLOYMENT_STRATEGY.value
+    assert default == "RollingUpdate"
+    assert grafana[key] == {"type": "Recreate"}
+    # the value applies: with type pvc (the default keel keeps) Grafana is a Deployment, not a StatefulSet
+    type_key, pvc = upstream.GRAFANA_PERSISTENCE_TYPE.value
+    assert dig(grafana, type_key) in (None, pvc)
+    assert grafana["persistence"]["enabled"] is True
+
+
+def test_keda_is_scraped_on_the_port_its_chart_serves_metrics_on(preview: Callable[[str], Preview]) -> None:
+    p = preview("prod")
+    monitor = p.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "keel-prod-keda").inputs
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == upstream.KEDA_METRICS_PORT.value
+    label, value = upstream.KEDA_OPERATOR_POD_LABEL.value
+    assert monitor["spec"]["selector"] == {"matchLabels": {label: value}}
+    keda = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-keda").inputs
+    assert monitor["metadata"]["namespace"] == keda["namespace"]
+    # the port exists only with the operator's metrics on (off by default)
+    key, default = upstream.KEDA_OPERATOR_METRICS.value
+    assert default is False and dig(keda["values"], key) is True
+    # the alert reads the counter the operator exports
+    groups = p.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "keel-prod-rules").inputs["spec"]["groups"]
+    [rule] = [r for g in groups for r in g["rules"] if r["alert"] == "KedaScalerErrors"]
+    assert f"increase({upstream.KEDA_SCALER_ERRORS_METRIC.value}[5m])" in rule["expr"]
+
+
+EKS_UNREACHABLE = [
+    upstream.KPS_KUBE_CONTROLLER_MANAGER,
+    upstream.KPS_KUBE_SCHEDULER,
+    upstream.KPS_KUBE_ETCD,
+    upstream.KPS_KUBE_PROXY,
+]
+RULE_GATES = [
+    upstream.KPS_RULES_CONTROLLER_MANAGER,
+    upstream.KPS_RULES_SCHEDULER_ALERTING,
+    upstream.KPS_RULES_SCHEDULER_RECORDING,
+    upstream.KPS_RULES_ETCD,
+    upstream.KPS_RULES_KUBE_PROXY,
+]
+
+
+def test_no_monitors_or_rules_for_what_eks_does_not_let_prometheus_reach(preview: Callable[[str], Preview]) -> None:
+    """The managed control plane (controller manager, scheduler, etcd) and kube-proxy's 127.0.0.1 metrics have no
+    target Prometheus can scrape, so their monitors and the *Down alerts on them would page forever."""
+    values = kps_values(preview("prod"))
+    for fact in EKS_UNREACHABLE:
+        key, default = fact.value
+        assert default is True, fact.source
+        assert dig(values, key) is False, key
+    # each alerting or recording group on them is rendered only while its component is enabled
+    for gate in RULE_GATES:
+        assert dig(values, gate.value) is False, gate.source
+    assert "defaultRules" not in values  # nothing else to turn off
+
+
+def test_services_are_scraped_on_their_metrics_port_only(preview: Callable[[str], Preview]) -> None:
+    """Services serve /metrics on a container port of its own that no target group reaches; Prometheus scrapes that
+    port and the NetworkPolicy admits it there only, never on the `http` port the ALB forwards to."""
+    p = preview("prod")
+    monitor = p.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "keel-prod-apps").inputs
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == [METRICS_PORT] == ["metrics"]
+    policy = p.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "keel-prod-allow-prometheus").inputs["spec"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": METRICS_PORT}]
+    label, value = upstream.KPS_PROMETHEUS_POD_LABEL.value
+    assert [f["podSelector"] for f in rule["from"]] == [{"matchLabels": {label: value}}]
+    # the pods the monitor selects declare that port (components/service.py)
+    selected = monitor["spec"]["selector"]["matchLabels"].items()
+    ports = {
+        port["name"]
+        for d in p.of_type("kubernetes:apps/v1:Deployment")
+        if selected <= d.inputs["spec"]["template"]["metadata"]["labels"].items()
+        for container in d.inputs["spec"]["template"]["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    assert METRICS_PORT in ports
+
+
+def test_monitoring_release_waits_for_the_ebs_csi_driver(preview: Callable[[str], Preview]) -> None:
+    """Prometheus', Alertmanager's and Grafana's volumes are EBS: their claims stay Pending without the driver and
+    the atomic release times out."""
+    p = preview("prod")
+    release = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-kube-prometheus-stack")
+    assert p.one("aws:eks/addon:Addon", "keel-prod-ebs-csi").urn in release.dependencies
+
+
+def charts_section_names() -> list[str]:
+    """The names of the facts components/upstream/charts.py defines."""
+    from components.upstream import charts
+
+    return [name for name, value in vars(charts).items() if isinstance(value, upstream.Fact)]
+
+
+def test_chart_facts_are_read_at_the_chart_versions_keel_pins() -> None:
+    """Every fact about a chart was read at the version keel installs: bumping a pin fails here until its facts
+    are re-read at the new version."""
+    grouped = {id(f) for facts in upstream.CHART_FACTS.values() for f in facts}
+    names = charts_section_names()
+    assert names and len(names) == len(grouped)
+    assert {id(getattr(upstream, n)) for n in names} == grouped  # every fact of the section is grouped by chart
+    pinned = {key: chart.version for key, chart in CHARTS.items()}
+    pinned["kube-prometheus-stack"] = PROMETHEUS_CHART[2]
+    pinned["grafana"] = upstream.KPS_GRAFANA_CHART_VERSION.value  # the subchart version kube-prometheus-stack pins
+    assert sorted(upstream.CHART_FACTS) == sorted(pinned)
+    for key, (version, app, *_) in upstream.CHART_FACTS.items():
+        assert version.value == pinned[key], key
+        assert version.source.path.endswith("Chart.yaml") and app.source.path == version.source.path, key
+        tag = version.source.version  # a tag naming the version, or the commit that released it
+        app_version = app.value.lstrip("v")
+        assert version.value in tag or re.fullmatch(r"[0-9a-f]{40}", tag), (key, tag)
+        for fact in upstream.CHART_FACTS[key]:
+            at_chart = (fact.source.repo, fact.source.version) == (version.source.repo, tag)
+            # or read in the application's own repository at the chart's appVersion
+            at_app = fact.source.repo != version.source.repo and fact.source.version.lstrip("v") == app_version
+            assert at_chart or at_app, (key, fact)
 
 
 # ------------------------------------------------------------------------------------------ runbook
@@ -652,7 +801,8 @@ def test_without_services_prometheus_scrapes_no_application_namespace() -> None:
     from components.platform import Platform
     from tests.helpers import run
 
-    cluster = {"nodeGroups": {"general": {"instanceTypes": ["m5.large"], "minSize": 1, "maxSize": 2}}}
+    # maxSize 3: the general pool is one group per zone, each with room for a node
+    cluster = {"nodeGroups": {"general": {"instanceTypes": ["m5.large"], "minSize": 1, "maxSize": 3}}}
     raw = stack("dev", cluster=cluster, alerts={"emails": ["a@example.com"], "prometheus": {}}, backup={})
     cfg = validate("dev", raw)
     p = run(lambda: Platform("keel-t", cfg), stack="dev", config=raw)

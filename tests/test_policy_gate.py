@@ -218,9 +218,17 @@ CASES: list[Case] = [
     Case(
         "general-one-node",
         NODE_GROUP,
-        "keel-prod-general",
+        "keel-prod-general-us-east-1b",
         "aws-eks-node-group-minimum-size",
-        {"scalingConfig.minSize": 1},
+        {"scalingConfig.minSize": 0},  # the pool's minimum: 1 + 0 + 0
+        at="keel-prod-general-us-east-1a",
+    ),
+    Case(
+        "gpu-without-autoscaler-gpu-label",
+        NODE_GROUP,
+        "keel-prod-gpu",
+        "aws-eks-gpu-node-group-spot-tainted-from-zero",
+        {"labels": {"keel.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}},
     ),
     Case(
         "imds-hop-limit-2",

@@ -422,7 +422,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-eks-node-group-no-ssh",
         "eks:index:ManagedNodeGroup",
-        "keel-prod-general",
+        "keel-prod-general-us-east-1a",
         {"remoteAccess": {"ec2SshKey": "ops"}},
         ["Node groups must not allow SSH (remoteAccess); use SSM Session Manager if a shell is needed."],
     ),
@@ -739,13 +739,24 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         ["The cluster must have deletion protection on (deletionProtection: true)."],
     ),
     (
-        "aws-eks-node-group-minimum-size",
-        "eks:index:ManagedNodeGroup",
-        "keel-prod-general",
-        {"scalingConfig.minSize": 1},
+        "aws-eks-cluster-creator-not-admin",
+        "aws:eks/cluster:Cluster",
+        "synthetic-eks-cluster",
+        {"accessConfig.bootstrapClusterCreatorAdminPermissions": DELETE},  # EKS's default is true
         [
-            "Node group keel-prod-general must keep at least 2 nodes (scalingConfig.minSize is 1), so losing one "
-            "node keeps the platform up."
+            "The control plane must not make its creator a cluster admin: set "
+            "accessConfig.bootstrapClusterCreatorAdminPermissions: false (EKS defaults it to true, pulumi-eks sets "
+            "it true) and grant the deploy role an access entry."
+        ],
+    ),
+    (
+        "aws-eks-gpu-node-group-spot-tainted-from-zero",
+        "eks:index:ManagedNodeGroup",
+        "keel-prod-gpu",
+        {"labels": {"keel.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}},
+        [
+            "The GPU pool's nodes must carry k8s.amazonaws.com/accelerator (the cluster autoscaler's GPU label), so "
+            "a new node is not taken for one without GPUs before its device plugin reports them."
         ],
     ),
     (
@@ -1441,6 +1452,11 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
 
 #: Baselines for kinds keel's stacks do not create (the pack still judges them if a change adds one).
 SYNTHETIC: dict[tuple[str, str], dict[str, Any]] = {
+    # pulumi-eks's child control plane, as a real preview shows it after components.cluster.creator_not_admin
+    ("aws:eks/cluster:Cluster", "synthetic-eks-cluster"): {
+        "name": "keel-prod",
+        "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
+    },
     ("aws:ecr/repositoryPolicy:RepositoryPolicy", "synthetic-repository-policy"): {
         "repository": "keel-prod-web",
         "policy": json.dumps(
@@ -1576,11 +1592,36 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
     ),
     (
         "aws-eks-node-group-launch-template",
-        lambda d: mutate(d, "eks:index:ManagedNodeGroup", "keel-prod-general", {"launchTemplate": DELETE}),
+        lambda d: mutate(d, "eks:index:ManagedNodeGroup", "keel-prod-general-us-east-1a", {"launchTemplate": DELETE}),
         [
             (
-                "keel-prod-general",
-                "Node group keel-prod-general must use keel's launch template (IMDSv2, encrypted volumes).",
+                "keel-prod-general-us-east-1a",
+                "Node group keel-prod-general-us-east-1a must use keel's launch template (IMDSv2, encrypted volumes).",
+            )
+        ],
+    ),
+    (
+        "aws-eks-node-group-minimum-size",
+        lambda d: mutate(d, "eks:index:ManagedNodeGroup", "keel-prod-general-us-east-1b", {"scalingConfig.minSize": 0}),
+        [
+            (
+                "keel-prod-general-us-east-1a",
+                "Node pool general (keel-prod-general-us-east-1a, keel-prod-general-us-east-1b, "
+                "keel-prod-general-us-east-1c) must keep at least 2 nodes in all (scalingConfig.minSize: 1 + 0 + 0), "
+                "so losing one node keeps the platform up.",
+            )
+        ],
+    ),
+    (
+        "aws-eks-node-group-scale-from-zero-tags",
+        lambda d: mutate(
+            d, "aws:autoscaling/tag:Tag", "keel-prod-gpu-ca-label-k8s-amazonaws-com-accelerator", drop=True
+        ),
+        [
+            (
+                "keel-prod-gpu",
+                "Node group keel-prod-gpu lacks the autoscaler ASG tags: "
+                "k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator.",
             )
         ],
     ),

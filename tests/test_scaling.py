@@ -10,6 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from components import upstream
 from components.config import ConfigError, validate
 from components.scaling import hpa_behavior
 from keel.engine import Preview, Step
@@ -32,7 +33,8 @@ CLUSTER = {
 }
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f6e2c1a-7b7d-4a57-9d55-1f0a3c9e8b21"
 WEB = {"image": IMAGE, "port": 3000, "replicas": {"min": 2, "max": 4}, "ingress": {"host": "app.example.com"}}
-WORKER = {"image": IMAGE, "port": 8000}
+WORKER = {"image": IMAGE, "port": 8000, "replicas": {"min": 2, "max": 2}}
+QUEUE = {"cache": "queue", "list": "jobs", "length": 5}
 JOB = {
     "kind": "job",
     "image": IMAGE,
@@ -102,8 +104,20 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "exposed below two in prod",
         stack(web={**WEB, "replicas": {"min": 1, "max": 4}, "scaleOn": {"cpu": 70}}),
-        "keel:services.web.replicas.min: got 1 for an exposed service in a prod stack; allowed: 2 or more (one pod per "
-        "zone failure)",
+        "keel:services.web.replicas.min: got 1 for a deployment in a prod stack; allowed: 2 or more (a node drain or "
+        "a zone failure takes one pod; its disruption budget allows one at a time)",
+    ),
+    (
+        "queue worker below two in prod",
+        stack(worker={**WORKER, "replicas": {"min": 1, "max": 2}}),
+        "keel:services.worker.replicas.min: got 1 for a deployment in a prod stack; allowed: 2 or more (a node drain "
+        "or a zone failure takes one pod; its disruption budget allows one at a time)",
+    ),
+    (
+        "scale to zero in prod",
+        stack(worker={**WORKER, "replicas": {"min": 0, "max": 2}, "scaleOn": {"queue": QUEUE}}),
+        "keel:services.worker.replicas.min: got 0 for a deployment in a prod stack; allowed: 2 or more (a node drain "
+        "or a zone failure takes one pod; its disruption budget allows one at a time)",
     ),
     (
         "min above max",
@@ -130,10 +144,19 @@ def test_scaling_config_rules(raw: dict[str, str], message: str) -> None:
     assert caught.value.problems == [message]
 
 
+def test_prod_deployments_keep_two_replicas_dev_and_jobs_may_run_fewer() -> None:
+    """The other side of the rule: prod accepts two, dev accepts one, and a job (no disruption budget; KEDA starts one
+    per waiting item) idles at zero in prod too."""
+    prod = validate("prod", stack(worker={**WORKER, "scaleOn": {"queue": QUEUE}}, trainer=JOB))
+    assert (prod.services["worker"].replicas.min, prod.services["trainer"].replicas.min) == (2, 0)
+    dev = validate("dev", stack("dev", worker={**WORKER, "replicas": {"min": 1, "max": 1}}))
+    assert dev.services["worker"].replicas.min == 1
+
+
 # ------------------------------------------------------------------------------------------ per service
 
 BOUNDS = {
-    "prod": {"web": (2, 4), "api": (2, 4), "forecast-engine": (1, 2), "forecast-trainer": (0, 1)},
+    "prod": {"web": (2, 4), "api": (2, 4), "forecast-engine": (2, 3), "forecast-trainer": (0, 1)},
     "dev": {"web": (1, 2), "api": (1, 2), "forecast-engine": (1, 1), "forecast-trainer": (0, 1)},
 }
 
@@ -208,6 +231,7 @@ def test_api_scales_on_requests_per_target(preview: Callable[[str], Preview]) ->
                 "metricStat": "Sum",
                 "metricStatPeriod": "60",
                 "metricCollectionTime": "120",
+                "metricEndTimeOffset": "60",
                 "targetMetricValue": "1000",
                 "minMetricValue": "0",
                 "awsRegion": "us-east-1",
@@ -216,6 +240,51 @@ def test_api_scales_on_requests_per_target(preview: Callable[[str], Preview]) ->
     ]
     auth = p.one(TRIGGER_AUTH, "keel-prod-api-aws")
     assert auth.inputs["spec"] == {"podIdentity": {"provider": "aws"}}
+
+
+def test_cloudwatch_window_skips_the_minute_cloudwatch_is_still_filling(preview: Callable[[str], Preview]) -> None:
+    """KEDA ends the query window at now - metricEndTimeOffset, truncated to the period, and takes the newest
+    datapoint: with its default offset (0) that is the minute that has just ended, which CloudWatch may still be
+    filling in. One period of offset reads the minute before; the window still holds two periods, a multiple of the
+    period as KEDA requires. No window setting is left to KEDA's defaults (5-minute periods)."""
+    [trigger] = scaling_objects(preview("prod"))["api"].inputs["spec"]["triggers"]
+    window = {k: int(v) for k, v in trigger["metadata"].items() if k.startswith("metric") and v.isdigit()}
+    defaults = upstream.KEDA_CLOUDWATCH_DEFAULTS.value
+    assert set(window) == set(defaults)
+    assert defaults["metricEndTimeOffset"] == 0 < window["metricEndTimeOffset"]
+    assert window["metricEndTimeOffset"] >= window["metricStatPeriod"] == 60
+    assert upstream.KEDA_CLOUDWATCH_COLLECTION_IS_A_MULTIPLE.value is True
+    assert window["metricCollectionTime"] % window["metricStatPeriod"] == 0
+    assert window["metricCollectionTime"] >= 2 * window["metricStatPeriod"]
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_no_cooldown_period_where_keda_ignores_it(preview: Callable[[str], Preview], env: str) -> None:
+    """KEDA uses a ScaledObject's cooldownPeriod only to scale to zero; the stacks' ScaledObjects keep at least one
+    replica, so they set none. A ScaledJob has no such field (its CRD)."""
+    objects = scaling_objects(preview(env))
+    at_zero = upstream.KEDA_COOLDOWN_ONLY_AT_MIN_REPLICAS.value
+    for service in ("api", "forecast-engine"):
+        spec = objects[service].inputs["spec"]
+        assert spec["minReplicaCount"] != at_zero
+        assert "cooldownPeriod" not in spec
+    job_fields = crd_schema("scaledjobs.keda.sh", "v1alpha1")["properties"]["spec"]["properties"]
+    object_fields = crd_schema("scaledobjects.keda.sh", "v1alpha1")["properties"]["spec"]["properties"]
+    assert "cooldownPeriod" in object_fields and "cooldownPeriod" not in job_fields
+    assert "cooldownPeriod" not in objects["forecast-trainer"].inputs["spec"]
+
+
+def test_a_scaled_object_that_scales_to_zero_keeps_its_cooldown() -> None:
+    from components.platform import Platform
+    from tests.helpers import run
+
+    raw = stack("dev", worker={**WORKER, "replicas": {"min": 0, "max": 2}, "scaleOn": {"queue": QUEUE}})
+    cfg = validate("dev", raw)
+    p = run(lambda: Platform("keel-dev", cfg), stack="dev", config=raw)
+    step = p.one(SCALED_OBJECT, "keel-dev-worker")
+    assert step.inputs["spec"]["minReplicaCount"] == upstream.KEDA_COOLDOWN_ONLY_AT_MIN_REPLICAS.value
+    assert step.inputs["spec"]["cooldownPeriod"] == 300
+    jsonschema.validate(k8s_object(step), crd_schema("scaledobjects.keda.sh", "v1alpha1"))
 
 
 def group_hash(group: Step) -> str:

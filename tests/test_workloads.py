@@ -11,7 +11,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from components import upstream
 from components.config import ConfigError, validate
+from components.vocabulary import KUBERNETES_VERSIONS
 from keel.engine import Preview
 from tests.helpers import PROD_OPERATIONS, crd_schema, k8s_object, physical_id, policy_doc, sg_rules
 
@@ -21,8 +23,9 @@ K8S_VERSION = "1.34.0"  # the clusters' version (keel:cluster.version in both st
 
 # ------------------------------------------------------------------------------------------ config rules
 
+TWO = {"min": 2, "max": 2}  # what a prod deployment keeps at least
 BASE_SERVICES: dict[str, Any] = {
-    "web": {"image": IMAGE, "port": 3000, "ingress": {"host": "app.example.com"}},
+    "web": {"image": IMAGE, "port": 3000, "replicas": TWO, "ingress": {"host": "app.example.com"}},
     "trainer": {
         "kind": "job",
         "image": IMAGE,
@@ -90,7 +93,7 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "neither image nor build",
-        services_stack({"web": {"port": 3000}}),
+        services_stack({"web": {"port": 3000, "replicas": TWO}}),
         "keel:services.web: got neither image nor build; set exactly one",
     ),
     (
@@ -101,7 +104,10 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "duplicate host and path",
         services_stack(
-            {**BASE_SERVICES, "api": {"image": IMAGE, "port": 3001, "ingress": {"host": "app.example.com"}}}
+            {
+                **BASE_SERVICES,
+                "api": {"image": IMAGE, "port": 3001, "replicas": TWO, "ingress": {"host": "app.example.com"}},
+            }
         ),
         "keel:services.api.ingress: got app.example.com/*, already routed to service 'web'; each host and path goes to "
         "one service",
@@ -113,12 +119,12 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "deployment without a port",
-        services_stack({"web": {"image": IMAGE}}),
+        services_stack({"web": {"image": IMAGE, "replicas": TWO}}),
         "keel:services.web.port: required key is missing (a deployment serves on a port)",
     ),
     (
         "bad service name",
-        services_stack({"Web_1": {"image": IMAGE, "port": 3000}}),
+        services_stack({"Web_1": {"image": IMAGE, "port": 3000, "replicas": TWO}}),
         "keel:services.Web_1: got the name 'Web_1'; service names are DNS labels: lowercase letters, digits, dashes",
     ),
     (
@@ -136,6 +142,33 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         "replicas inverted",
         services_stack(with_web(replicas={"min": 3, "max": 2})),
         "keel:services.web.replicas.min: got 3; must be at most replicas.max (2)",
+    ),
+    (
+        "privileged metrics port",
+        services_stack(with_web(metricsPort=80)),
+        "keel:services.web.metricsPort: got 80; allowed: 1024 to 65535",
+    ),
+    (
+        "metrics port out of range",
+        services_stack(with_web(metricsPort=70000)),
+        "keel:services.web.metricsPort: got 70000; allowed: 1024 to 65535",
+    ),
+    (
+        "metrics port not a number",
+        services_stack(with_web(metricsPort="9464")),
+        "keel:services.web.metricsPort: got '9464'; expected a whole number",
+    ),
+    (
+        "metrics on the port the ALB forwards to",
+        services_stack(with_web(metricsPort=3000)),
+        "keel:services.web.metricsPort: got 3000, the service's port; allowed: any other port from 1024 to 65535, "
+        "or null (no metrics): the ALB forwards to port, so metrics there would be public",
+    ),
+    (
+        "exporter port set by hand",
+        services_stack(with_web(env={"OTEL_EXPORTER_PROMETHEUS_PORT": "9000"})),
+        "keel:services.web.env: got 'OTEL_EXPORTER_PROMETHEUS_PORT', which keel sets from metricsPort; set "
+        "metricsPort instead",
     ),
     (
         "secret in env name",
@@ -443,7 +476,10 @@ def test_deployments_are_hardened(preview: Callable[[str], Preview], service: st
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": port, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": upstream.OTEL_PROMETHEUS_PORT.value, "protocol": "TCP"},
+    ]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert set(container["resources"]) == {"requests", "limits"}
@@ -473,7 +509,8 @@ def test_connection_settings_are_references_not_secrets(preview: Callable[[str],
     assert env["SES_CONFIGURATION_SET"] == "keel-prod-mail"
     assert not [k for k in env if "PASSWORD" in k or k.endswith("TOKEN")]
     web = {e["name"] for e in deployment(preview("prod"), "web")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert web == {"AWS_REGION", "SERVICE_NAME"}  # nothing granted, nothing described
+    # nothing granted, nothing described: the region, the name and where to serve metrics
+    assert web == {"AWS_REGION", "SERVICE_NAME", *upstream.OTEL_PROMETHEUS_ENV.value}
 
 
 def test_target_group_bindings(preview: Callable[[str], Preview]) -> None:
@@ -520,6 +557,128 @@ def test_network_policies(preview: Callable[[str], Preview]) -> None:
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+# ------------------------------------------------------------------------------------------ rollouts and metrics
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_rollouts_wait_for_the_alb_through_readiness_gates(preview: Callable[[str], Preview]) -> None:
+    """The apps namespace carries the label the load balancer controller's pod webhook selects; each binding is of
+    the target type the webhook injects a gate for and names a Service that selects the pods; the chart's
+    defaults (injection on, a webhook that never blocks pod creation) are left alone. A new pod is then Ready only
+    when its target is healthy, and a rollout (maxUnavailable: 0) never empties a target group."""
+    p = preview("prod")
+    key, value = upstream.LB_READINESS_GATE_LABEL.value
+    labels = p.one("kubernetes:core/v1:Namespace", "keel-prod-apps").inputs["metadata"]["labels"]
+    assert labels[key] == value
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    values = p.one("kubernetes:helm.sh/v3:Release", "keel-prod-aws-load-balancer-controller").inputs["values"]
+    assert upstream.LB_READINESS_GATE_INJECT_DEFAULT.value is True
+    assert not {"enablePodReadinessGateInject", "webhookNamespaceSelectors", "podMutatorWebhookConfig"} & set(values)
+    bindings = p.of_type(BINDING)
+    assert sorted(b.name for b in bindings) == ["keel-prod-api", "keel-prod-web"]
+    for binding in bindings:
+        spec = binding.inputs["spec"]
+        assert spec["targetType"] == upstream.LB_READINESS_GATE_TARGET_TYPE.value
+        service = p.one("kubernetes:core/v1:Service", binding.name).inputs
+        assert service["metadata"]["name"] == spec["serviceRef"]["name"]
+        template = p.one(DEPLOYMENT, binding.name).inputs["spec"]
+        assert service["spec"]["selector"].items() <= template["template"]["metadata"]["labels"].items()
+        assert template["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_exposed_pods_sleep_through_deregistration_before_sigterm(preview: Callable[[str], Preview], env: str) -> None:
+    """An exposed pod sleeps (the kubelet's sleep handler: no shell in the image) for the controller's
+    deregistration plus its target group's deregistration delay, then gets its shutdown time, all inside a grace
+    period that counts from before the hook. A deployment the ALB does not reach keeps the default."""
+    from components.service import APP_SHUTDOWN_SECONDS
+
+    p = preview(env)
+    for service in ("web", "api"):
+        delay = p.one("aws:lb/targetGroup:TargetGroup", f"keel-{env}-{service}").inputs["deregistrationDelay"]
+        sleep = delay + upstream.ENDPOINT_PROPAGATION_SECONDS.value
+        pod = p.one(DEPLOYMENT, f"keel-{env}-{service}").inputs["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["lifecycle"] == {"preStop": {upstream.PRESTOP_SLEEP_HANDLER.value: {"seconds": sleep}}}
+        assert upstream.GRACE_PERIOD_INCLUDES_PRESTOP.value is True
+        assert pod["terminationGracePeriodSeconds"] > sleep + APP_SHUTDOWN_SECONDS
+    assert delay == 30
+    engine = p.one(DEPLOYMENT, f"keel-{env}-forecast-engine").inputs["spec"]["template"]["spec"]
+    assert "lifecycle" not in engine["containers"][0]
+    assert engine["terminationGracePeriodSeconds"] == 30
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_sleep_handler_is_on_in_every_supported_version(preview: Callable[[str], Preview], version: str) -> None:
+    assert _version(version) >= _version(upstream.SLEEP_ACTION_ON_BY_DEFAULT_SINCE.value)
+    manifest = k8s_object(preview("prod").one(DEPLOYMENT, "keel-prod-web"))
+    kubernetes_validate.validate(manifest, f"{version}.0", strict=True)
+
+
+def test_metrics_port_is_on_no_service_target_group_or_listener(preview: Callable[[str], Preview]) -> None:
+    """web and api serve metrics on their own named port, which the app is told (the exporter's host and port
+    variables); the Service, the binding, the target group, the ALB's listeners and security group and the
+    service's NetworkPolicy know only the http port."""
+    p = preview("prod")
+    metrics = upstream.OTEL_PROMETHEUS_PORT.value
+    host_var, port_var = upstream.OTEL_PROMETHEUS_ENV.value
+    for service, port in (("web", 3000), ("api", 3001)):
+        [container] = p.one(DEPLOYMENT, f"keel-prod-{service}").inputs["spec"]["template"]["spec"]["containers"]
+        assert {c["name"]: c["containerPort"] for c in container["ports"]} == {"http": port, "metrics": metrics}
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env[port_var] == str(metrics)
+        assert env[host_var] == "0.0.0.0" != upstream.OTEL_PROMETHEUS_HOST_DEFAULT.value
+        svc = p.one("kubernetes:core/v1:Service", f"keel-prod-{service}").inputs["spec"]
+        assert svc["ports"] == [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]
+        assert p.one(BINDING, f"keel-prod-{service}").inputs["spec"]["serviceRef"] == {"name": service, "port": port}
+        assert p.one("aws:lb/targetGroup:TargetGroup", f"keel-prod-{service}").inputs["port"] == port
+        policy = next(
+            s.inputs["spec"]
+            for s in p.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+            if s.inputs["metadata"]["name"] == f"{service}-ingress"
+        )
+        assert [rule["ports"] for rule in policy["ingress"]] == [[{"protocol": "TCP", "port": port}]]
+    assert metrics not in {g.inputs["port"] for g in p.of_type("aws:lb/targetGroup:TargetGroup")}
+    assert sorted(listener.inputs["port"] for listener in p.of_type("aws:lb/listener:Listener")) == [80, 443]
+    alb = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-alb")
+    assert all(metrics not in ports for *_, ports in sg_rules(p, alb))
+    for svc_step in p.of_type("kubernetes:core/v1:Service"):
+        for svc_port in svc_step.inputs["spec"]["ports"]:
+            assert (
+                metrics not in (svc_port["port"], svc_port.get("targetPort"))
+                and svc_port.get("targetPort") != "metrics"
+            )
+
+
+def test_a_service_without_metrics_serves_only_http() -> None:
+    from components.service import metrics_env, pod_spec
+
+    raw = services_stack(with_web(metricsPort=None))
+    cfg = validate("prod", raw).services["web"]
+    assert cfg.metrics_port is None
+    [container] = pod_spec("web", cfg, IMAGE, metrics_env(cfg))["containers"]
+    assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert container["env"] == []
+    custom = validate("prod", services_stack(with_web(metricsPort=9100))).services["web"]
+    assert metrics_env(custom) == {"OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0", "OTEL_EXPORTER_PROMETHEUS_PORT": "9100"}
+
+
+def test_one_replica_in_dev_never_blocks_a_drain(preview: Callable[[str], Preview]) -> None:
+    """dev's forecast-engine runs one replica; its budget allows one disruption (maxUnavailable, no
+    minAvailable), so a node drain evicts it instead of waiting forever. prod keeps two (config checks)."""
+    p = preview("dev")
+    scaled = p.one("kubernetes:keda.sh/v1alpha1:ScaledObject", "keel-dev-forecast-engine").inputs["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (1, 1)
+    budget = p.one("kubernetes:policy/v1:PodDisruptionBudget", "keel-dev-forecast-engine").inputs["spec"]
+    assert budget["maxUnavailable"] == 1 and "minAvailable" not in budget
+
+
 def test_trainer_pod_template(preview: Callable[[str], Preview]) -> None:
     from components.service import pod_spec
 
@@ -530,7 +689,11 @@ def test_trainer_pod_template(preview: Callable[[str], Preview]) -> None:
     assert spec["nodeSelector"] == {"keel.dev/pool": "gpu"}
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert "ports" not in spec["containers"][0]
+    # a job serves nothing but its metrics, and gets no preStop sleep (no load balancer drains it)
+    assert spec["containers"][0]["ports"] == [
+        {"name": "metrics", "containerPort": upstream.OTEL_PROMETHEUS_PORT.value, "protocol": "TCP"}
+    ]
+    assert "lifecycle" not in spec["containers"][0]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "trainer", "namespace": "apps"}, "spec": spec}
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     p = preview("prod")

@@ -9,9 +9,11 @@ from collections.abc import Iterable
 
 from components import vocabulary
 from components.config.base import shown
+from components.config.capacity import capacity_checks
 from components.config.cluster import instance_family
 from components.config.services import SERVICE_NAME, ServiceConfig
 from components.config.stack import StackConfig
+from components.upstream import OTEL_PROMETHEUS_ENV
 from components.vocabulary import GPU_FAMILIES, GPU_POOL
 
 
@@ -21,6 +23,7 @@ def cross_checks(cfg: StackConfig) -> Iterable[str]:
     yield from _cluster_checks(cfg)
     yield from _data_checks(cfg)
     yield from _service_checks(cfg)
+    yield from capacity_checks(cfg)
     yield from _operations_checks(cfg)
 
 
@@ -171,11 +174,6 @@ def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable
         yield f"{path}: got {', '.join(kinds)} for a job; a job scales on queue only"
     if "cpu" in kinds and svc.resources.cpu in ("0", "0m"):
         yield f"keel:services.{name}.resources.cpu: got {shown(svc.resources.cpu)}; a CPU trigger needs a CPU request"
-    if cfg.environment == "prod" and svc.kind == "deployment" and svc.ingress is not None and svc.replicas.min < 2:
-        yield (
-            f"keel:services.{name}.replicas.min: got {svc.replicas.min} for an exposed service in a prod stack; "
-            "allowed: 2 or more (one pod per zone failure)"
-        )
 
 
 def _service_checks(cfg: StackConfig) -> Iterable[str]:
@@ -195,6 +193,21 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             yield f"{path}.ingress: got an ingress on a job; allowed only on kind: deployment"
         if svc.replicas.min > svc.replicas.max:
             yield f"{path}.replicas.min: got {svc.replicas.min}; must be at most replicas.max ({svc.replicas.max})"
+        if cfg.environment == "prod" and svc.kind == "deployment" and svc.replicas.min < 2:
+            # Its PodDisruptionBudget (maxUnavailable: 1) lets a node drain evict one pod at a time: with one
+            # replica that is the whole service, down until the pod is rescheduled and ready again.
+            yield (
+                f"{path}.replicas.min: got {svc.replicas.min} for a deployment in a prod stack; allowed: 2 or more "
+                "(a node drain or a zone failure takes one pod; its disruption budget allows one at a time)"
+            )
+        if svc.metrics_port is not None and svc.metrics_port == svc.port:
+            yield (
+                f"{path}.metricsPort: got {svc.metrics_port}, the service's port; allowed: any other port from 1024 "
+                "to 65535, or null (no metrics): the ALB forwards to port, so metrics there would be public"
+            )
+        if svc.metrics_port is not None:
+            for variable in sorted(set(svc.env) & set(OTEL_PROMETHEUS_ENV.value)):
+                yield f"{path}.env: got {shown(variable)}, which keel sets from metricsPort; set metricsPort instead"
         if svc.gpu and (cfg.cluster is None or cfg.cluster.node_groups.gpu is None):
             yield f"{path}.gpu: got {svc.gpu} but keel:cluster.nodeGroups.gpu is not configured"
         for grant in svc.grants:

@@ -20,6 +20,14 @@ def instance_family(instance_type: str) -> str:
     return instance_type.split(".", 1)[0]
 
 
+def zone_shares(total: int, zones: int) -> list[int]:
+    """``total`` spread over ``zones`` zones in zone order: the same share each, the first ``total % zones`` zones
+    one more (``zone_shares(2, 3) == [1, 1, 0]``, ``zone_shares(4, 3) == [2, 1, 1]``). A zone's share never
+    shrinks when ``total`` grows, so per-zone minimum <= desired <= maximum whenever the totals are."""
+    base, extra = divmod(total, zones)
+    return [base + (1 if zone < extra else 0) for zone in range(zones)]
+
+
 class NodeGroupConfig(Section):
     """One managed node group (``keel:cluster.nodeGroups.<general|gpu>``)."""
 
@@ -63,6 +71,19 @@ class NodeGroupConfig(Section):
     def desired(self) -> int:
         return self.min_size if self.desired_size is None else self.desired_size
 
+    def per_zone(self, zones: int) -> list[tuple[int, int, int]]:
+        """(minSize, maxSize, desired) of each zone's group when the group is split one per zone: each total by
+        :func:`zone_shares`. The sums are the configured totals; every zone gets a maximum of at least 1 only when
+        ``maxSize >= zones`` (:func:`components.config.capacity.capacity_checks` requires it)."""
+        return list(
+            zip(
+                zone_shares(self.min_size, zones),
+                zone_shares(self.max_size, zones),
+                zone_shares(self.desired, zones),
+                strict=True,
+            )
+        )
+
 
 class NodeGroupsConfig(Section):
     """``keel:cluster.nodeGroups``: the general pool and the optional GPU pool."""
@@ -91,6 +112,11 @@ class ClusterConfig(Section):
 
     admin_role_arns: list[str] = Field(default_factory=list)
     """IAM roles given cluster-admin through EKS access entries."""
+
+    deploy_role_arn: str | None = None
+    """The IAM role ``pulumi up`` runs as (CI's deploy role): an access entry with cluster-admin, because the
+    cluster is created without the creator's implicit admin access. None: only ``adminRoleArns`` reach the
+    Kubernetes API, so the deployer must be one of them."""
 
     node_groups: NodeGroupsConfig
     """The managed node groups."""
@@ -143,4 +169,13 @@ class ClusterConfig(Section):
                 raise ValueError(
                     f"got {shown(arn)}; expected IAM role ARNs like 'arn:aws:iam::111122223333:role/platform-admin'"
                 )
+        return value
+
+    @field_validator("deploy_role_arn")
+    @classmethod
+    def _deploy_arn(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_ARN.match(value):
+            raise ValueError(
+                f"got {shown(value)}; expected an IAM role ARN like 'arn:aws:iam::111122223333:role/keel-deploy'"
+            )
         return value

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from components.config.base import DOMAIN_NAME, HOSTED_ZONE_ID, Section, check_pattern, shown
+from components.upstream import OTEL_PROMETHEUS_PORT
 
 _CERT_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 #: A service name: a DNS label of at most 40 characters.
@@ -166,6 +167,11 @@ class ServiceConfig(Section):
 
     port: int | None = Field(None, ge=1024, le=65535)
     """The container port (unprivileged: the container runs as non-root)."""
+
+    metrics_port: int | None = Field(OTEL_PROMETHEUS_PORT.value, ge=1024, le=65535)
+    """Where the container serves Prometheus metrics: the container port named ``metrics``, which Prometheus
+    scrapes and no Service, target group or listener reaches. Default: the OpenTelemetry Prometheus exporter's
+    9464 (``components.upstream.OTEL_PROMETHEUS_PORT``). ``null``: the service serves no metrics."""
 
     replicas: ReplicasConfig = Field(default_factory=ReplicasConfig)
     scale_on: ScaleOnConfig | None = None

@@ -7,11 +7,11 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
+from components.upstream import AUTOSCALER_GPU_LABEL
 from components.vocabulary import GPU_FAMILIES, GPU_POOL, GPU_RESOURCE, GPU_TAINT, KUBERNETES_VERSIONS, POOL_LABEL
 
 from ._util import (
     as_list,
-    at_least,
     configured,
     dig,
     document,
@@ -28,6 +28,8 @@ from ._util import (
 
 CLUSTER = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
 NODE_GROUP = ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")
+#: The template label of the autoscaler's GPU label on a GPU group's ASG.
+GPU_LABEL_TAG = f"k8s.io/cluster-autoscaler/node-template/label/{AUTOSCALER_GPU_LABEL.value}"
 LAUNCH_TEMPLATE = ("aws:ec2/launchTemplate:LaunchTemplate",)
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
@@ -81,6 +83,16 @@ def _access_entries(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iter
             )
     if is_true(props.get("bootstrapClusterCreatorAdminPermissions")):
         yield "Whoever runs pulumi up must not become cluster admin (bootstrapClusterCreatorAdminPermissions)."
+
+
+def _creator_not_admin(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    # EKS defaults the setting to true when it is absent, and reads it only at creation.
+    if not is_false(dig(props, "accessConfig.bootstrapClusterCreatorAdminPermissions")):
+        yield (
+            "The control plane must not make its creator a cluster admin: set "
+            "accessConfig.bootstrapClusterCreatorAdminPermissions: false (EKS defaults it to true, pulumi-eks sets it "
+            "true) and grant the deploy role an access entry."
+        )
 
 
 def _network_policy_enforced(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
@@ -142,6 +154,11 @@ def _gpu_group(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[
     bad = [t for t in as_list(props.get("instanceTypes")) if str(t).split(".")[0] not in GPU_FAMILIES]
     if bad:
         yield f"The GPU pool may only use GPU instance types; got {', '.join(bad)}."
+    if not (props.get("labels") or {}).get(AUTOSCALER_GPU_LABEL.value):
+        yield (
+            f"The GPU pool's nodes must carry {AUTOSCALER_GPU_LABEL.value} (the cluster autoscaler's GPU label), so a "
+            "new node is not taken for one without GPUs before its device plugin reports them."
+        )
 
 
 def _cluster_deletion_protection(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
@@ -149,15 +166,34 @@ def _cluster_deletion_protection(props: Mapping[str, Any], _: ResourceValidation
         yield "The cluster must have deletion protection on (deletionProtection: true)."
 
 
-def _general_min_size(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
-    if (props.get("labels") or {}).get(POOL_LABEL) == GPU_POOL:
-        return
+def _managed_node_groups(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    """Each managed node group once: the pulumi-eks component, or the raw ``aws:eks/nodeGroup:NodeGroup`` when it
+    is not that component's child (a real preview shows both)."""
+    components = of_type(resources, NODE_GROUP[0])
+    raw = [g for g in of_type(resources, NODE_GROUP[1]) if g.parent is None or g.parent.resource_type != NODE_GROUP[0]]
+    return [*components, *raw]
+
+
+def _pool_min_size(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
+    """Per pool (the groups sharing a ``keel.dev/pool`` label, such as the general pool's one group per zone; a
+    group without the label is a pool of its own), the sum of their ``scalingConfig.minSize``."""
     minimum = threshold(args, "minimum", 2)
-    low = dig(props, "scalingConfig.minSize")
-    if not at_least(low, minimum, "scalingConfig.minSize"):
+    pools: dict[tuple[str, str], list[PolicyResource]] = {}
+    for group in _managed_node_groups(resources):
+        pool = (group.props.get("labels") or {}).get(POOL_LABEL)
+        if pool == GPU_POOL:
+            continue
+        key = ("Node pool", str(pool)) if pool else ("Node group", group.name)
+        pools.setdefault(key, []).append(group)
+    for (kind, name), groups in pools.items():
+        lows = [dig(g.props, "scalingConfig.minSize") for g in groups]
+        if sum(num(low, "scalingConfig.minSize") or 0.0 for low in lows) >= minimum:
+            continue
+        members = f" ({', '.join(g.name for g in groups)})" if kind == "Node pool" else ""
         yield (
-            f"Node group {args.name} must keep at least {number(minimum)} nodes (scalingConfig.minSize is "
-            f"{shown(low)}), so losing one node keeps the platform up."
+            groups[0].urn,
+            f"{kind} {name}{members} must keep at least {number(minimum)} nodes in all (scalingConfig.minSize: "
+            f"{' + '.join(str(shown(low)) for low in lows)}), so losing one node keeps the platform up.",
         )
 
 
@@ -200,6 +236,7 @@ def _scale_from_zero_tags(resources: Sequence[PolicyResource], _: StackValidatio
             needed |= {
                 f"k8s.io/cluster-autoscaler/node-template/resources/{GPU_RESOURCE}",
                 f"k8s.io/cluster-autoscaler/node-template/taint/{GPU_TAINT['key']}",
+                GPU_LABEL_TAG,
             }
         missing = sorted(needed - keys)
         if missing:
@@ -273,14 +310,21 @@ POLICIES = [
         CLUSTER,
         _cluster_deletion_protection,
     ),
-    resource_policy(
+    stack_policy(
         "aws-eks-node-group-minimum-size",
-        "Every node group but the GPU pool keeps enough nodes to lose one.",
+        "Every node pool but the GPU pool keeps enough nodes, summed over its groups, to lose one.",
         Severity.HIGH,
-        "Raise keel:cluster.nodeGroups.general.min (2 in prod).",
-        NODE_GROUP,
-        _general_min_size,
+        "Raise keel:cluster.nodeGroups.general.minSize (2 in prod).",
+        _pool_min_size,
         MINIMUM_SCHEMA,
+    ),
+    resource_policy(
+        "aws-eks-cluster-creator-not-admin",
+        "The control plane does not make its creator a cluster admin.",
+        Severity.HIGH,
+        "Keep components.cluster.creator_not_admin on eks.Cluster; grant keel:cluster.deployRoleArn instead.",
+        CLUSTER[1:],
+        _creator_not_admin,
     ),
     resource_policy(
         "aws-eks-network-policies-enforced",
