@@ -2,6 +2,8 @@
 
 Invalid config raises ``components.config.ConfigError`` (a ``pulumi.RunError``) here, before any resource is
 registered, so ``pulumi preview`` prints the problems without a traceback.
+
+Every output is in README.md's table of stack outputs (what it is, who reads it); a test holds the two together.
 """
 
 import pulumi
@@ -20,11 +22,22 @@ pulumi.export("privateSubnetIds", platform.network.private_subnet_ids)
 pulumi.export("isolatedSubnetIds", platform.network.isolated_subnet_ids)
 pulumi.export("natGatewayIds", platform.network.nat_gateway_ids)
 if platform.cluster is not None:
-    pulumi.export("clusterName", platform.cluster.name)
-    pulumi.export("clusterEndpoint", platform.cluster.endpoint)
+    cluster = platform.cluster
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("clusterEndpoint", cluster.endpoint)
+    # It names the cluster's endpoint and CA, no credential (`aws eks get-token` runs as whoever uses it); kept
+    # secret all the same, as an admin's file, so neither `pulumi stack output` nor a preview prints it.
+    pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
+    pulumi.export("nodeRoleArn", cluster.node_role.arn)
+    pulumi.export("nodeSecurityGroupId", cluster.node_security_group.id)
+    pulumi.export("controlPlaneSecurityGroupId", cluster.control_plane_security_group.id)
 if platform.database is not None:
-    pulumi.export("databaseEndpoint", platform.database.endpoint)
-    pulumi.export("databaseSecretArn", platform.database.master_secret_arn)
+    db = platform.database
+    pulumi.export("databaseEndpoint", db.endpoint)
+    pulumi.export("databaseSecretArn", db.master_secret_arn)
+    pulumi.export("databaseSubnetGroupName", db.subnet_group_name)
+    pulumi.export("databaseSecurityGroupId", db.security_group_id)
+    pulumi.export("databaseParameterGroupName", db.parameter_group_name)
 pulumi.export(
     "cacheEndpoints",
     {
@@ -32,11 +45,18 @@ pulumi.export(
         for name, cache in platform.caches.items()
     },
 )
+pulumi.export("cacheAuthSecretArns", {name: cache.auth_secret_arn for name, cache in platform.caches.items()})
 pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})
 if platform.email is not None:
     pulumi.export("emailDnsRecords", platform.email.dns_records)
 if platform.load_balancer is not None:
     pulumi.export("albDnsName", platform.load_balancer.dns_name)
+    pulumi.export("certificateArn", platform.load_balancer.certificate_arn)
+pulumi.export("repositoryUrls", {name: svc.repository_url for name, svc in platform.services.items()})
+pulumi.export("serviceRoleArns", {name: svc.role_arn for name, svc in platform.services.items()})
+pulumi.export(
+    "serviceSecretArns", {name: dict(svc.secret_arns) for name, svc in platform.services.items() if svc.secret_arns}
+)
 if platform.observability is not None:
     pulumi.export("alertsTopicArn", platform.observability.topic_arn)
     if platform.observability.dashboard is not None:

@@ -38,9 +38,10 @@ Creates (``<n>`` is the component name, which is also the EKS cluster name):
 
 Outputs: ``name`` (an Output: it waits for the control plane), ``cluster_name`` (the same, as text),
 ``arn``, ``endpoint``, ``kubeconfig``, ``control_plane`` (the ``eks.Cluster``), ``node_security_group``,
-``node_role``, ``node_groups`` (every managed node group by its name without ``<n>-``: ``general-us-east-1a``,
-``gpu``), ``pools`` (the groups of each pool: wait for ``pools["general"]`` before anything must schedule),
-``k8s_provider``.
+``control_plane_security_group`` (keel's group on the API server's interfaces, not the "cluster security group"
+EKS creates itself), ``node_role``, ``node_groups`` (every managed node group by its name without ``<n>-``:
+``general-us-east-1a``, ``gpu``), ``pools`` (the groups of each pool: wait for ``pools["general"]`` before
+anything must schedule), ``k8s_provider``.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ class Cluster(pulumi.ComponentResource):
                 "arn": self.arn,
                 "endpoint": self.endpoint,
                 "node_security_group": self.node_security_group.id,
+                "control_plane_security_group": self.control_plane_security_group.id,
                 "node_role": self.node_role.arn,
                 "node_groups": {k: v.node_group.node_group_name for k, v in self.node_groups.items()},
                 "pools": {pool: len(groups) for pool, groups in self.pools.items()},

@@ -25,7 +25,8 @@ Creates (``<n>`` is the component name):
 Depends only on the network and the client security group, never on the EKS cluster.
 
 Outputs: ``instance``, ``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``,
-``max_connections``, ``allocated_storage_gb``.
+``max_connections``, ``allocated_storage_gb``, and what a point-in-time restore goes into: ``subnet_group_name``,
+``security_group_id``, ``parameter_group_name``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ class Database(pulumi.ComponentResource):
     port: int
     master_secret_arn: pulumi.Output[str]
     security_group: aws.ec2.SecurityGroup
+    security_group_id: pulumi.Output[str]
+    subnet_group_name: pulumi.Output[str]
+    """The DB subnet group (isolated subnets) a restored instance goes into."""
+    parameter_group_name: pulumi.Output[str]
+    """The parameter group (TLS only, tuning) a restored instance must use."""
     key: aws.kms.Key
     region: str
     database_name: str
@@ -236,6 +242,9 @@ class Database(pulumi.ComponentResource):
             ),
         )
         self.region = ctx.region
+        self.subnet_group_name = subnets.name
+        self.security_group_id = self.security_group.id
+        self.parameter_group_name = parameters.name
         self.endpoint = self.instance.address
         self.port = PORT
         self.master_secret_arn = self.instance.master_user_secrets.apply(
@@ -247,6 +256,8 @@ class Database(pulumi.ComponentResource):
                 "port": self.port,
                 "master_secret_arn": self.master_secret_arn,
                 "security_group": self.security_group.id,
+                "subnet_group_name": self.subnet_group_name,
+                "parameter_group_name": self.parameter_group_name,
                 "max_connections": self.max_connections,
                 "allocated_storage_gb": self.allocated_storage_gb,
             }

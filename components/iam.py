@@ -144,10 +144,10 @@ class PodIdentityRole(pulumi.ComponentResource):
         self.register_outputs({"role_arn": self.role_arn})
 
 
-def secret_read_statements(secret_arn: str, key_arn: str, region: str) -> list[Statement]:
-    """Read one Secrets Manager secret, decrypting it only through Secrets Manager."""
+def secret_read_statements(secret_arns: str | Sequence[str], key_arn: str, region: str) -> list[Statement]:
+    """Read Secrets Manager secrets (one ARN, or a list of them), decrypting them only through Secrets Manager."""
     return [
-        statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], secret_arn, sid="ReadSecret"),
+        statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], secret_arns, sid="ReadSecret"),
         statement(
             "kms:Decrypt",
             key_arn,
@@ -158,11 +158,20 @@ def secret_read_statements(secret_arn: str, key_arn: str, region: str) -> list[S
 
 
 def grant_secret_read(
-    label: str, role: aws.iam.Role, secret_arn: pulumi.Input[str], key_arn: pulumi.Input[str], region: str
+    label: str,
+    role: aws.iam.Role,
+    secret_arn: pulumi.Input[str] | list[pulumi.Input[str]],
+    key_arn: pulumi.Input[str],
+    region: str,
 ) -> aws.iam.RolePolicy:
-    """Attach :func:`secret_read_statements` to ``role`` as ``<role>-<label>``."""
-    doc = pulumi.Output.all(secret_arn, key_arn).apply(
-        lambda arns: json.dumps(document(secret_read_statements(arns[0], arns[1], region)))
+    """Attach :func:`secret_read_statements` to ``role`` as ``<role>-<label>``: one secret (``Resource`` its ARN) or
+    a list of secrets encrypted with the same key (``Resource`` the list)."""
+    many = isinstance(secret_arn, list)
+    arns = list(secret_arn) if isinstance(secret_arn, list) else [secret_arn]
+    doc = pulumi.Output.all(key_arn, *arns).apply(
+        lambda values: json.dumps(
+            document(secret_read_statements(list(values[1:]) if many else values[1], values[0], region))
+        )
     )
     return aws.iam.RolePolicy(
         f"{role.pulumi_resource_name}-{label}", role=role.id, policy=doc, opts=pulumi.ResourceOptions(parent=role)

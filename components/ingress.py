@@ -21,7 +21,8 @@ Creates (``<n>`` is the component name):
 - With WAF enabled: ``<n>`` WAFv2 web ACL (AWS managed common, known-bad-inputs and IP-reputation rule groups,
   a per-IP rate limit) and its association.
 
-Outputs: ``alb``, ``dns_name``, ``zone_id``, ``security_group``, ``target_groups`` (by service name).
+Outputs: ``alb``, ``dns_name``, ``zone_id``, ``security_group``, ``target_groups`` (by service name),
+``certificate_arn`` (the HTTPS listener's: configured, or the one keel requested once validated).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class LoadBalancer(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     security_group: aws.ec2.SecurityGroup
     target_groups: dict[str, aws.lb.TargetGroup]
+    certificate_arn: pulumi.Output[str]
+    """The HTTPS listener's certificate: ``certificateArn``, or the one keel requested, once validated."""
 
     def __init__(
         self,
@@ -165,14 +168,18 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
-        certificate = config.certificate_arn or self._certificate(name, config, routes)
+        self.certificate_arn = (
+            pulumi.Output.from_input(config.certificate_arn)
+            if config.certificate_arn
+            else self._certificate(name, config, routes)
+        )
         listener = aws.lb.Listener(
             f"{name}-https",
             load_balancer_arn=self.alb.arn,
             port=443,
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
-            certificate_arn=certificate,
+            certificate_arn=self.certificate_arn,
             default_actions=[
                 aws.lb.ListenerDefaultActionArgs(
                     type="fixed-response",
@@ -257,6 +264,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 "dns_name": self.dns_name,
                 "security_group": self.security_group.id,
                 "target_groups": {k: v.arn for k, v in self.target_groups.items()},
+                "certificate_arn": self.certificate_arn,
             }
         )
 

@@ -12,9 +12,10 @@ anything changes), then the components in dependency order: ``Network``, then (w
 ``Cluster`` and its ``ClusterAddons``; ``Backup`` (with ``keel:backup``; ``<n>-aws-<copyRegion>``, the same provider
 for the copy region, when one is set), so the data tier can carry its selection tag; the data tier (``Database``,
 a ``Cache`` per ``keel:caches`` entry with a shared ``<n>-cache`` key, ``Buckets``, ``Email``); the ``apps``
-namespace (Pod Security ``restricted``; the load balancer controller's readiness gates), the ``LoadBalancer`` and
-a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last ``Observability`` (with ``keel:alerts``),
-which watches all of them. Components receive objects (``network=...``), never raw ids.
+namespace (Pod Security ``restricted``; the load balancer controller's readiness gates), the ``LoadBalancer``,
+``<n>-app-secrets`` (the key of the services' own secrets, used only through Secrets Manager; when a service has
+``secrets``) and a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last ``Observability`` (with
+``keel:alerts``), which watches all of them. Components receive objects (``network=...``), never raw ids.
 
 Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``), ``database``, ``caches``,
 ``buckets``, ``email``, ``load_balancer``, ``services``, ``scaling``, ``backup``, ``observability``.
@@ -38,13 +39,14 @@ from components.config import StackConfig
 from components.database import Database
 from components.email import Email
 from components.ingress import LoadBalancer, Route
-from components.keys import create_key
+from components.keys import create_key, secrets_manager_key_policy
 from components.network import Network
 from components.observability import Observability
 from components.scaling import Scaling
 from components.service import Service
 from components.storage import Buckets
 from components.upstream import LB_READINESS_GATE_LABEL
+from components.vocabulary import cache_prefix
 
 #: Pod Security Admission for the application namespace: every pod must meet the "restricted" profile.
 APP_NAMESPACE = "apps"
@@ -73,6 +75,8 @@ class Platform(pulumi.ComponentResource):
     load_balancer: LoadBalancer | None
     services: dict[str, Service]
     scaling: dict[str, Scaling]
+    app_secrets_key: aws.kms.Key | None
+    """The key of the services' own secrets (``keel:services.<name>.secrets``), None when no service has one."""
     backup: Backup | None
     observability: Observability | None
     app_namespace: Any
@@ -216,10 +220,21 @@ class Platform(pulumi.ComponentResource):
 
         self.load_balancer = None
         self.app_namespace = None
+        self.app_secrets_key = None
         self.services = {}
         self.scaling = {}
         if not cfg.services or self.cluster is None or self.addons is None:
             return
+        if any(svc.secrets for svc in cfg.services.values()):
+            ctx = context.lookup(pulumi.InvokeOptions(parent=self, provider=self.provider))
+            self.app_secrets_key = create_key(
+                f"{name}-app-secrets",
+                "the services' own secrets, used only through Secrets Manager",
+                ctx,
+                policy=secrets_manager_key_policy(ctx),
+                protect=cfg.protect,
+                opts=children,
+            )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.k8s_provider)
         self.app_namespace = namespace = k8s.core.v1.Namespace(
             f"{name}-{APP_NAMESPACE}",
@@ -262,7 +277,7 @@ class Platform(pulumi.ComponentResource):
                 target_group=target,
                 alb_cidrs=self.network.public_subnet_cidrs if target is not None else (),
                 protect=cfg.protect,
-                secret_env="services" in cfg.secret_keys,
+                secrets_key=self.app_secrets_key,
                 cluster=self.cluster,
                 addons=self.addons,
                 opts=pulumi.ResourceOptions.merge(children, pulumi.ResourceOptions(depends_on=[namespace])),
@@ -302,7 +317,7 @@ class Platform(pulumi.ComponentResource):
                 attach.append(db.grant_secret_read)
             elif target in self.caches:
                 cache = self.caches[target]
-                prefix = f"REDIS_{target.upper().replace('-', '_')}"
+                prefix = cache_prefix(target)
                 env.update(
                     {
                         f"{prefix}_HOST": cache.endpoint,

@@ -28,11 +28,18 @@ Creates (``<s>`` is the service name, ``<n>`` the component's resource name ``<s
   ``_PORT`` set to match); only ``http`` is on the Service, the target group and the NetworkPolicy below.
 - ``<n>`` NetworkPolicy admitting, on the service's ``http`` port, the ALB's subnets (when exposed) and the pods of
   the services in ``allowFrom``; the namespace denies all other ingress.
+- Per ``secrets`` entry ``<NAME>``: ``<n>-secret-<name>`` Secrets Manager secret (``<name>``: ``NAME`` in lower case,
+  ``_`` as ``-``) encrypted with the stack's app-secrets key, recoverable 30 days and protected (and retained) when
+  the stack protects, with no value: it is set out of band and never passes through Pulumi; with ``rotateWith``,
+  ``<n>-secret-<name>`` rotation by that Lambda every ``everyDays`` (never at once: the first value comes first).
+  ``<n>-secrets``, the role's policy reading exactly those secrets and decrypting them only through Secrets
+  Manager; the pods get ``<NAME>_SECRET_ARN``.
 
 Connection settings (endpoints, ports, secret ARNs) reach the pods as environment variables; secret values never
 do: the service reads them at run time with its role.
 
-Outputs: ``repository_url``, ``image``, ``role_arn``, ``service_account``, ``pod_template``.
+Outputs: ``repository_url``, ``image``, ``role_arn``, ``service_account``, ``pod_template``, ``secret_arns`` (by
+name).
 """
 
 from __future__ import annotations
@@ -52,10 +59,18 @@ from components import context
 from components.addons import ClusterAddons
 from components.cluster import Cluster
 from components.config import ServiceConfig
-from components.iam import PodIdentityRole, PodIdentityRoleArgs
+from components.iam import PodIdentityRole, PodIdentityRoleArgs, grant_secret_read
 from components.ingress import DEREGISTRATION_DELAY_SECONDS
 from components.upstream import ENDPOINT_PROPAGATION_SECONDS, OTEL_PROMETHEUS_ENV
-from components.vocabulary import GENERAL_POOL, GPU_POOL, GPU_RESOURCE, GPU_TOLERATION, METRICS_PORT, pool_selector
+from components.vocabulary import (
+    GENERAL_POOL,
+    GPU_POOL,
+    GPU_RESOURCE,
+    GPU_TOLERATION,
+    METRICS_PORT,
+    pool_selector,
+    secret_variable,
+)
 
 UID = 10001
 KEEP_IMAGES = 30
@@ -172,6 +187,12 @@ def context_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def secret_resource_name(component: str, secret: str) -> str:
+    """The resource name of a service's secret: ``keel-prod-api`` and ``STRIPE_KEY`` ->
+    ``keel-prod-api-secret-stripe-key`` (one name per secret: secret names are upper snake case)."""
+    return f"{component}-secret-{secret.lower().replace('_', '-')}"
+
+
 def ecr_lifecycle_policy(keep: int = KEEP_IMAGES) -> dict[str, Any]:
     return {
         "rules": [
@@ -192,9 +213,14 @@ class Service(pulumi.ComponentResource):
     repository_url: pulumi.Output[str]
     image: pulumi.Output[str]
     role: PodIdentityRole
+    role_arn: pulumi.Output[str]
     service_account: k8s.core.v1.ServiceAccount
     pod_template: pulumi.Output[dict[str, Any]]
     deployment: k8s.apps.v1.Deployment | None
+    secrets: dict[str, aws.secretsmanager.Secret]
+    """The service's own secrets, by name (``keel:services.<s>.secrets``)."""
+    secret_arns: dict[str, pulumi.Output[str]]
+    """Their ARNs, by name: where ``aws secretsmanager put-secret-value`` puts each value."""
 
     def __init__(
         self,
@@ -211,7 +237,7 @@ class Service(pulumi.ComponentResource):
         alb_cidrs: Sequence[str] = (),
         project_root: str = ".",
         protect: bool = True,
-        secret_env: bool = False,
+        secrets_key: aws.kms.Key | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``config``: the service's ``keel:services`` entry; ``service``: its name there (the pods' label, the
@@ -222,10 +248,10 @@ class Service(pulumi.ComponentResource):
         attached to the service's role (``lambda role: buckets.grant_read("artifacts", role)``). ``target_group``:
         the ALB target group its pods are bound to (None: not exposed). ``alb_cidrs``: where the ALB's traffic
         comes from (its subnets), admitted by the NetworkPolicy. ``project_root``: where ``build.context`` is
-        resolved from. ``protect``: True, the ECR repository keeps its images when the stack is destroyed.
-        ``secret_env``: True when the stack's ``keel:services`` config holds a ``secure:`` value; the engine marks
-        only the whole top-level key secret, not which value, so every ``env`` value from config is kept secret
-        (``Output.secret``): it reaches the pod spec as a secret leaf, never in plain text in the state."""
+        resolved from. ``protect``: True, the ECR repository keeps its images when the stack is destroyed, and the
+        service's secrets are protected, retained and recoverable for 30 days. ``secrets_key``: the key the
+        service's secrets are encrypted with (the stack's app-secrets key; required when ``config.secrets`` is set).
+        """
         super().__init__("keel:service:Service", name, None, opts)
         ctx = context.lookup(pulumi.InvokeOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self)
@@ -256,21 +282,24 @@ class Service(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        for grant in grants:
-            grant(self.role.role)
+        self.role_arn = self.role.role_arn
+        policies = [grant(self.role.role) for grant in grants]
+        self.secrets, self.secret_arns = {}, {}
+        if config.secrets:
+            if secrets_key is None:
+                raise ValueError(f"{name}: secrets {', '.join(config.secrets)} need secrets_key")
+            policies.append(self._secrets(name, service, config, secrets_key, protect, ctx.region))
         meta: Any = {"name": service, "namespace": namespace, "labels": labels(service)}
         self.service_account = k8s.core.v1.ServiceAccount(
             name, metadata=meta, automount_service_account_token=False, opts=k8s_opts
         )
-        config_env: dict[str, pulumi.Input[str]] = dict(config.env)
-        if secret_env:
-            config_env = {k: pulumi.Output.secret(v) for k, v in config.env.items()}
-        container_env = {
+        container_env: dict[str, pulumi.Input[str]] = {
             "AWS_REGION": ctx.region,
             "SERVICE_NAME": service,
-            **config_env,
+            **config.env,  # plain values only: config validation refuses secure values and secret-like names
             **metrics_env(config),  # after config's env: metricsPort is the one place the port is set
             **(env or {}),
+            **{secret_variable(secret): arn for secret, arn in self.secret_arns.items()},
         }
         # Values stay Outputs inside the spec: each is serialized on its own, so a secret stays one secret leaf
         # (and an unknown one leaf) instead of turning the whole pod spec secret (or unknown).
@@ -278,16 +307,48 @@ class Service(pulumi.ComponentResource):
         self.pod_template = spec.apply(lambda s: {"metadata": {"labels": labels(service)}, "spec": s})
         self.deployment = None
         if config.kind == "deployment":
-            self._deployment(name, service, config, namespace, target_group, addons, k8s_opts)
+            self._deployment(name, service, config, namespace, target_group, addons, policies, k8s_opts)
         self._network_policy(name, service, config, namespace, alb_cidrs, k8s_opts)
         self.register_outputs(
             {
                 "repository_url": self.repository_url,
                 "image": self.image,
-                "role_arn": self.role.role_arn,
+                "role_arn": self.role_arn,
                 "service_account": service,
+                "secret_arns": self.secret_arns,
             }
         )
+
+    def _secrets(
+        self, name: str, service: str, cfg: ServiceConfig, key: aws.kms.Key, protect: bool, region: str
+    ) -> aws.iam.RolePolicy:
+        """One secret per ``secrets`` entry, without a value (set out of band, so it never passes through Pulumi's
+        state), rotated by its Lambda when one is named; the role's policy to read exactly those secrets."""
+        for secret, options in cfg.secrets.items():
+            resource = secret_resource_name(name, secret)
+            created = aws.secretsmanager.Secret(
+                resource,
+                description=f"{name}: {secret} of the {service} service; its value is set out of band",
+                kms_key_id=key.arn,
+                recovery_window_in_days=30 if protect else 0,
+                tags={"keel.dev/service": service, "keel.dev/secret": secret},
+                opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
+            )
+            if options.rotate_with is not None:
+                aws.secretsmanager.SecretRotation(
+                    resource,
+                    secret_id=created.arn,
+                    rotation_lambda_arn=options.rotate_with,
+                    rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                        automatically_after_days=options.every_days
+                    ),
+                    # the secret has no value until one is put: the first rotation waits for its schedule
+                    rotate_immediately=False,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            self.secrets[secret] = created
+            self.secret_arns[secret] = created.arn
+        return grant_secret_read("secrets", self.role.role, list(self.secret_arns.values()), key.arn, region)
 
     def _image(self, name: str, cfg: ServiceConfig, project_root: str, ctx: context.AwsContext) -> pulumi.Output[str]:
         if cfg.image is not None:
@@ -325,8 +386,10 @@ class Service(pulumi.ComponentResource):
         namespace: str,
         target_group: aws.lb.TargetGroup | None,
         addons: ClusterAddons,
+        policies: Sequence[pulumi.Resource],
         k8s_opts: pulumi.ResourceOptions,
     ) -> None:
+        """``policies``: the role's grants, which the pods need from their first start."""
         meta: Any = {"name": service, "namespace": namespace, "labels": labels(service)}
         selector = {"matchLabels": labels(service)}
         autoscaled = cfg.scale_on is not None
@@ -345,7 +408,7 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self.service_account, self.role],
+                    depends_on=[self.service_account, self.role, *policies],
                     # the autoscaler owns the replica count (issue: scaling) when the service scales
                     ignore_changes=["spec.replicas"] if autoscaled else None,
                 ),

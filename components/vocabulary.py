@@ -73,3 +73,34 @@ def grants(caches: Iterable[str], *, email: bool, database: bool) -> set[str]:
     if database:
         out.add(DATABASE_GRANT)
     return out
+
+
+#: Suffixes of the environment variables keel sets for the database and the caches (``components.platform``).
+DATABASE_VARIABLES = ("HOST", "PORT", "NAME", "SECRET_ARN", "SSLMODE")
+CACHE_VARIABLES = ("HOST", "PORT", "TLS", "CLUSTER_MODE", "AUTH_SECRET_ARN")
+#: What every service's pods get, whatever their grants (the OpenTelemetry exporter's come with ``metricsPort``).
+SERVICE_VARIABLES = ("AWS_REGION", "SERVICE_NAME")
+
+
+def grant_variables(grant: str) -> tuple[str, ...]:
+    """The environment variables a grant gives a service's pods: where the granted resource is, never a secret
+    value (``components.platform`` sets them; ``uploads:read`` -> ``BUCKET_UPLOADS``)."""
+    target, _, _access = grant.partition(":")
+    if grant in BUCKET_GRANTS:
+        return (f"BUCKET_{target.upper()}",)
+    if grant == EMAIL_GRANT:
+        return ("SES_CONFIGURATION_SET", "SES_IDENTITY")
+    if grant == DATABASE_GRANT:
+        return tuple(f"DATABASE_{v}" for v in DATABASE_VARIABLES)
+    return tuple(f"{cache_prefix(target)}_{v}" for v in CACHE_VARIABLES)
+
+
+def cache_prefix(cache: str) -> str:
+    """The prefix of a cache's environment variables (``forecast-queue`` -> ``REDIS_FORECAST_QUEUE``)."""
+    return f"REDIS_{cache.upper().replace('-', '_')}"
+
+
+def secret_variable(name: str) -> str:
+    """The environment variable holding the ARN of a service's own secret ``name`` (``keel:services.<s>.secrets``):
+    ``STRIPE_KEY`` -> ``STRIPE_KEY_SECRET_ARN``. The value itself never reaches the pod spec."""
+    return f"{name}_SECRET_ARN"

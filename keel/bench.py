@@ -1,4 +1,4 @@
-"""Benchmark ``keel preview`` against the SDK floor of DESIGN.md (run by ``make bench``; never a test).
+"""Benchmark ``keel preview`` against the SDK floor (budget: 1.5 times it). Run by ``make bench``, never a test.
 
 Usage::
 

@@ -10,8 +10,18 @@ Creates or brings into line (a second run changes nothing and says so):
   a policy denying non-TLS requests, a lifecycle expiring old state versions after 90 days and aborting incomplete
   uploads; an existing bucket owned by another account, or one without versioning, is refused, never changed;
 - a KMS key with rotation and the alias ``alias/keel-pulumi-secrets`` for Pulumi's secrets provider;
-- with ``--github-repo``: the GitHub OIDC provider and one deploy role per stack (``keel-deploy-<stack>``) that only
-  that repository's workflows, running in the GitHub environment named after the stack, may assume.
+- with ``--github-repo``, for every stack (every ``Pulumi.<stack>.yaml``) the roles its workflows assume, and the
+  GitHub OIDC provider they trust:
+
+  - ``keel-deploy-<stack>`` (deploy.yml): only that repository's workflows running in the GitHub environment named
+    after the stack may assume it. Its permissions are the account's to attach (keel attaches none);
+  - ``keel-preview-<stack>`` (preview.yml, drift.yml): read-only. Trusted by that repository's ``pull_request``
+    runs of preview.yml and by drift.yml on ``main``, never in an environment, so a preview never gets a deploy
+    role. It gets AWS's ``ReadOnlyAccess`` (a refresh reads every resource the program manages, and the program's
+    lookups) and an inline policy, :func:`preview_policy`: read the state bucket, decrypt with the secrets key (the
+    state objects are SSE-KMS with it and Pulumi's ``awskms`` secrets provider decrypts the stack's data key with it),
+    read the stack's own Secrets Manager values (a refresh reads each ``SecretVersion``), and no object of any other
+    bucket (``ReadOnlyAccess`` would read the app's uploads).
 
 It honours the standard AWS environment (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``) and prints the
 ``pulumi login`` and ``pulumi stack init`` commands to run next.
@@ -31,6 +41,12 @@ from botocore.exceptions import ClientError
 from components.documents import deny_insecure_transport
 
 ALIAS = "alias/keel-pulumi-secrets"
+#: The branch the workflows deploy from and the drift workflow runs on (``on.push.branches`` of deploy.yml).
+DEFAULT_BRANCH = "main"
+#: The managed policy of the preview roles: read every resource's configuration (what ``pulumi refresh`` reads).
+READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+#: The name of the preview roles' inline policy.
+PREVIEW_INLINE = "keel-preview"
 GITHUB_OIDC = "token.actions.githubusercontent.com"
 #: GitHub's OIDC certificate thumbprints (IAM no longer checks them for this provider, but the API requires one).
 GITHUB_THUMBPRINTS = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"]
@@ -48,6 +64,9 @@ class Result:
     region: str
     key_arn: str = ""
     roles: dict[str, str] = field(default_factory=dict)
+    """The deploy role's ARN by stack."""
+    preview_roles: dict[str, str] = field(default_factory=dict)
+    """The read-only preview role's ARN by stack."""
     changes: list[str] = field(default_factory=list)
 
     def commands(self, stacks: Sequence[str]) -> list[str]:
@@ -74,6 +93,34 @@ def lifecycle() -> dict[str, Any]:
     }
 
 
+def deploy_role(stack: str) -> str:
+    """The role deploy.yml assumes for ``stack``."""
+    return f"keel-deploy-{stack}"
+
+
+def preview_role(stack: str) -> str:
+    """The read-only role preview.yml and drift.yml assume for ``stack``."""
+    return f"keel-preview-{stack}"
+
+
+def _github(account: str, sid: str, equals: dict[str, str], like: dict[str, str] | None = None) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "StringEquals": {
+            f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+            **{f"{GITHUB_OIDC}:{k}": v for k, v in equals.items()},
+        }
+    }
+    if like:
+        condition["StringLike"] = {f"{GITHUB_OIDC}:{k}": v for k, v in like.items()}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{GITHUB_OIDC}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": condition,
+    }
+
+
 def deploy_trust(account: str, repo: str, stack: str) -> dict[str, Any]:
     """Only workflows of ``repo`` running in the GitHub environment ``stack`` may assume the role."""
     return {
@@ -94,6 +141,74 @@ def deploy_trust(account: str, repo: str, stack: str) -> dict[str, Any]:
     }
 
 
+def preview_trust(account: str, repo: str) -> dict[str, Any]:
+    """``repo``'s pull requests running preview.yml, and drift.yml on :data:`DEFAULT_BRANCH`; no environment.
+
+    ``sub`` says which event and ref (``repo:R:pull_request``; a scheduled or dispatched run on main is
+    ``repo:R:ref:refs/heads/main``), ``job_workflow_ref`` which workflow file (STS has checked GitHub's
+    provider-specific claims since 2026). A same-repository pull request runs its own copy of preview.yml, so
+    the workflow pin keeps other workflows out, not a pull request's author: anyone who may push a branch may
+    read what this role reads. Fork pull requests get no OIDC token at all."""
+    workflows = f"{repo}/.github/workflows"
+    branch = f"refs/heads/{DEFAULT_BRANCH}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _github(
+                account,
+                "PullRequestPreviews",
+                {"sub": f"repo:{repo}:pull_request"},
+                {"job_workflow_ref": f"{workflows}/preview.yml@refs/pull/*"},
+            ),
+            _github(
+                account,
+                "NightlyDrift",
+                {"sub": f"repo:{repo}:ref:{branch}", "job_workflow_ref": f"{workflows}/drift.yml@{branch}"},
+            ),
+        ],
+    }
+
+
+def preview_policy(account: str, bucket: str, key_arn: str, stack: str) -> dict[str, Any]:
+    """What ``pulumi preview --refresh`` of ``stack`` needs beyond ``ReadOnlyAccess``, and one thing it must not
+    have: the state (list and read the bucket's objects; ``ReadOnlyAccess`` has it too, this says so where the deny
+    below is carved), the secrets key (decrypt only: SSE-KMS state objects and the stack's encrypted data key), the
+    values of the stack's own secrets (tagged ``stack`` by the program's provider; a refresh reads each
+    ``SecretVersion``, whose value the state holds anyway), and no object of any other bucket."""
+    objects = f"arn:aws:s3:::{bucket}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListState", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Sid": "ReadState", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
+            {"Sid": "DecryptStateAndConfig", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn},
+            {
+                "Sid": "RefreshOwnSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:aws:secretsmanager:*:{account}:secret:*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/stack": stack}},
+            },
+            {
+                "Sid": "DecryptOwnSecrets",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": f"arn:aws:kms:*:{account}:key/*",
+                "Condition": {
+                    "StringEquals": {"aws:ResourceTag/stack": stack},
+                    "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
+                },
+            },
+            {
+                "Sid": "NoOtherObjects",
+                "Effect": "Deny",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "NotResource": objects,
+            },
+        ],
+    }
+
+
 def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
@@ -106,13 +221,14 @@ class Bootstrap:
         self.iam = session.client("iam", region_name=region, config=CLIENT_CONFIG)
         self.account = session.client("sts", region_name=region, config=CLIENT_CONFIG).get_caller_identity()["Account"]
 
-    def run(self, bucket: str, github_repo: str | None = None, stacks: Sequence[str] = ("dev", "prod")) -> Result:
+    def run(self, bucket: str, github_repo: str | None = None, stacks: Sequence[str] = ()) -> Result:
+        """``stacks``: the stacks to make roles for with ``github_repo`` (the CLI passes every stack file's)."""
         result = Result(bucket=bucket, region=self.region)
         try:
             result.key_arn = self._key(result)
             self._bucket(bucket, result)
             if github_repo:
-                self._github(github_repo, stacks, result)
+                self._github(bucket, github_repo, stacks, result)
         except ClientError as err:
             operation = err.operation_name
             if _code(err) in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
@@ -216,7 +332,7 @@ class Bootstrap:
 
     # ------------------------------------------------------------------ GitHub
 
-    def _github(self, repo: str, stacks: Sequence[str], result: Result) -> None:
+    def _github(self, bucket: str, repo: str, stacks: Sequence[str], result: Result) -> None:
         provider_arn = f"arn:aws:iam::{self.account}:oidc-provider/{GITHUB_OIDC}"
         existing = {p["Arn"] for p in self.iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]}
         if provider_arn not in existing:
@@ -225,22 +341,50 @@ class Bootstrap:
             )
             result.changes.append("created the GitHub OIDC provider")
         for stack in stacks:
-            name = f"keel-deploy-{stack}"
-            trust = deploy_trust(self.account, repo, stack)
-            try:
-                role = self.iam.get_role(RoleName=name)["Role"]
-                current = role["AssumeRolePolicyDocument"]
-                current = json.loads(current) if isinstance(current, str) else current
-                if current != trust:
-                    self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
-                    result.changes.append(f"restricted the trust of role {name}")
-            except ClientError as err:
-                if _code(err) != "NoSuchEntity":
-                    raise
-                role = self.iam.create_role(
-                    RoleName=name,
-                    AssumeRolePolicyDocument=json.dumps(trust),
-                    Description=f"keel: deploys the {stack} stack from {repo}",
-                )["Role"]
-                result.changes.append(f"created role {name}")
-            result.roles[stack] = str(role["Arn"])
+            result.roles[stack] = self._role(
+                deploy_role(stack),
+                deploy_trust(self.account, repo, stack),
+                f"keel: deploys the {stack} stack from {repo}",
+                result,
+            )
+            name = preview_role(stack)
+            result.preview_roles[stack] = self._role(
+                name,
+                preview_trust(self.account, repo),
+                f"keel: previews and drift checks of the {stack} stack from {repo} (read-only)",
+                result,
+            )
+            attached = self.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+            if READ_ONLY_POLICY not in {p["PolicyArn"] for p in attached}:
+                self.iam.attach_role_policy(RoleName=name, PolicyArn=READ_ONLY_POLICY)
+                result.changes.append(f"attached ReadOnlyAccess to role {name}")
+            wanted = preview_policy(self.account, bucket, result.key_arn, stack)
+            current = self._get(
+                lambda n=name: self.iam.get_role_policy(RoleName=n, PolicyName=PREVIEW_INLINE)["PolicyDocument"]
+            )
+            if isinstance(current, str):
+                current = json.loads(current)
+            if current != wanted:
+                self.iam.put_role_policy(RoleName=name, PolicyName=PREVIEW_INLINE, PolicyDocument=json.dumps(wanted))
+                result.changes.append(
+                    f"{'set' if current is None else 'restored'} the state and secrets access of role {name}"
+                )
+
+    def _role(self, name: str, trust: dict[str, Any], description: str, result: Result) -> str:
+        """Create role ``name`` with ``trust``, or bring its trust back to ``trust``; its ARN."""
+        try:
+            role = self.iam.get_role(RoleName=name)["Role"]
+        except ClientError as err:
+            if _code(err) != "NoSuchEntity":
+                raise
+            role = self.iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description
+            )["Role"]
+            result.changes.append(f"created role {name}")
+            return str(role["Arn"])
+        current = role["AssumeRolePolicyDocument"]
+        current = json.loads(current) if isinstance(current, str) else current
+        if current != trust:
+            self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            result.changes.append(f"restricted the trust of role {name}")
+        return str(role["Arn"])

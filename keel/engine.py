@@ -4,7 +4,7 @@ Usage::
 
     preview = engine.run("prod")                 # Preview: steps, stack outputs
     engine.run("prod", config_file=Path("my.yaml"))   # prod with the config of my.yaml (`--config-file`)
-    preview.to_json()                            # the `pulumi preview --json` shape (DESIGN.md)
+    preview.to_json()                            # the `pulumi preview --json` shape
 
 How: the program (``__main__.py``) runs exactly as the Python language host runs it, in
 ``pulumi.runtime.run_in_stack``, but against :class:`RecordingMonitor` instead of the engine. The monitor

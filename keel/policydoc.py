@@ -1,12 +1,14 @@
 """The README's table of policies: every policy of the pack by service, with the level and thresholds each stack's
-policy config gives it, as the engine reconciles them, and why a policy does not block where it does not.
+policy config gives it (a column per ``Pulumi.<stack>.yaml``, found, never listed), as the engine reconciles them,
+and why a policy does not block where it does not.
 
 ``python -m keel.policydoc`` prints the section; ``python -m keel.policydoc --write`` puts it into README.md
 between the ``policies:begin`` and ``policies:end`` markers. A test keeps the README equal to it.
 
 Levels come from the pack itself (``GetAnalyzerInfo`` of a started pack) and ``policies/config.<stack>.json``
 through :func:`keel.policy.reconcile`, the same path ``keel policy`` takes, so the table cannot drift from what
-the gate does."""
+the gate does. Reasons are given per kind of stack (``keel:environment``), so a stack copied from another of its
+kind, with the same policy config, needs no new reason."""
 
 from __future__ import annotations
 
@@ -19,15 +21,28 @@ from typing import Any
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2
 
-from keel import policy
+from keel import policy, stackfiles
 
-STACKS = ("prod", "dev")
+#: Columns in this order: the strictest kind of stack first; stacks of one kind by name.
+ENVIRONMENT_ORDER = ("prod", "staging", "dev")
 BEGIN, END = "<!-- policies:begin -->", "<!-- policies:end -->"
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-#: Why a policy does not block on a stack: every (stack, policy) whose level is not mandatory needs a line here,
-#: and a line for a mandatory one is an error (it went stale).
+#: Why a policy does not block in a kind of stack, by (``keel:environment``, policy): every (stack, policy) whose
+#: level is not mandatory needs the line of its stack's environment, and a line no stack of that environment needs
+#: is an error (it went stale).
 REASONS: dict[tuple[str, str], str] = {
+    ("staging", "aws-backup-plan-copies-to-another-region"): (
+        "staging has no `copyRegion`: a second region's copy of every recovery point is disaster recovery, and "
+        "staging's data is not worth its storage and cross-region transfer"
+    ),
+    ("staging", "aws-rds-backups-replicated-to-another-region"): (
+        "no `copyRegion` in staging: its automated backups stay in its own region"
+    ),
+    ("staging", "aws-rds-instance-multi-az"): (
+        "staging's database is single-AZ, half the instance and storage cost; Multi-AZ keeps the endpoint, so "
+        "staging loses availability in a zone outage, not what a release is rehearsed against"
+    ),
     ("dev", "aws-alb-deletion-protection"): "dev's load balancer goes with the stack when it is torn down",
     ("dev", "aws-alb-waf-associated"): "dev carries no customer traffic; the web ACL and its rules cost ~$10 a month",
     ("dev", "aws-backup-plan-copies-to-another-region"): "dev data is rebuilt, not restored; no `copyRegion`",
@@ -67,10 +82,21 @@ def service(name: str) -> str:
     return parts[1] if parts[0] == "aws" else parts[0]
 
 
-def levels(info: Any, root: Path) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+def stacks(root: Path) -> dict[str, str]:
+    """``{stack: its keel:environment}`` for every ``Pulumi.<stack>.yaml`` at ``root``, strictest kind first."""
+    project = stackfiles.load_project(root)
+    found = {
+        stack: stackfiles.load_config(root, stack, project)[0].get("keel:environment", "")
+        for stack in stackfiles.stacks(root)
+    }
+    rank = {env: i for i, env in enumerate(ENVIRONMENT_ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (rank.get(item[1], len(rank)), item[0])))
+
+
+def levels(info: Any, root: Path, names: Sequence[str]) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
     """``{stack: {policy: (level, the properties the stack's file sets)}}``."""
     out: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
-    for stack in STACKS:
+    for stack in names:
         settings = policy.load_config(policy.config_file(stack, root / "policies"))
         reconciled = policy.reconcile(info, settings)
         out[stack] = {
@@ -92,43 +118,67 @@ def _cell(level: str, properties: Mapping[str, Any]) -> str:
     return f"{level} ({shown})"
 
 
-def render(info: Any, by_stack: Mapping[str, Mapping[str, tuple[str, dict[str, Any]]]]) -> str:
+def _summary(stack: str, by_policy: Mapping[str, tuple[str, dict[str, Any]]]) -> str:
+    relaxed = sum(level != "mandatory" for level, _ in by_policy.values())
+    return f"{stack}: every policy blocks" if not relaxed else f"{stack}: all but {relaxed} block"
+
+
+def render(
+    info: Any,
+    by_stack: Mapping[str, Mapping[str, tuple[str, dict[str, Any]]]],
+    environments: Mapping[str, str],
+) -> str:
+    """The section: ``by_stack`` in column order, ``environments`` each stack's ``keel:environment``."""
     policies: Sequence[Any] = sorted(info.policies, key=lambda p: (service(p.name), p.name))
+    names = list(by_stack)
     lines = [
         BEGIN,
         "",
-        f"{len(policies)} policies. Prod's config sets `all: mandatory`: every policy blocks there. Dev's keeps "
-        "security the same and relaxes only what costs money or stops a teardown; each exception below says why.",
+        f"{len(policies)} policies, a column per stack (its `policies/config.<stack>.json`): "
+        + "; ".join(_summary(stack, by_stack[stack]) for stack in names)
+        + ". Security is the same everywhere; what does not block costs money or stops a teardown, and says why "
+        "below (the reasons are per `keel:environment`).",
         "",
-        "| service | policy | holds | prod | dev |",
-        "| --- | --- | --- | --- | --- |",
+        "| service | policy | holds | " + " | ".join(names) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
     for p in policies:
-        cells = [_cell(*by_stack[stack][p.name]) for stack in ("prod", "dev")]
+        cells = [_cell(*by_stack[stack][p.name]) for stack in names]
         lines.append(
-            f"| {service(p.name)} | `{p.name}` | {p.description.replace('|', '/')} | {cells[0]} | {cells[1]} |"
+            f"| {service(p.name)} | `{p.name}` | {p.description.replace('|', '/')} | " + " | ".join(cells) + " |"
         )
     lines += ["", "Not mandatory, and why:", ""]
-    for stack in STACKS:
+    for stack in names:
         for p in policies:
             level = by_stack[stack][p.name][0]
             if level != "mandatory":
-                lines.append(f"- {stack}, `{p.name}` ({level}): {REASONS.get((stack, p.name), 'NO REASON GIVEN')}.")
+                reason = REASONS.get((environments[stack], p.name), "NO REASON GIVEN")
+                lines.append(f"- {stack}, `{p.name}` ({level}): {reason}.")
     lines += ["", END]
     return "\n".join(lines)
 
 
-def problems(info: Any, by_stack: Mapping[str, Mapping[str, tuple[str, dict[str, Any]]]]) -> list[str]:
-    """Reasons missing for a non-mandatory policy, or kept for a mandatory one."""
+def problems(
+    by_stack: Mapping[str, Mapping[str, tuple[str, dict[str, Any]]]], environments: Mapping[str, str]
+) -> list[str]:
+    """Reasons missing for a non-mandatory policy, or kept where every stack of the environment has it mandatory."""
     out = []
-    for stack in STACKS:
-        for name, (level, _) in by_stack[stack].items():
-            if level != "mandatory" and (stack, name) not in REASONS:
-                out.append(f"{stack}: {name} is {level} without a reason in keel/policydoc.py REASONS")
+    needed: set[tuple[str, str]] = set()
+    for stack, by_policy in by_stack.items():
+        env = environments[stack]
+        for name, (level, _) in by_policy.items():
+            if level == "mandatory":
+                continue
+            needed.add((env, name))
+            if (env, name) not in REASONS:
+                out.append(
+                    f"{stack}: {name} is {level} without a reason for keel:environment {env!r} in keel/policydoc.py "
+                    "REASONS"
+                )
     out += [
-        f"{stack}: {name} is mandatory; drop its stale reason"
-        for (stack, name) in REASONS
-        if by_stack.get(stack, {}).get(name, ("mandatory",))[0] == "mandatory"
+        f"{env}: {name} is mandatory in every {env} stack; drop its stale reason"
+        for (env, name) in REASONS
+        if (env, name) not in needed
     ]
     return out
 
@@ -140,8 +190,9 @@ def section(root: Path = policy.PACK_DIR.parent) -> tuple[str, list[str]]:
         info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=policy.CALL_TIMEOUT)
     finally:
         pack.close()
-    by_stack = levels(info, root)
-    return render(info, by_stack), problems(info, by_stack)
+    environments = stacks(root)
+    by_stack = levels(info, root, list(environments))
+    return render(info, by_stack, environments), problems(by_stack, environments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "344 resources to create" in out
+    assert "350 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "1"
@@ -105,7 +105,7 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(
     assert doc["steps"] == preview("prod").to_json()["steps"]  # another run, the same preview
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 344}
+    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 350}
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -165,7 +165,7 @@ def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]
         "kubernetes:monitoring.coreos.com/v1:PodMonitor",
         "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
     }
-    assert len(dev_types) == 304
+    assert len(dev_types) == 310
 
 
 def test_unknown_stack_lists_the_stacks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,7 +320,116 @@ def test_console_script_exit_codes_without_traceback(project: Path) -> None:
         check=False,
     )
     assert (ok.returncode, ok.stderr) == (0, "")  # nothing but the document: no warnings, no noise
-    assert json.loads(ok.stdout)["changeSummary"] == {"create": 304}
+    assert json.loads(ok.stdout)["changeSummary"] == {"create": 310}
     usage = subprocess.run([str(script), "preview"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2
     assert "the following arguments are required: stack" in usage.stderr
+
+
+def test_validate_a_valid_stack_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """`keel validate` reads the stack file and the policy config as `keel preview` does (the same flags)."""
+    assert keel(capsys, "validate", "prod", *fixture_flags("prod")) == (0, "prod: valid\n", "")
+    assert keel(capsys, "validate", "dev", *fixture_flags("dev")) == (0, "dev: valid\n", "")
+
+
+def test_validate_reports_every_problem_at_once_with_previews_messages(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Config problems (all of them, the messages `keel preview` prints) and the policy config's problem, together;
+    exit 2."""
+    (project / "Pulumi.bad.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  keel:environment: dev\n"
+        "  keel:network: {cidr: 10.0.0.0/33, availabilityZones: 9}\n"
+        "  keel:database: {instanceClass: db.r6g.xlarg}\n"
+    )
+    code, out, err = keel(capsys, "validate", "bad")
+    assert (code, out) == (2, "")
+    config, policy = err.split("\nerror: ")
+    assert config == (
+        "error: stack 'bad': invalid stack config (3 problem(s)):\n"
+        "  - keel:network.cidr: got '10.0.0.0/33'; expected an RFC 1918 IPv4 block (10.0.0.0/8, 172.16.0.0/12, "
+        "192.168.0.0/16) with a prefix from /16 to /20\n"
+        "  - keel:network.availabilityZones: got 9; allowed: 2 to 6\n"
+        "  - keel:database.instanceClass: got 'db.r6g.xlarg'; not an RDS instance class keel accepts (families t4g, "
+        "t3, m6g, m7g, m6i, m7i, r6g, r7g, r6i, r7i); did you mean 'db.r6g.xlarge'?"
+    )
+    assert policy.startswith(f"{project / 'policies' / 'config.bad.json'}: no such file; every stack needs its")
+    code, _, preview_err = keel(capsys, "preview", "bad", "--no-policy")
+    assert (code, preview_err) == (2, config + "\n")  # the same messages as the program's
+
+
+def test_validate_checks_the_policy_config_against_the_packs_schemas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's policy config is reconciled with the pack's own policies and schemas, as the engine does, without
+    starting the pack: a misspelt policy, a bad level and a property its schema refuses are each an error."""
+    settings = json.loads(policy_config_file("prod").read_text())
+    flags = ["--config-file", str(stack_file("prod")), "--policy-pack-config", str(tmp_path / "p.json")]
+    for change, message in (
+        ({"aws-rds-instance-multi-azz": "mandatory"}, "policy config names 'aws-rds-instance-multi-azz', which the"),
+        ({"aws-rds-instance-multi-az": "blocking"}, "got enforcement level 'blocking'; allowed: "),
+        ({"aws-rds-instance-backup-retention": {"minimumDays": "seven"}}, "minimumDays: 'seven' is not of type"),
+    ):
+        (tmp_path / "p.json").write_text(json.dumps({**settings, **change}))
+        code, out, err = keel(capsys, "validate", "prod", *flags)
+        assert (code, out) == (2, "")
+        assert err.startswith("error: ") and message in err, err
+    (tmp_path / "p.json").write_text("{not json")
+    code, _, err = keel(capsys, "validate", "prod", *flags)
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'p.json'}: not valid JSON")
+
+
+def test_validate_builds_the_packs_own_analyzer_info_in_process() -> None:
+    """`keel validate` builds the pack's AnalyzerInfo without serving the pack; it is the one the pack's server
+    answers with (policies, levels, schemas, initial config)."""
+    from google.protobuf import empty_pb2
+
+    from keel import cli, policy
+
+    pack = policy.Pack(ROOT / "policies")
+    try:
+        served = pack.stub.GetAnalyzerInfo(empty_pb2.Empty())
+    finally:
+        pack.close()
+    assert cli._pack_info(ROOT / "policies") == served
+
+
+def test_validate_unknown_stack_and_missing_files_are_usage_errors(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert keel(capsys, "validate", "qa") == (2, "", "error: unknown stack 'qa'; stacks in this project: dev\n")
+    missing = project / "missing.yaml"
+    assert keel(capsys, "validate", "dev", "--config-file", str(missing)) == (
+        2,
+        "",
+        f"error: --config-file {missing}: no such file\n",
+    )
+
+
+def test_validate_runs_no_program_and_imports_no_provider_sdk() -> None:
+    """`keel validate prod` in a fresh interpreter: valid, and neither the provider SDKs nor the engine's program
+    were loaded (the budget is about a second; README has the measurement)."""
+    code = (
+        "import sys\n"
+        "from keel.cli import main\n"
+        "code = main(['validate', 'prod'])\n"
+        "loaded = sorted(m for m in ('pulumi_aws', 'pulumi_eks', 'pulumi_kubernetes', 'pulumi_docker', 'keel.engine')"
+        " if m in sys.modules)\n"
+        "print(code, loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+
+
+def test_version_names_keel_and_the_sdks(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == f"keel {metadata.version('keel')}"
+    for name in ("pulumi", "pulumi-aws", "pulumi-eks", "pulumi-kubernetes", "pulumi-policy", "botocore"):
+        assert f"{name} {metadata.version(name)}" in second.split(", ")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import botocore
 import pytest
 
 from components.config import ConfigError, NodeGroupConfig, StackConfig, validate
@@ -37,6 +38,8 @@ ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 # ------------------------------------------------------------------------------------------ config rules
 
 GENERAL = {"instanceTypes": ["m5.xlarge"], "minSize": 2, "maxSize": 4}
+#: The botocore whose EC2 model lists the instance types (the messages name it).
+BOTOCORE = botocore.__version__
 GPU = {"instanceTypes": ["g4dn.xlarge"], "capacityType": "SPOT", "minSize": 0, "maxSize": 1, "gpu": True}
 
 
@@ -94,8 +97,20 @@ CLUSTER_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "malformed instance type",
         group(instanceTypes=["m5 xlarge"]),
-        "keel:cluster.nodeGroups.general.instanceTypes: got 'm5 xlarge'; expected an EC2 instance type such as "
-        "'m5.xlarge'",
+        f"keel:cluster.nodeGroups.general.instanceTypes: got 'm5 xlarge'; not an EC2 instance type (botocore "
+        f"{BOTOCORE}'s list); did you mean 'm5.xlarge'?",
+    ),
+    (
+        "unknown instance type",
+        group(instanceTypes=["m5.xlarge", "m5.huge"]),
+        f"keel:cluster.nodeGroups.general.instanceTypes: got 'm5.huge'; not an EC2 instance type (botocore "
+        f"{BOTOCORE}'s list); did you mean 'm5.large'?",
+    ),
+    (
+        "nothing like an instance type",
+        group(instanceTypes=["big"]),
+        f"keel:cluster.nodeGroups.general.instanceTypes: got 'big'; not an EC2 instance type (botocore "
+        f"{BOTOCORE}'s list); for example 'm5.xlarge'",
     ),
     (
         "gpu group without gpu flag",

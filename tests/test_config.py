@@ -110,8 +110,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "unknown environment",
-        {"keel:environment": "staging"},
-        "keel:environment: got 'staging'; allowed: 'dev' or 'prod'",
+        {"keel:environment": "qa"},
+        "keel:environment: got 'qa'; allowed: 'dev', 'staging' or 'prod'",
     ),
     (
         "reserved tag",
@@ -210,3 +210,154 @@ def test_the_stacks_differ_as_designed() -> None:
     prod = validate("prod", stackfiles.load_config(ROOT, "prod", project, path=stack_file("prod"))[0])
     assert (dev.network.availability_zones, dev.network.nat_gateways, dev.protect) == (2, "Single", False)
     assert (prod.network.availability_zones, prod.network.nat_gateways, prod.protect) == (3, "OnePerAz", True)
+
+
+# ---------------------------------------------------------------- environments
+
+
+def test_every_environment_says_what_it_holds() -> None:
+    """`keel:environment` admits exactly the kinds ENVIRONMENTS describes (CASES: any other is refused)."""
+    from typing import get_args
+
+    from components.config.stack import ENVIRONMENTS, Environment
+
+    assert tuple(ENVIRONMENTS) == get_args(Environment) == ("dev", "staging", "prod")
+
+
+def test_staging_is_held_to_prod_but_a_zone_and_a_region() -> None:
+    """The tests' dev stack (every protection off, one NAT, single-AZ, no replicas) judged as each environment: dev
+    passes; staging is refused everything prod is except the NAT per zone, the Multi-AZ database and the copy
+    region, and each message names the key, the value, the environment and what it allows."""
+    from components.config.stack import holding
+
+    raw = stackfiles.load_config(ROOT, "dev", stackfiles.load_project(ROOT), path=stack_file("dev"))[0]
+    problems: dict[str, list[str]] = {}
+    for env in ("dev", "staging", "prod"):
+        try:
+            validate("t", {**raw, "keel:environment": env})
+            problems[env] = []
+        except ConfigError as err:
+            problems[env] = err.problems
+    assert problems["dev"] == []
+    zone_and_region = [
+        "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' (or set "
+        "keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)",
+        "keel:database.multiAz: got false in a prod stack; allowed: true",
+        "keel:backup.copyRegion: missing in a prod stack; allowed: a second region for disaster recovery",
+    ]
+    assert [
+        p.replace(" a staging stack", " a prod stack").replace("(staging ", "(prod ") for p in problems["staging"]
+    ] == [p for p in problems["prod"] if p not in zone_and_region]
+    assert problems["staging"][:3] == [
+        "keel:protect: got false in a staging stack; allowed: true (staging stateful resources are always protected)",
+        "keel:cluster.deletionProtection: got false in a staging stack; allowed: true",
+        "keel:database.deletionProtection: got false in a staging stack; allowed: true",
+    ]
+    assert (
+        "keel:backup.vaultLock: missing in a staging stack; allowed: {mode: governance} or {mode: compliance}"
+        in (problems["staging"])
+    )
+    assert holding("survives_a_zone") == holding("survives_a_region") == ["prod"]
+    assert holding("protected") == ["staging", "prod"]
+
+
+def test_staging_takes_one_nat_a_single_az_database_and_no_copy_region() -> None:
+    raw = {
+        **PROD,
+        "keel:environment": "staging",
+        **network(natGateways="Single"),
+        "keel:backup": json.dumps({"vaultLock": {"mode": "governance"}}),
+    }
+    cfg = validate("staging", raw)
+    assert (cfg.network.nat_gateways, cfg.backup and cfg.backup.copy_region) == ("Single", None)
+    assert cfg.all_tags["environment"] == "staging"
+    with pytest.raises(ConfigError) as caught:
+        validate("staging", {**raw, "keel:backup": "{}"})
+    assert caught.value.problems == [
+        "keel:backup.vaultLock: missing in a staging stack; allowed: {mode: governance} or {mode: compliance}"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        validate("staging", {k: v for k, v in raw.items() if k != "keel:backup"})
+    assert caught.value.problems == ["keel:backup: missing in a staging stack; set keel:backup.vaultLock"]
+
+
+def _stack_types(path: Any) -> tuple[set[str], set[str], set[str]]:
+    """The EC2 instance types, RDS classes and ElastiCache node types a stack file names."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text())["config"]
+    groups = (config.get("keel:cluster") or {}).get("nodeGroups", {}).values()
+    return (
+        {t for group in groups for t in group.get("instanceTypes", [])},
+        {c for c in [(config.get("keel:database") or {}).get("instanceClass")] if c},
+        {c.get("nodeType") for c in (config.get("keel:caches") or {}).values() if c.get("nodeType")},
+    )
+
+
+def test_every_stack_files_types_and_classes_are_on_the_lists() -> None:
+    """The shipped stacks and the tests' stacks use only listed EC2 types, RDS classes and ElastiCache node types."""
+    from components.config import CACHE_NODE_TYPES, DB_INSTANCE_CLASSES, ec2_instance_types
+    from tests.helpers import STACKS
+
+    files = [ROOT / f"Pulumi.{s}.yaml" for s in stackfiles.stacks(ROOT)] + sorted(STACKS.glob("Pulumi.*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        ec2, db, cache = _stack_types(path)
+        assert ec2 and ec2 <= ec2_instance_types()[1], path
+        assert db <= set(DB_INSTANCE_CLASSES) and cache <= set(CACHE_NODE_TYPES), path
+
+
+def test_the_lists_say_where_they_come_from() -> None:
+    """EC2: botocore's own model, named with its version. RDS: each class is a size EC2 has (``db.`` dropped) and
+    one the database tuning can size. ElastiCache: each type is in the node-type list botocore ships with the
+    ElastiCache API reference (the ``CacheNode`` shape's documentation)."""
+    import re
+
+    import botocore
+    import botocore.session
+
+    from components.config import CACHE_NODE_TYPES, DB_INSTANCE_CLASSES, ec2_instance_types
+    from components.database import memory_gib
+
+    session = botocore.session.get_session()
+    version, ec2 = ec2_instance_types()
+    assert version == botocore.__version__
+    assert ec2 == set(session.get_service_model("ec2").shape_for("InstanceType").enum)
+    assert len(DB_INSTANCE_CLASSES) == len(set(DB_INSTANCE_CLASSES)) == 76
+    for name in DB_INSTANCE_CLASSES:
+        assert name.removeprefix("db.") in ec2, name
+        assert memory_gib(name) >= 1
+    documented = session.get_service_model("elasticache").shape_for("CacheNode").documentation
+    assert len(CACHE_NODE_TYPES) == len(set(CACHE_NODE_TYPES)) == 34
+    assert set(CACHE_NODE_TYPES) <= set(re.findall(r"cache\.[a-z0-9]+\.[a-z0-9]+", documented))
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        (
+            {"database": {"instanceClass": "db.r6g.2xlarg"}},
+            "db.r6g.2xlarg",
+            "keel:database.instanceClass: got 'db.r6g.2xlarg'; not an RDS instance class keel accepts (families t4g, "
+            "t3, m6g, m7g, m6i, m7i, r6g, r7g, r6i, r7i); did you mean 'db.r6g.2xlarge'?",
+        ),
+        (
+            {"database": {"instanceClass": "db.t4g.nano"}},
+            "db.t4g.nano",
+            "keel:database.instanceClass: got 'db.t4g.nano'; not an RDS instance class keel accepts (families t4g, "
+            "t3, m6g, m7g, m6i, m7i, r6g, r7g, r6i, r7i); did you mean 'db.t4g.small'?",
+        ),
+        (
+            {"caches": {"queue": {"nodeType": "cache.m6g.larg"}}},
+            "cache.m6g.larg",
+            "keel:caches.queue.nodeType: got 'cache.m6g.larg'; not an ElastiCache node type keel accepts (families "
+            "t4g, t3, m6g, m7g, r6g, r7g); did you mean 'cache.m6g.large'?",
+        ),
+    ],
+    ids=["rds typo", "rds size the family lacks", "elasticache typo"],
+)
+def test_a_typo_in_a_class_is_refused_with_a_suggestion(section: dict[str, Any], value: str, message: str) -> None:
+    raw = {**PROD, **{f"keel:{k}": json.dumps(v) for k, v in section.items()}}
+    with pytest.raises(ConfigError) as caught:
+        validate("prod", raw)
+    assert message in caught.value.problems

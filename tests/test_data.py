@@ -58,7 +58,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "bad cache node type",
         stack(caches={"cache": {"nodeType": "m6g.large"}}),
-        "keel:caches.cache.nodeType: got 'm6g.large'; expected an ElastiCache node type such as 'cache.m6g.large'",
+        "keel:caches.cache.nodeType: got 'm6g.large'; not an ElastiCache node type keel accepts (families t4g, t3, "
+        "m6g, m7g, r6g, r7g); did you mean 'cache.m6g.large'?",
     ),
     (
         "bad cache name",
@@ -68,8 +69,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     (
         "bad instance class",
         stack(database={"instanceClass": "db.x1.huge"}),
-        "keel:database.instanceClass: got 'db.x1.huge'; expected an RDS class such as 'db.r6g.xlarge' (t4g, t3, m6g, "
-        "m7g, m6i, m7i, r6g, r7g, r6i or r7i)",
+        "keel:database.instanceClass: got 'db.x1.huge'; not an RDS instance class keel accepts (families t4g, t3, "
+        "m6g, m7g, m6i, m7i, r6g, r7g, r6i, r7i); for example 'db.r6g.xlarge'",
     ),
     (
         "unsupported engine",
@@ -519,6 +520,7 @@ def test_every_key_rotates_and_names_no_wildcard_principal(preview: Callable[[st
     p = preview("prod")
     keys = p.of_type("aws:kms/key:Key")
     assert sorted(k.name for k in keys) == [
+        "keel-prod-app-secrets",
         "keel-prod-backup",
         "keel-prod-backup-dr",
         "keel-prod-cache",

@@ -35,7 +35,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $1,961.95 -> $1,961.95 (+0.00)\n"
+        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $1,963.75 -> $1,963.75 (+0.00)\n"
     )
 
 
@@ -86,7 +86,7 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     assert "+- keel-prod-db  aws:rds/instance:Instance" in out
     assert "    kmsKeyId: " in out and "-> arn:aws:kms:us-east-1:123456789012:key/x  (forces replacement)" in out
     # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54
-    assert "Monthly cost: $1,961.95 -> $2,617.49 (+655.54)" in out
+    assert "Monthly cost: $1,963.75 -> $2,619.29 (+655.54)" in out
 
 
 def test_a_replacement_of_any_type_is_a_replace(prod: Doc) -> None:
@@ -211,7 +211,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **0** to update, **1** to replace, **0** to delete"
-    assert lines[4] == "Monthly cost: $1,961.95 → $1,961.95 (+0.00)"  # an engine change costs nothing here
+    assert lines[4] == "Monthly cost: $1,963.75 → $1,963.75 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to replace</summary>" in out

@@ -192,11 +192,14 @@ def test_the_reservation_facts_are_nodeadms() -> None:
 def test_every_gpu_type_a_stack_allows_is_one_keel_can_size() -> None:
     """The config check skips instance types without facts: none of the shipped or test stacks' GPU types may be
     one of them."""
-    for stack in ("prod", "dev"):
-        for source in (loaded(stack), dict(stackfiles.load_stack(ROOT, stack, stackfiles.load_project(ROOT)).config)):
-            cluster = json.loads(source["keel:cluster"])
-            for instance_type in cluster["nodeGroups"].get("gpu", {}).get("instanceTypes", []):
-                assert capacity.shape(instance_type) is not None, (stack, instance_type)
+    project = stackfiles.load_project(ROOT)
+    sources = [(f"tests/stacks {s}", loaded(s)) for s in ("prod", "dev")] + [
+        (stack, dict(stackfiles.load_stack(ROOT, stack, project).config)) for stack in stackfiles.stacks(ROOT)
+    ]
+    for stack, source in sources:
+        cluster = json.loads(source.get("keel:cluster", "{}"))
+        for instance_type in cluster.get("nodeGroups", {}).get("gpu", {}).get("instanceTypes", []):
+            assert capacity.shape(instance_type) is not None, (stack, instance_type)
 
 
 def with_trainer(stack: str, **resources: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pytest
 from keel import cli, policy
 from keel.engine import Preview
 from policies.rules import ALL
-from tests.helpers import policy_config, policy_config_file
+from tests.helpers import ROOT, policy_config, policy_config_file
 from tests.test_policy_pack import DELETE, KEEP_ONE_IMAGE, check_resource, check_stack, patch
 
 Doc = dict[str, Any]
@@ -871,11 +871,43 @@ def test_prod_config_makes_every_policy_mandatory() -> None:
 
 def test_readme_lists_every_policy_with_its_levels_and_reasons() -> None:
     """The README's table is what the pack and the stack configs say (regenerate: python -m keel.policydoc
-    --write), and every policy that does not block on a stack says why."""
-    from keel import policydoc
+    --write), a column per stack file found, and every policy that does not block on a stack says why."""
+    from keel import policydoc, stackfiles
 
     text, problems = policydoc.section()
     assert problems == []
     readme = policydoc.README.read_text()
     assert readme[readme.index(policydoc.BEGIN) : readme.index(policydoc.END) + len(policydoc.END)] == text
-    assert "| rds | `aws-rds-instance-multi-az` | Databases survive the loss of a zone. | mandatory | off |" in text
+    shipped = policydoc.stacks(ROOT)
+    assert sorted(shipped) == stackfiles.stacks(ROOT)
+    assert f"| service | policy | holds | {' | '.join(shipped)} |" in text
+    [row] = [line for line in text.splitlines() if line.startswith("| rds | `aws-rds-instance-multi-az` |")]
+    levels = [cell.strip() for cell in row.strip("|").split("|")][3:]
+    assert levels == [
+        "off" if policy_config_of(stack).get("aws-rds-instance-multi-az") == "disabled" else "mandatory"
+        for stack in shipped
+    ]
+
+
+def policy_config_of(stack: str) -> dict[str, Any]:
+    return dict(json.loads(policy.config_file(stack, ROOT / "policies").read_text()))
+
+
+def test_reasons_are_per_environment_so_a_copied_stack_needs_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reason covers every stack of its `keel:environment`: a fourth stack copied from one of its kind, with the
+    same policy config, adds a column and needs no new reason; a stack relaxing what its kind gives no reason for is
+    reported, and so is a reason no stack of the kind needs any more."""
+    from keel import policydoc
+
+    environments = policydoc.stacks(ROOT)
+    first = next(iter(environments))
+    kind = environments[first]
+    monkeypatch.setattr(policydoc, "REASONS", {(kind, "relaxed"): "why"})
+    levels: dict[str, tuple[str, dict[str, Any]]] = {"kept": ("mandatory", {}), "relaxed": ("off", {})}
+    assert policydoc.problems({first: levels}, environments) == []
+    assert policydoc.problems({first: levels, "fourth": levels}, {**environments, "fourth": kind}) == []
+    flipped: dict[str, tuple[str, dict[str, Any]]] = {"kept": ("advisory", {}), "relaxed": ("mandatory", {})}
+    assert policydoc.problems({first: flipped}, environments) == [
+        f"{first}: kept is advisory without a reason for keel:environment {kind!r} in keel/policydoc.py REASONS",
+        f"{kind}: relaxed is mandatory in every {kind} stack; drop its stale reason",
+    ]

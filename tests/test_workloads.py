@@ -11,11 +11,21 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from components import upstream
+from components import upstream, vocabulary
 from components.config import ConfigError, validate
 from components.vocabulary import KUBERNETES_VERSIONS
+from keel import stackfiles
 from keel.engine import Preview
-from tests.helpers import PROD_OPERATIONS, crd_schema, k8s_object, physical_id, policy_doc, sg_rules
+from tests.helpers import (
+    PROD_OPERATIONS,
+    ROOT,
+    crd_schema,
+    k8s_object,
+    physical_id,
+    policy_doc,
+    sg_rules,
+    stack_file,
+)
 
 ACCOUNT = "123456789012"
 IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
@@ -41,6 +51,7 @@ CLUSTER = {
     }
 }
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0f6e2c1a-7b7d-4a57-9d55-1f0a3c9e8b21"
+ROTATOR = "arn:aws:lambda:us-east-1:111122223333:function:keel-rotate-stripe-key"
 
 
 def services_stack(services: dict[str, Any], ingress: dict[str, Any] | None = None) -> dict[str, str]:
@@ -175,6 +186,69 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         services_stack(with_web(env={"db-password": "x"})),
         "keel:services.web.env: got 'db-password'; expected environment variable names in upper case such as "
         "'LOG_LEVEL'",
+    ),
+    *[
+        (
+            f"env key named like a secret: {key}",
+            services_stack(with_web(env={"LOG_LEVEL": "info", key: "x"})),
+            f"keel:services.web.env.{key}: looks like a secret; put {key} in keel:services.web.secrets (a Secrets "
+            "Manager secret the service reads with its own role) and set its value out of band",
+        )
+        for key in ("PARTNER_TOKEN", "STRIPE_KEY", "DB_PASSWORD", "CLIENT_SECRET", "TOKEN")
+    ],
+    (
+        "secrets as a list",
+        services_stack(with_web(secrets=["STRIPE_KEY"])),
+        'keel:services.web.secrets: got ["STRIPE_KEY"]; expected a mapping from each secret\'s name to its options, '
+        "such as {STRIPE_KEY: {}} or {STRIPE_KEY: {rotateWith: <Lambda ARN>, everyDays: 30}}",
+    ),
+    (
+        "secret name in lower case",
+        services_stack(with_web(secrets={"stripe-key": {}})),
+        "keel:services.web.secrets: got 'stripe-key'; expected secret names in upper snake case such as 'STRIPE_KEY'",
+    ),
+    (
+        "secret without options",
+        services_stack(with_web(secrets={"STRIPE_KEY": None})),
+        "keel:services.web.secrets.STRIPE_KEY: got null; expected a mapping",
+    ),
+    (
+        "secret option unknown",
+        services_stack(with_web(secrets={"STRIPE_KEY": {"rotateEvery": 30}})),
+        "keel:services.web.secrets.STRIPE_KEY.rotateEvery: unknown key; allowed keys: everyDays, rotateWith",
+    ),
+    (
+        "rotation by something else than a Lambda",
+        services_stack(with_web(secrets={"STRIPE_KEY": {"rotateWith": "arn:aws:sns:us-east-1:111122223333:t"}})),
+        "keel:services.web.secrets.STRIPE_KEY.rotateWith: got 'arn:aws:sns:us-east-1:111122223333:t'; expected a "
+        "Lambda function ARN such as 'arn:aws:lambda:us-east-1:111122223333:function:rotate-stripe-key'",
+    ),
+    (
+        "rotation period out of range",
+        services_stack(with_web(secrets={"STRIPE_KEY": {"rotateWith": ROTATOR, "everyDays": 0}})),
+        "keel:services.web.secrets.STRIPE_KEY.everyDays: got 0; allowed: 1 to 1000",
+    ),
+    (
+        "rotation period without a rotator",
+        services_stack(with_web(secrets={"STRIPE_KEY": {"everyDays": 30}})),
+        "keel:services.web.secrets.STRIPE_KEY.everyDays: got 30 without rotateWith; set rotateWith (the rotation "
+        "Lambda's ARN) or remove everyDays",
+    ),
+    (
+        "secret also in env",
+        services_stack(with_web(env={"DSN": "x"}, secrets={"DSN": {}})),
+        "keel:services.web.secrets.DSN: env sets DSN too; a name is a plain variable or a secret",
+    ),
+    (
+        "secret whose ARN variable env sets",
+        services_stack(with_web(env={"DSN_SECRET_ARN": "x"}, secrets={"DSN": {}})),
+        "keel:services.web.secrets.DSN: env sets DSN_SECRET_ARN, the variable that carries this secret's ARN",
+    ),
+    (
+        "secret whose ARN variable keel sets for a grant",
+        services_stack(with_web(grants=["queue:connect"], secrets={"REDIS_QUEUE_AUTH": {}})),
+        "keel:services.web.secrets.REDIS_QUEUE_AUTH: keel sets REDIS_QUEUE_AUTH_SECRET_ARN itself (for a grant); "
+        "choose another name",
     ),
 ]
 
@@ -351,6 +425,7 @@ EXPECTED_POLICIES = {
         "keel-prod-api-cache-queue",
         "keel-prod-api-database-secret",
         "keel-prod-api-email-send",
+        "keel-prod-api-secrets",
         "keel-prod-api-uploads-read-write",
     ],
     "forecast-engine": ["keel-prod-forecast-engine-artifacts-read", "keel-prod-forecast-engine-cache-queue"],
@@ -507,10 +582,27 @@ def test_connection_settings_are_references_not_secrets(preview: Callable[[str],
     assert env["REDIS_CACHE_CLUSTER_MODE"] == "true"
     assert env["REDIS_QUEUE_AUTH_SECRET_ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:")
     assert env["SES_CONFIGURATION_SET"] == "keel-prod-mail"
+    assert env["STRIPE_KEY_SECRET_ARN"].startswith(
+        f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:keel-prod-api-secret-stripe-key-"
+    )
     assert not [k for k in env if "PASSWORD" in k or k.endswith("TOKEN")]
     web = {e["name"] for e in deployment(preview("prod"), "web")["spec"]["template"]["spec"]["containers"][0]["env"]}
     # nothing granted, nothing described: the region, the name and where to serve metrics
     assert web == {"AWS_REGION", "SERVICE_NAME", *upstream.OTEL_PROMETHEUS_ENV.value}
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_pods_get_exactly_the_variables_config_validation_reserves(preview: Callable[[str], Preview], env: str) -> None:
+    """What the config rules call keel's own variables (a secret's ARN variable may not be one) is what the pods
+    get: the region, the name, the exporter's and each grant's; then the config's env and a variable per secret."""
+    raw, _ = stackfiles.load_config(ROOT, env, stackfiles.load_project(ROOT), stack_file(env))
+    p = preview(env)
+    for name, svc in validate(env, raw).services.items():
+        if svc.kind != "deployment":
+            continue
+        spec = p.one("kubernetes:apps/v1:Deployment", f"keel-{env}-{name}").inputs["spec"]["template"]["spec"]
+        names = {e["name"] for e in spec["containers"][0]["env"]}
+        assert names == svc.keel_variables | set(svc.env) | {vocabulary.secret_variable(s) for s in svc.secrets}
 
 
 def test_target_group_bindings(preview: Callable[[str], Preview]) -> None:

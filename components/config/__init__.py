@@ -35,10 +35,16 @@ Every public name is re-exported here; import from ``components.config``.
 """
 
 from components.config.base import LOG_RETENTION_DAYS, ConfigError, LogRetentionDays, Section, shown
-from components.config.cluster import ClusterConfig, NodeGroupConfig, NodeGroupsConfig, instance_family
+from components.config.cluster import (
+    ClusterConfig,
+    NodeGroupConfig,
+    NodeGroupsConfig,
+    ec2_instance_types,
+    instance_family,
+)
 from components.config.data import (
-    CACHE_NODE_TYPE,
-    DB_INSTANCE_CLASS,
+    CACHE_NODE_TYPES,
+    DB_INSTANCE_CLASSES,
     POSTGRES_VERSIONS,
     BucketsConfig,
     CacheConfig,
@@ -63,14 +69,16 @@ from components.config.services import (
     ReplicasConfig,
     ResourcesConfig,
     ScaleOnConfig,
+    SecretConfig,
     ServiceConfig,
     WafConfig,
+    secret_checks,
 )
 from components.config.stack import NAMESPACE, RESERVED_TAGS, SECRET_CAPABLE, StackConfig, config_keys
 
 __all__ = [
-    "CACHE_NODE_TYPE",
-    "DB_INSTANCE_CLASS",
+    "CACHE_NODE_TYPES",
+    "DB_INSTANCE_CLASSES",
     "DEFAULT_INTERFACE_ENDPOINTS",
     "LOG_RETENTION_DAYS",
     "NAMESPACE",
@@ -99,6 +107,7 @@ __all__ = [
     "ReplicasConfig",
     "ResourcesConfig",
     "ScaleOnConfig",
+    "SecretConfig",
     "Section",
     "ServiceConfig",
     "StackConfig",
@@ -106,9 +115,11 @@ __all__ = [
     "VaultLockConfig",
     "WafConfig",
     "config_keys",
+    "ec2_instance_types",
     "instance_family",
     "load",
     "raw_config",
+    "secret_checks",
     "shown",
     "validate",
 ]

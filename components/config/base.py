@@ -4,13 +4,15 @@ section checks values against."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Collection
 from typing import Annotated, Any
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 #: Retention values CloudWatch Logs accepts (``PutRetentionPolicy``), in days.
@@ -71,15 +73,24 @@ def _log_retention(value: int) -> int:
     return value
 
 
-#: Days a CloudWatch log group keeps events: one of the values CloudWatch accepts.
-LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+#: Days a CloudWatch log group keeps events: one of the values CloudWatch accepts (the JSON Schema lists them).
+LogRetentionDays = Annotated[
+    int, AfterValidator(_log_retention), Field(json_schema_extra={"enum": list(LOG_RETENTION_DAYS)})
+]
 
 
 class Section(BaseModel):
-    """Base for every config section: camelCase keys, unknown keys rejected, strict types, immutable."""
+    """Base for every config section: camelCase keys, unknown keys rejected, strict types, immutable. A field's
+    docstring is its description in the JSON Schema ``keel schema`` writes (``use_attribute_docstrings``; it changes
+    no validation)."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, validate_by_name=False, strict=True, frozen=True
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=False,
+        strict=True,
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
 
@@ -88,3 +99,12 @@ def check_pattern(value: str, pattern: re.Pattern[str], expected: str) -> str:
     if not pattern.match(value):
         raise ValueError(f"got {shown(value)}; expected {expected}")
     return value
+
+
+def not_listed(value: str, allowed: Collection[str], what: str, example: str) -> str:
+    """The error for ``value`` missing from ``allowed``: ``got 'm5.huge'; not <what>; did you mean 'm5.large'?``
+    (the closest entry, by :func:`difflib.get_close_matches`), or ``...; for example '<example>'`` when nothing is
+    close."""
+    close = difflib.get_close_matches(value, list(allowed), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"for example {example!r}"
+    return f"got {shown(value)}; not {what}; {hint}"

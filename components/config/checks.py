@@ -1,5 +1,10 @@
 """Rules that read more than one field, span sections or depend on the environment: :func:`cross_checks`, run
-by :func:`~components.config.loading.validate` once every section is valid on its own."""
+by :func:`~components.config.loading.validate` once every section is valid on its own.
+
+A rule that depends on the environment reads the guarantee it enforces (``cfg.guarantees.protected``, the table
+:data:`~components.config.stack.ENVIRONMENTS`), never the environment's name, and its message names the key, the
+bad value, the stack's environment and what that environment allows:
+``keel:database.multiAz: got false in a prod stack; allowed: true``."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from components import vocabulary
 from components.config.base import shown
 from components.config.capacity import capacity_checks
 from components.config.cluster import instance_family
-from components.config.services import SERVICE_NAME, ServiceConfig
+from components.config.services import SERVICE_NAME, ServiceConfig, secret_checks
 from components.config.stack import StackConfig
 from components.upstream import OTEL_PROMETHEUS_ENV
 from components.vocabulary import GPU_FAMILIES, GPU_POOL
@@ -23,34 +28,36 @@ def cross_checks(cfg: StackConfig) -> Iterable[str]:
     yield from _cluster_checks(cfg)
     yield from _data_checks(cfg)
     yield from _service_checks(cfg)
+    yield from secret_checks(cfg.services)
     yield from capacity_checks(cfg)
     yield from _operations_checks(cfg)
 
 
 def _stack_checks(cfg: StackConfig) -> Iterable[str]:
-    """Stack-wide rules: prod keeps ``protect``, ``zoneNames`` matches ``availabilityZones``, prod NATs."""
-    net = cfg.network
-    if cfg.environment == "prod" and not cfg.protect:
-        yield "keel:protect: got false in a prod stack; allowed: true (prod stateful resources are always protected)"
+    """Stack-wide rules: ``protect`` where stateful resources are protected, ``zoneNames`` matches
+    ``availabilityZones``, a NAT per zone where the stack must survive a zone."""
+    net, env, held = cfg.network, cfg.environment, cfg.guarantees
+    if held.protected and not cfg.protect:
+        yield f"keel:protect: got false in a {env} stack; allowed: true ({env} stateful resources are always protected)"
     if net.zone_names is not None and len(net.zone_names) != net.availability_zones:
         yield (
             f"keel:network.zoneNames: got {len(net.zone_names)} zone(s) {shown(net.zone_names)}; "
             f"must list exactly availabilityZones ({net.availability_zones}) zones"
         )
     if (
-        cfg.environment == "prod"
+        held.survives_a_zone
         and net.nat_gateways == "Single"
         and net.availability_zones > 1
         and not net.allow_single_nat_in_prod
     ):
         yield (
-            "keel:network.natGateways: got 'Single' in a prod stack; allowed: 'OnePerAz' "
+            f"keel:network.natGateways: got 'Single' in a {env} stack; allowed: 'OnePerAz' "
             "(or set keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)"
         )
 
 
 def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
-    cluster = cfg.cluster
+    cluster, env, held = cfg.cluster, cfg.environment, cfg.guarantees
     if cluster is None:
         return
     if cfg.network.nat_gateways == "None":
@@ -58,9 +65,9 @@ def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
             "keel:network.natGateways: got 'None' with a cluster; nodes pull add-on images from public registries "
             "and call AWS APIs without endpoints for all of them; allowed: 'Single' or 'OnePerAz'"
         )
-    if cfg.environment == "prod" and any(ipaddress.ip_network(c).prefixlen == 0 for c in cluster.public_access_cidrs):
+    if held.private_api and any(ipaddress.ip_network(c).prefixlen == 0 for c in cluster.public_access_cidrs):
         yield (
-            "keel:cluster.publicAccessCidrs: got '0.0.0.0/0' in a prod stack; allowed: [] (private endpoint only) "
+            f"keel:cluster.publicAccessCidrs: got '0.0.0.0/0' in a {env} stack; allowed: [] (private endpoint only) "
             "or specific CIDRs such as your VPN's"
         )
     for name, group in cluster.node_groups.items():
@@ -92,12 +99,12 @@ def _cluster_checks(cfg: StackConfig) -> Iterable[str]:
                 f"keel:cluster.nodeGroups.gpu.capacityType: got {shown(gpu.capacity_type)} while "
                 "keel:cluster.requireSpotGpus is true; allowed: 'SPOT' (or set requireSpotGpus: false)"
             )
-    if cfg.environment == "prod" and not cluster.deletion_protection:
-        yield "keel:cluster.deletionProtection: got false in a prod stack; allowed: true"
+    if held.protected and not cluster.deletion_protection:
+        yield f"keel:cluster.deletionProtection: got false in a {env} stack; allowed: true"
 
 
 def _data_checks(cfg: StackConfig) -> Iterable[str]:
-    db = cfg.database
+    db, env, held = cfg.database, cfg.environment, cfg.guarantees
     if (db is not None or cfg.caches) and cfg.cluster is None:
         yield (
             "keel:cluster: missing while keel:database or keel:caches is set; the data tier admits only the "
@@ -109,19 +116,17 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
                 f"keel:database.maxAllocatedStorageGb: got {db.max_allocated_storage_gb}; must be at least "
                 f"allocatedStorageGb ({db.allocated_storage_gb})"
             )
-        if cfg.environment == "prod":
-            for key, value in (
-                ("multiAz", db.multi_az),
-                ("deletionProtection", db.deletion_protection),
-                ("finalSnapshot", db.final_snapshot),
-            ):
-                if not value:
-                    yield f"keel:database.{key}: got false in a prod stack; allowed: true"
-            if db.backup_retention_days < 7:
-                yield (
-                    f"keel:database.backupRetentionDays: got {db.backup_retention_days} in a prod stack; "
-                    "allowed: 7 to 35"
-                )
+        for key, value, needed in (
+            ("multiAz", db.multi_az, held.survives_a_zone),
+            ("deletionProtection", db.deletion_protection, held.protected),
+            ("finalSnapshot", db.final_snapshot, held.protected),
+        ):
+            if needed and not value:
+                yield f"keel:database.{key}: got false in a {env} stack; allowed: true"
+        if held.backed_up and db.backup_retention_days < 7:
+            yield (
+                f"keel:database.backupRetentionDays: got {db.backup_retention_days} in a {env} stack; allowed: 7 to 35"
+            )
     for name, cache in cfg.caches.items():
         path = f"keel:caches.{name}"
         if not re.match(r"^[a-z][a-z0-9-]{0,19}$", name):
@@ -133,10 +138,10 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
             )
         if cache.multi_az is True and cache.replicas_per_shard == 0:
             yield f"{path}.multiAz: got true with replicasPerShard 0; Multi-AZ needs at least one replica per shard"
-        if cfg.environment == "prod" and cache.replicas_per_shard == 0:
-            yield f"{path}.replicasPerShard: got 0 in a prod stack; allowed: 1 to 5 (a failover target)"
-    if cfg.environment == "prod" and cfg.buckets.force_destroy:
-        yield "keel:buckets.forceDestroy: got true in a prod stack; allowed: false"
+        if held.survives_a_node and cache.replicas_per_shard == 0:
+            yield f"{path}.replicasPerShard: got 0 in a {env} stack; allowed: 1 to 5 (a failover target)"
+    if held.protected and cfg.buckets.force_destroy:
+        yield f"keel:buckets.forceDestroy: got true in a {env} stack; allowed: false"
 
 
 def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable[str]:
@@ -193,11 +198,12 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             yield f"{path}.ingress: got an ingress on a job; allowed only on kind: deployment"
         if svc.replicas.min > svc.replicas.max:
             yield f"{path}.replicas.min: got {svc.replicas.min}; must be at most replicas.max ({svc.replicas.max})"
-        if cfg.environment == "prod" and svc.kind == "deployment" and svc.replicas.min < 2:
+        if cfg.guarantees.survives_a_node and svc.kind == "deployment" and svc.replicas.min < 2:
             # Its PodDisruptionBudget (maxUnavailable: 1) lets a node drain evict one pod at a time: with one
             # replica that is the whole service, down until the pod is rescheduled and ready again.
             yield (
-                f"{path}.replicas.min: got {svc.replicas.min} for a deployment in a prod stack; allowed: 2 or more "
+                f"{path}.replicas.min: got {svc.replicas.min} for a deployment in a {cfg.environment} stack; "
+                "allowed: 2 or more "
                 "(a node drain or a zone failure takes one pod; its disruption budget allows one at a time)"
             )
         if svc.metrics_port is not None and svc.metrics_port == svc.port:
@@ -234,29 +240,35 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             "keel:ingress.certificateArn: missing; set certificateArn, or hostedZoneId so keel requests a "
             "DNS-validated certificate"
         )
-    if cfg.ingress is not None and cfg.environment == "prod":
-        if not cfg.ingress.deletion_protection:
-            yield "keel:ingress.deletionProtection: got false in a prod stack; allowed: true"
-        if not cfg.ingress.waf.enabled:
-            yield "keel:ingress.waf.enabled: got false in a prod stack; allowed: true"
+    if cfg.ingress is not None:
+        if cfg.guarantees.protected and not cfg.ingress.deletion_protection:
+            yield f"keel:ingress.deletionProtection: got false in a {cfg.environment} stack; allowed: true"
+        if cfg.guarantees.filtered and not cfg.ingress.waf.enabled:
+            yield f"keel:ingress.waf.enabled: got false in a {cfg.environment} stack; allowed: true"
 
 
 def _operations_checks(cfg: StackConfig) -> Iterable[str]:
-    """Alerts and backups: prod is watched, backed up, copied to a second region and locked."""
-    alerts, backup = cfg.alerts, cfg.backup
-    if cfg.environment == "prod":
+    """Alerts and backups: where the environment says so, the stack is watched, backed up and locked, and its
+    recovery points are copied to a second region."""
+    alerts, backup, env, held = cfg.alerts, cfg.backup, cfg.environment, cfg.guarantees
+    if held.watched:
         if alerts is None:
-            yield "keel:alerts: missing in a prod stack; set at least keel:alerts.emails (who hears the alarms)"
+            yield f"keel:alerts: missing in a {env} stack; set at least keel:alerts.emails (who hears the alarms)"
         elif not alerts.emails:
-            yield "keel:alerts.emails: got [] in a prod stack; allowed: one or more addresses (someone must be paged)"
+            yield f"keel:alerts.emails: got [] in a {env} stack; allowed: one or more addresses (someone must be paged)"
+    if held.backed_up or held.survives_a_region:
+        needed = [k for k, h in (("copyRegion", held.survives_a_region), ("vaultLock", held.backed_up)) if h]
         if backup is None:
-            yield "keel:backup: missing in a prod stack; set keel:backup.copyRegion and keel:backup.vaultLock"
+            yield f"keel:backup: missing in a {env} stack; set {' and '.join(f'keel:backup.{k}' for k in needed)}"
         else:
-            if backup.copy_region is None:
-                yield "keel:backup.copyRegion: missing in a prod stack; allowed: a second region for disaster recovery"
-            if backup.vault_lock is None:
+            if held.survives_a_region and backup.copy_region is None:
                 yield (
-                    "keel:backup.vaultLock: missing in a prod stack; allowed: {mode: governance} or {mode: compliance}"
+                    f"keel:backup.copyRegion: missing in a {env} stack; allowed: a second region for disaster recovery"
+                )
+            if held.backed_up and backup.vault_lock is None:
+                yield (
+                    f"keel:backup.vaultLock: missing in a {env} stack; allowed: {{mode: governance}} or "
+                    "{mode: compliance}"
                 )
     if alerts is not None and alerts.prometheus is not None and cfg.cluster is None:
         yield "keel:alerts.prometheus: got a Prometheus stack but keel:cluster is not configured (it runs there)"

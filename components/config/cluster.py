@@ -1,23 +1,37 @@
-"""``keel:cluster``: :class:`ClusterConfig` (the EKS control plane), its node groups and :func:`instance_family`."""
+"""``keel:cluster``: :class:`ClusterConfig` (the EKS control plane), its node groups, :func:`instance_family` and
+:func:`ec2_instance_types` (the list instance types are checked against)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config.base import RFC1918_BLOCKS, LogRetentionDays, Section, shown
+from components.config.base import RFC1918_BLOCKS, LogRetentionDays, Section, not_listed, shown
 from components.vocabulary import DEFAULT_KUBERNETES_VERSION, GENERAL_POOL, GPU_POOL, KUBERNETES_VERSIONS
 
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 def instance_family(instance_type: str) -> str:
     """The family of an EC2 instance type: ``g5`` for ``g5.xlarge``."""
     return instance_type.split(".", 1)[0]
+
+
+@functools.cache
+def ec2_instance_types() -> tuple[str, frozenset[str]]:
+    """``(botocore version, EC2 instance types)``: the ``InstanceType`` enum of the EC2 service model the installed
+    botocore ships (``botocore/data/ec2/2016-11-15/service-2.json``), every type EC2's API knows. botocore comes
+    with boto3, a keel dependency, so the list follows it: no copy to keep current. Loading the model takes about
+    0.2 s, once per process, and only when a node group is validated."""
+    import botocore
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    return str(botocore.__version__), frozenset(model.shape_for("InstanceType").enum)
 
 
 def zone_shares(total: int, zones: int) -> list[int]:
@@ -31,8 +45,9 @@ def zone_shares(total: int, zones: int) -> list[int]:
 class NodeGroupConfig(Section):
     """One managed node group (``keel:cluster.nodeGroups.<general|gpu>``)."""
 
-    instance_types: list[str]
-    """Instance types, first preferred; more than one lets Spot draw from several pools."""
+    instance_types: list[str] = Field(json_schema_extra={"examples": [["m5.xlarge"], ["g4dn.xlarge", "g5.xlarge"]]})
+    """Instance types, first preferred; more than one lets Spot draw from several pools. Each must be in the EC2
+    instance-type list of the installed botocore."""
 
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
     """``SPOT`` for interruptible capacity at a discount."""
@@ -60,9 +75,12 @@ class NodeGroupConfig(Section):
     def _types(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("got []; list at least one instance type, such as 'm5.xlarge'")
+        version, known = ec2_instance_types()
         for item in value:
-            if not _INSTANCE_TYPE.match(item):
-                raise ValueError(f"got {shown(item)}; expected an EC2 instance type such as 'm5.xlarge'")
+            if item not in known:
+                raise ValueError(
+                    not_listed(item, known, f"an EC2 instance type (botocore {version}'s list)", "m5.xlarge")
+                )
         if len(set(value)) != len(value):
             raise ValueError(f"got {shown(value)}; each instance type may appear once")
         return value
@@ -101,7 +119,7 @@ class NodeGroupsConfig(Section):
 class ClusterConfig(Section):
     """``keel:cluster``: the EKS control plane, its node groups and add-ons."""
 
-    version: str = DEFAULT_KUBERNETES_VERSION
+    version: str = Field(DEFAULT_KUBERNETES_VERSION, json_schema_extra={"enum": list(KUBERNETES_VERSIONS)})
     """Kubernetes minor version; one of :data:`KUBERNETES_VERSIONS`."""
 
     public_access_cidrs: list[str] = Field(default_factory=list)

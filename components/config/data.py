@@ -1,6 +1,6 @@
 """The data tier: ``keel:database`` (:class:`DatabaseConfig`), ``keel:caches`` (:class:`CacheConfig`),
-``keel:buckets`` (:class:`BucketsConfig`) and ``keel:email`` (:class:`EmailConfig`), with the instance class and
-node type patterns they accept."""
+``keel:buckets`` (:class:`BucketsConfig`) and ``keel:email`` (:class:`EmailConfig`), with the instance classes and
+node types they accept (:data:`DB_INSTANCE_CLASSES`, :data:`CACHE_NODE_TYPES`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,57 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config.base import DOMAIN_NAME, HOSTED_ZONE_ID, LogRetentionDays, Section, check_pattern, shown
+from components.config.base import (
+    DOMAIN_NAME,
+    HOSTED_ZONE_ID,
+    LogRetentionDays,
+    Section,
+    check_pattern,
+    not_listed,
+    shown,
+)
 
 #: PostgreSQL major versions keel deploys (RDS standard support).
 POSTGRES_VERSIONS = ("15", "16", "17")
 
-#: The RDS instance classes keel accepts: Graviton and Intel t, m and r families.
-DB_INSTANCE_CLASS = re.compile(
-    r"^db\.(t4g|t3|m6g|m7g|m6i|m7i|r6g|r7g|r6i|r7i)\.(micro|small|medium|large|[0-9]*xlarge)$"
-)
-#: The ElastiCache node types keel accepts: Graviton and Intel t, m and r families.
-CACHE_NODE_TYPE = re.compile(r"^cache\.(t4g|t3|m6g|m7g|r6g|r7g)\.(micro|small|medium|large|[0-9]*xlarge)$")
+_BURSTABLE = ("micro", "small", "medium", "large", "xlarge", "2xlarge")
+_GRAVITON = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+_INTEL_6 = (*_GRAVITON, "24xlarge", "32xlarge")
+_INTEL_7 = (*_GRAVITON, "24xlarge", "48xlarge")
+
+#: The RDS families keel accepts (Graviton and Intel t, m and r) and their sizes, from the RDS User Guide's
+#: "Hardware specifications for DB instance classes" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+#: Concepts.DBInstanceClass.Summary.html). Left out: the ``metal`` sizes and RDS for Oracle's ``.tpc<n>.mem<n>x``
+#: variants (the database's tuning derives memory from the size's name, ``components.database.memory_gib``).
+DB_INSTANCE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "t4g": _BURSTABLE,
+    "t3": _BURSTABLE,
+    "m6g": _GRAVITON,
+    "m7g": _GRAVITON,
+    "m6i": _INTEL_6,
+    "m7i": _INTEL_7,
+    "r6g": _GRAVITON,
+    "r7g": _GRAVITON,
+    "r6i": _INTEL_6,
+    "r7i": _INTEL_7,
+}
+#: Every RDS instance class keel accepts (``db.r6g.xlarge``).
+DB_INSTANCE_CLASSES = tuple(f"db.{family}.{size}" for family, sizes in DB_INSTANCE_FAMILIES.items() for size in sizes)
+
+#: The ElastiCache families keel accepts (Graviton and Intel t, m and r) and their sizes, from the ElastiCache API
+#: reference's list of supported node types (the ``CacheNode`` data type, https://docs.aws.amazon.com/
+#: AmazonElastiCache/latest/APIReference/API_CacheNode.html; botocore ships the same text in the ``CacheNode`` shape of
+#: ``botocore/data/elasticache/2015-02-02/service-2.json``, which a test reads).
+CACHE_NODE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "t4g": ("micro", "small", "medium"),
+    "t3": ("micro", "small", "medium"),
+    "m6g": _GRAVITON,
+    "m7g": _GRAVITON,
+    "r6g": _GRAVITON,
+    "r7g": _GRAVITON,
+}
+#: Every ElastiCache node type keel accepts (``cache.m6g.large``).
+CACHE_NODE_TYPES = tuple(f"cache.{family}.{size}" for family, sizes in CACHE_NODE_FAMILIES.items() for size in sizes)
 _WINDOW = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
 _WEEKLY_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):\d{2}:\d{2}-(mon|tue|wed|thu|fri|sat|sun):\d{2}:\d{2}$")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -29,10 +69,10 @@ _ORIGIN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
 class DatabaseConfig(Section):
     """``keel:database``: one RDS PostgreSQL instance in the isolated subnets."""
 
-    engine_version: str = "16"
+    engine_version: str = Field("16", json_schema_extra={"enum": list(POSTGRES_VERSIONS)})
     """PostgreSQL major version (minor upgrades are automatic)."""
 
-    instance_class: str = "db.r6g.large"
+    instance_class: str = Field("db.r6g.large", json_schema_extra={"enum": list(DB_INSTANCE_CLASSES)})
     """A Graviton or Intel class of the t, m or r families; its memory sizes the tuning parameters."""
 
     multi_az: bool = True
@@ -84,11 +124,17 @@ class DatabaseConfig(Section):
     @field_validator("instance_class")
     @classmethod
     def _class(cls, value: str) -> str:
-        return check_pattern(
-            value,
-            DB_INSTANCE_CLASS,
-            "an RDS class such as 'db.r6g.xlarge' (t4g, t3, m6g, m7g, m6i, m7i, r6g, r7g, r6i or r7i)",
-        )
+        if value not in DB_INSTANCE_CLASSES:
+            families = ", ".join(DB_INSTANCE_FAMILIES)
+            raise ValueError(
+                not_listed(
+                    value,
+                    DB_INSTANCE_CLASSES,
+                    f"an RDS instance class keel accepts (families {families})",
+                    "db.r6g.xlarge",
+                )
+            )
+        return value
 
     @field_validator("backup_window")
     @classmethod
@@ -109,7 +155,7 @@ class DatabaseConfig(Section):
 class CacheConfig(Section):
     """One ``keel:caches.<name>`` entry: an ElastiCache replication group."""
 
-    node_type: str = "cache.t4g.small"
+    node_type: str = Field("cache.t4g.small", json_schema_extra={"enum": list(CACHE_NODE_TYPES)})
     """Node type of every shard member."""
 
     engine: Literal["redis", "valkey"] = "redis"
@@ -142,7 +188,17 @@ class CacheConfig(Section):
     @field_validator("node_type")
     @classmethod
     def _node(cls, value: str) -> str:
-        return check_pattern(value, CACHE_NODE_TYPE, "an ElastiCache node type such as 'cache.m6g.large'")
+        if value not in CACHE_NODE_TYPES:
+            families = ", ".join(CACHE_NODE_FAMILIES)
+            raise ValueError(
+                not_listed(
+                    value,
+                    CACHE_NODE_TYPES,
+                    f"an ElastiCache node type keel accepts (families {families})",
+                    "cache.m6g.large",
+                )
+            )
+        return value
 
     @property
     def cluster_mode(self) -> bool:

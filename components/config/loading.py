@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from components.config.base import ConfigError
 from components.config.checks import cross_checks
 from components.config.errors import describe
+from components.config.services import SECRETS_INSTEAD
 from components.config.stack import NAMESPACE, SECRET_CAPABLE, StackConfig, config_keys
 
 
@@ -23,7 +24,9 @@ def validate(stack: str, raw: Mapping[str, str], secret_keys: Iterable[str] = ()
     problems: list[str] = []
     secret = {k.partition(":")[2] for k in secret_keys if k.startswith(f"{NAMESPACE}:")}
     problems += [
-        f"keel:{key}: holds a secure value; keel keeps secure values only in "
+        SERVICES_SECURE
+        if key == "services"
+        else f"keel:{key}: holds a secure value; keel keeps secure values only in "
         f"{', '.join(f'keel:{k}' for k in SECRET_CAPABLE)} (this key's values reach resources in plain text)"
         for key in sorted(secret - set(SECRET_CAPABLE))
         if key in config_keys()
@@ -56,6 +59,14 @@ def validate(stack: str, raw: Mapping[str, str], secret_keys: Iterable[str] = ()
 
 
 _SCALARS = {"environment", "accountId"}
+
+#: A ``secure:`` value anywhere in ``keel:services``. The engine lists only the whole key as secret, so no program
+#: can say which value it was (an ``env`` value, most likely); and the secret would reach a pod spec.
+SERVICES_SECURE = (
+    "keel:services: holds a secure value; a service takes no secure config (the engine marks only the whole key "
+    "secret, so keel cannot say which value, and every value there reaches resources): list the secret's name in "
+    f"keel:services.<name>.secrets {SECRETS_INSTEAD} with `aws secretsmanager put-secret-value`"
+)
 
 
 def _decode(text: str) -> Any:

@@ -1,15 +1,18 @@
 """Workloads: ``keel:ingress`` (:class:`IngressConfig`, the ALB and its WAF) and each ``keel:services`` entry
-(:class:`ServiceConfig`, with its replicas, scaling trigger, route, build and resources)."""
+(:class:`ServiceConfig`, with its replicas, scaling trigger, route, build, resources and secrets), and the rules
+that keep secrets out of ``env`` (:func:`secret_checks`)."""
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from components.config.base import DOMAIN_NAME, HOSTED_ZONE_ID, Section, check_pattern, shown
-from components.upstream import OTEL_PROMETHEUS_PORT
+from components.upstream import OTEL_PROMETHEUS_ENV, OTEL_PROMETHEUS_PORT
+from components.vocabulary import SERVICE_VARIABLES, grant_variables, secret_variable
 
 _CERT_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 #: A service name: a DNS label of at most 40 characters.
@@ -18,6 +21,15 @@ _IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sh
 _QUANTITY_CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _QUANTITY_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+#: A secret's name: upper snake case, so that ``<NAME>_SECRET_ARN`` is an environment variable name.
+_SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_LAMBDA_ARN = re.compile(
+    r"^arn:aws(-[a-z]+)*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$"
+)
+#: ``env`` keys that say they hold a secret (``*_KEY``, ``*_TOKEN``, ``*_PASSWORD``, ``*_SECRET``, or the bare word).
+SECRET_LIKE_ENV = re.compile(r"(^|_)(KEY|TOKEN|PASSWORD|SECRET)$")
+#: What a refused secret is told to do instead.
+SECRETS_INSTEAD = "(a Secrets Manager secret the service reads with its own role) and set its value out of band"
 
 
 class WafConfig(Section):
@@ -153,6 +165,31 @@ class ResourcesConfig(Section):
         return check_pattern(value, _QUANTITY_MEMORY, "a memory quantity such as '512Mi' or '2Gi'")
 
 
+class SecretConfig(Section):
+    """One ``keel:services.<name>.secrets.<NAME>`` entry: a Secrets Manager secret of the service's own, whose value
+    is set out of band (``aws secretsmanager put-secret-value``); ``{}`` when it is not rotated automatically."""
+
+    rotate_with: str | None = None
+    """The ARN of a Lambda function implementing Secrets Manager's rotation steps (``createSecret``, ``setSecret``,
+    ``testSecret``, ``finishSecret``). None: rotated by hand, by putting a new value."""
+
+    every_days: int = Field(30, ge=1, le=1000)
+    """Days between two rotations by ``rotateWith`` (only with ``rotateWith``)."""
+
+    @field_validator("rotate_with")
+    @classmethod
+    def _lambda(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else check_pattern(
+                value,
+                _LAMBDA_ARN,
+                "a Lambda function ARN such as 'arn:aws:lambda:us-east-1:111122223333:function:rotate-stripe-key'",
+            )
+        )
+
+
 class ServiceConfig(Section):
     """One ``keel:services.<name>`` entry: a workload on the cluster."""
 
@@ -195,7 +232,13 @@ class ServiceConfig(Section):
     """Services whose pods may connect to this one (NetworkPolicy); the ALB is allowed when ``ingress`` is set."""
 
     env: dict[str, str] = Field(default_factory=dict)
-    """Plain environment variables (no secrets: those are read at run time with the service's role)."""
+    """Plain environment variables. No secrets: no ``secure:`` value and no key named like one (``*_KEY``,
+    ``*_TOKEN``, ``*_PASSWORD``, ``*_SECRET``); those go in ``secrets``."""
+
+    secrets: dict[str, SecretConfig] = Field(default_factory=dict)
+    """The service's own secrets, by name (``STRIPE_KEY: {}``): one Secrets Manager secret each, which only this
+    service's role may read; the pods get its ARN as ``<NAME>_SECRET_ARN``, never its value, which is set out of
+    band and never passes through Pulumi."""
 
     backoff_limit: int = Field(3, ge=0, le=20)
     """``job``: retries of a failed pod (a Spot interruption counts as one)."""
@@ -219,3 +262,52 @@ class ServiceConfig(Section):
         for key in value:
             check_pattern(key, _ENV_NAME, "environment variable names in upper case such as 'LOG_LEVEL'")
         return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets_shape(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(
+                f"got {shown(value)}; expected a mapping from each secret's name to its options, such as "
+                "{STRIPE_KEY: {}} or {STRIPE_KEY: {rotateWith: <Lambda ARN>, everyDays: 30}}"
+            )
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, SecretConfig]) -> dict[str, SecretConfig]:
+        for name in value:
+            check_pattern(name, _SECRET_NAME, "secret names in upper snake case such as 'STRIPE_KEY'")
+        return value
+
+    @property
+    def keel_variables(self) -> set[str]:
+        """The environment variables keel sets on the pods itself: the region and the service's name, the
+        metrics exporter's, and those each grant brings (``DATABASE_SECRET_ARN``)."""
+        metrics = OTEL_PROMETHEUS_ENV.value if self.metrics_port is not None else ()
+        return {*SERVICE_VARIABLES, *metrics, *(v for grant in self.grants for v in grant_variables(grant))}
+
+
+def secret_checks(services: Mapping[str, ServiceConfig]) -> Iterable[str]:
+    """Secrets stay out of ``env``, and each name in ``secrets`` gives the pods a variable of its own. Each yields
+    one ``keel:services.<name>...`` problem. (A ``secure:`` value in ``keel:services`` is refused before: see
+    :func:`components.config.loading.validate`.)"""
+    for name, svc in services.items():
+        path = f"keel:services.{name}"
+        for key in sorted(svc.env):
+            if SECRET_LIKE_ENV.search(key):
+                yield f"{path}.env.{key}: looks like a secret; put {key} in {path}.secrets {SECRETS_INSTEAD}"
+        own = svc.keel_variables
+        for secret, options in svc.secrets.items():
+            variable = secret_variable(secret)
+            if secret in svc.env:
+                yield f"{path}.secrets.{secret}: env sets {secret} too; a name is a plain variable or a secret"
+            if variable in svc.env:
+                yield f"{path}.secrets.{secret}: env sets {variable}, the variable that carries this secret's ARN"
+            if variable in own:
+                yield f"{path}.secrets.{secret}: keel sets {variable} itself (for a grant); choose another name"
+            if options.rotate_with is None and "every_days" in options.model_fields_set:
+                yield (
+                    f"{path}.secrets.{secret}.everyDays: got {options.every_days} without rotateWith; set rotateWith "
+                    "(the rotation Lambda's ARN) or remove everyDays"
+                )

@@ -1,9 +1,11 @@
 """The whole ``keel:`` namespace of one stack, :class:`StackConfig`, built from the sections; which keys are
-config (:func:`config_keys`) and which may hold ``secure:`` values (:data:`SECRET_CAPABLE`)."""
+config (:func:`config_keys`) and which may hold ``secure:`` values (:data:`SECRET_CAPABLE`); what each
+``keel:environment`` promises (:data:`ENVIRONMENTS`)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -20,6 +22,61 @@ NAMESPACE = "keel"
 
 #: Tags keel sets on every resource itself; stack config may not override them.
 RESERVED_TAGS = ("environment", "stack", "managed-by")
+
+#: The kinds of stack ``keel:environment`` names. A stack's name is free (``Pulumi.<stack>.yaml``); its environment
+#: says which guarantees config validation holds it to (:data:`ENVIRONMENTS`) and, in the deploy workflow, in which
+#: tier it deploys (dev stacks first, prod stacks last).
+Environment = Literal["dev", "staging", "prod"]
+
+
+@dataclass(frozen=True)
+class Guarantees:
+    """What config validation holds a stack to, beyond what every stack is held to. Each field is one promise;
+    the rules in :mod:`components.config.checks` read these, never an environment's name, and their messages name
+    the stack's environment and what it allows."""
+
+    protected: bool
+    """``keel:protect`` stays true, and so do the deletion protections that cost nothing: the cluster's, the
+    database's (with a final snapshot), the load balancer's; no ``keel:buckets.forceDestroy``."""
+    private_api: bool
+    """The cluster's public endpoint is never open to ``0.0.0.0/0``."""
+    survives_a_node: bool
+    """A deployment keeps two replicas (its disruption budget lets a drain take one), a cache a replica."""
+    filtered: bool
+    """The load balancer has its WAF web ACL."""
+    watched: bool
+    """``keel:alerts`` with at least one address: someone is paged."""
+    backed_up: bool
+    """``keel:backup`` with a vault lock, and database backups kept 7 days or more."""
+    survives_a_zone: bool
+    """What doubles a bill to survive a zone: a Multi-AZ database, a NAT gateway per zone."""
+    survives_a_region: bool
+    """Recovery points copied to a second region (``keel:backup.copyRegion``)."""
+
+
+#: What each environment is held to. dev holds none of it (cheap, thrown away). staging is prod-shaped and held
+#: to every guarantee about safety and correctness, and relaxed only where the guarantee is bought with a second
+#: copy of something: a zone (Multi-AZ database, a NAT per zone) or a region (backup copies). prod holds all.
+ENVIRONMENTS: dict[str, Guarantees] = {
+    "dev": Guarantees(**dict.fromkeys((f.name for f in fields(Guarantees)), False)),
+    "staging": Guarantees(
+        protected=True,
+        private_api=True,
+        survives_a_node=True,
+        filtered=True,
+        watched=True,
+        backed_up=True,
+        survives_a_zone=False,
+        survives_a_region=False,
+    ),
+    "prod": Guarantees(**dict.fromkeys((f.name for f in fields(Guarantees)), True)),
+}
+
+
+def holding(guarantee: str) -> list[str]:
+    """The environments that hold ``guarantee`` (a :class:`Guarantees` field), in :data:`ENVIRONMENTS` order."""
+    return [name for name, held in ENVIRONMENTS.items() if getattr(held, guarantee)]
+
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
@@ -52,8 +109,9 @@ class StackConfig(Section):
     region: str
     """``aws:region``: where every regional resource goes."""
 
-    environment: Literal["dev", "prod"]
-    """Which kind of stack this is; only cross-section validation rules read it."""
+    environment: Environment
+    """Which kind of stack this is: what validation holds it to (:attr:`guarantees`). Only cross-section
+    validation rules read it, through :attr:`guarantees`; it is also the ``environment`` tag."""
 
     account_id: str | None = None
     """None: any account. A 12-digit id: the AWS provider refuses to touch any other account."""
@@ -110,6 +168,11 @@ class StackConfig(Section):
         return _tags_ok(value)
 
     @property
+    def guarantees(self) -> Guarantees:
+        """What this stack's environment holds it to (:data:`ENVIRONMENTS`)."""
+        return ENVIRONMENTS[self.environment]
+
+    @property
     def all_tags(self) -> dict[str, str]:
         """Config tags plus the ones keel always sets."""
         return {**self.tags, "environment": self.environment, "stack": self.stack, "managed-by": "pulumi"}
@@ -120,9 +183,9 @@ NOT_CONFIG = {"stack": None, "region": "aws:region", "secret_keys": None}
 
 #: Keys that may hold ``secure:`` values, and what keel does with them. The engine hands the program the
 #: plaintext and marks only the whole top-level key secret (``Config.get`` returns it unmarked), so the program
-#: must know where a secret can be and keep it secret there itself.
+#: must know where a secret can be and keep it secret there itself. ``keel:services`` holds none: a service's
+#: secrets are Secrets Manager secrets whose values never pass through Pulumi (``keel:services.<name>.secrets``).
 SECRET_CAPABLE = {
-    "services": "every env value of every service is kept secret",
     "accountId": "accepted as the CLI accepts it; an account id is printed in every ARN, so it is not kept secret",
 }
 
