@@ -63,6 +63,7 @@ from components.keys import create_key, logs_may_use
 from components.network import Network
 from components.nodes import autoscaler_tags, first_asg_name, node_labels, tag_slug
 from components.upstream import (
+    EKS_ADMIN_VIEW_POLICY,
     EKS_CLUSTER_ADMIN_POLICY,
 )
 from components.vocabulary import (
@@ -95,11 +96,20 @@ def creator_not_admin(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTran
 
 def admin_entry(principal_arn: str) -> eks.AccessEntryArgs:
     """An access entry granting ``principal_arn`` cluster-admin on the whole cluster."""
+    return _entry(principal_arn, "cluster-admin", ADMIN_POLICY)
+
+
+def view_entry(principal_arn: str) -> eks.AccessEntryArgs:
+    """An access entry letting ``principal_arn`` read (get, list, watch) every object, Secrets included."""
+    return _entry(principal_arn, "view", EKS_ADMIN_VIEW_POLICY.value)
+
+
+def _entry(principal_arn: str, key: str, policy_arn: str) -> eks.AccessEntryArgs:
     return eks.AccessEntryArgs(
         principal_arn=principal_arn,
         access_policies={
-            "cluster-admin": eks.AccessPolicyAssociationArgs(
-                policy_arn=ADMIN_POLICY,
+            key: eks.AccessPolicyAssociationArgs(
+                policy_arn=policy_arn,
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
             )
         },
@@ -107,10 +117,13 @@ def admin_entry(principal_arn: str) -> eks.AccessEntryArgs:
 
 
 def access_entries(config: ClusterConfig) -> dict[str, eks.AccessEntryArgs]:
-    """``admin-<i>`` per admin role, and ``deploy`` for the deploy role when one is configured."""
+    """``admin-<i>`` per admin role, ``deploy`` for the deploy role and ``preview`` (read-only) for the preview role
+    when they are configured."""
     entries = {f"admin-{index}": admin_entry(arn) for index, arn in enumerate(config.admin_role_arns)}
     if config.deploy_role_arn is not None:
         entries["deploy"] = admin_entry(config.deploy_role_arn)
+    if config.preview_role_arn is not None:
+        entries["preview"] = view_entry(config.preview_role_arn)
     return entries
 
 

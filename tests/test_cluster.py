@@ -20,6 +20,7 @@ from components.upstream import (
     AUTOSCALER_ONE_GROUP_PER_ZONE,
     AUTOSCALER_TEMPLATE_FIRST_ZONE,
     BALANCING_IGNORED_LABELS,
+    EKS_ADMIN_VIEW_POLICY,
     NVIDIA_DEVICE_PLUGIN_AFFINITY_LABEL,
 )
 from components.vocabulary import GPU_POOL, POOL_LABEL
@@ -226,7 +227,18 @@ def test_control_plane(preview: Callable[[str], Preview], stack: str, protected:
             "principalArn": f"arn:aws:iam::111122223333:role/keel-deploy-{stack}",
             "accessPolicies": cluster_admin,
         },
+        # the preview and drift workflows' role reads every object (a refresh reads Helm releases' Secrets), no more
+        "preview": {
+            "principalArn": f"arn:aws:iam::111122223333:role/keel-preview-{stack}",
+            "accessPolicies": {
+                "view": {
+                    "policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy",
+                    "accessScope": {"type": "cluster"},
+                }
+            },
+        },
     }
+    assert inputs["accessEntries"]["preview"]["accessPolicies"]["view"]["policyArn"] == EKS_ADMIN_VIEW_POLICY.value
     assert inputs["endpointPrivateAccess"] is True
     assert inputs["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in inputs

@@ -136,6 +136,11 @@ class ClusterConfig(Section):
     cluster is created without the creator's implicit admin access. None: only ``adminRoleArns`` reach the
     Kubernetes API, so the deployer must be one of them."""
 
+    preview_role_arn: str | None = None
+    """The IAM role the preview and drift workflows run as (``keel-preview-<stack>``): a read-only access entry
+    (get, list and watch, Secrets included: a refresh reads Helm releases), so ``pulumi preview --refresh`` can read
+    the cluster's objects. None: those workflows cannot refresh Kubernetes resources."""
+
     node_groups: NodeGroupsConfig
     """The managed node groups."""
 
@@ -189,7 +194,7 @@ class ClusterConfig(Section):
                 )
         return value
 
-    @field_validator("deploy_role_arn")
+    @field_validator("deploy_role_arn", "preview_role_arn")
     @classmethod
     def _deploy_arn(cls, value: str | None) -> str | None:
         if value is not None and not _ROLE_ARN.match(value):

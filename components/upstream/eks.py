@@ -98,6 +98,14 @@ EKS_CLUSTER_ADMIN_POLICY: Fact[str] = Fact(
     Source(_EKS_DOCS, "4d52b4d0", "latest/ug/manage-access/k8s-access/access-policy-reference.adoc", 127),
     "every API group, resource and verb (line 140)",
 )
+#: The access policy a preview or drift role needs: ``pulumi preview --refresh`` reads every Kubernetes object keel
+#: manages, Helm releases included, whose state lives in Secrets. get, list and watch on every resource, Secrets
+#: included (line 152), and nothing else: the narrower AmazonEKSViewPolicy cannot read Secrets.
+EKS_ADMIN_VIEW_POLICY: Fact[str] = Fact(
+    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy",
+    Source(_EKS_DOCS, "4d52b4d0", "latest/ug/manage-access/k8s-access/access-policy-reference.adoc", 154),
+    "get, list and watch on every API group and resource (lines 161-164)",
+)
 
 # --- the cluster autoscaler (AWS provider) and node groups
 
