@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import pickle
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -19,12 +21,30 @@ from tests.helpers import REGION, ROOT, free_port, stack_file
 
 
 @pytest.fixture(scope="session")
-def preview() -> Callable[[str], engine.Preview]:
+def preview(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Callable[[str], engine.Preview]:
+    """Each of the tests' stacks rendered once per test session. Under pytest-xdist the workers share one render
+    through the session's common temporary folder (the first to ask renders, under a file lock, and the others
+    load its pickled :class:`~keel.engine.Preview`), instead of each worker rendering every stack again."""
     cache: dict[str, engine.Preview] = {}
+    shared = tmp_path_factory.getbasetemp().parent if worker_id != "master" else None
+
+    def render(stack: str) -> engine.Preview:
+        return engine.run(stack, ROOT, config_file=stack_file(stack))
 
     def get(stack: str) -> engine.Preview:
-        if stack not in cache:
-            cache[stack] = engine.run(stack, ROOT, config_file=stack_file(stack))
+        if stack in cache:
+            return cache[stack]
+        if shared is None:
+            cache[stack] = render(stack)
+            return cache[stack]
+        saved = shared / f"keel-preview-{stack}.pickle"
+        with (shared / f"keel-preview-{stack}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if saved.is_file():
+                cache[stack] = pickle.loads(saved.read_bytes())  # written by this session's other worker
+            else:
+                cache[stack] = render(stack)
+                saved.write_bytes(pickle.dumps(cache[stack]))
         return cache[stack]
 
     return get
