@@ -18,7 +18,8 @@ Creates (``<n>`` is the component name, which is also the EKS cluster name):
 - ``<n>-cluster`` service role (AmazonEKSClusterPolicy, plus use of the cluster key) and ``<n>-nodes`` node
   role (worker node, ECR pull-only and VPC CNI policies: nothing else).
 - ``<n>-eks``: ``eks.Cluster`` in the private subnets, API authentication with an access entry per admin role
-  (``admin-<i>``) and one for the deploy role (``deploy``), each cluster-admin, and no admin access for whoever
+  (``admin-<i>``) and one for the deploy role (``deploy``), each cluster-admin, a read-only one for the preview
+  role (``preview``, AmazonEKSAdminViewPolicy), and no admin access for whoever
   creates the cluster (:func:`creator_not_admin`, a transform on the component's child cluster); private endpoint,
   public endpoint only for the configured CIDRs, all five log types, secrets encryption, no default node group,
   managed vpc-cni (network policy on), coredns and kube-proxy.

@@ -174,7 +174,9 @@ def preview_policy(account: str, bucket: str, key_arn: str, stack: str) -> dict[
     have: the state (list and read the bucket's objects; ``ReadOnlyAccess`` has it too, this says so where the deny
     below is carved), the secrets key (decrypt only: SSE-KMS state objects and the stack's encrypted data key), the
     values of the stack's own secrets (tagged ``stack`` by the program's provider; a refresh reads each
-    ``SecretVersion``, whose value the state holds anyway), and no object of any other bucket."""
+    ``SecretVersion``, whose value the state holds anyway) but never a service's own secret (tagged
+    ``keel.dev/secret``: its value is set out of band and is in no state, so no branch's preview may read it), and no
+    object of any other bucket."""
     objects = f"arn:aws:s3:::{bucket}/*"
     return {
         "Version": "2012-10-17",
@@ -198,6 +200,13 @@ def preview_policy(account: str, bucket: str, key_arn: str, stack: str) -> dict[
                     "StringEquals": {"aws:ResourceTag/stack": stack},
                     "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
                 },
+            },
+            {
+                "Sid": "NoServiceSecrets",
+                "Effect": "Deny",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"Null": {"aws:ResourceTag/keel.dev/secret": "false"}},
             },
             {
                 "Sid": "NoOtherObjects",

@@ -425,7 +425,10 @@ def cost_command(args: argparse.Namespace) -> int:
     from components.config import ConfigError
 
     stack = args.stack
-    saved = args.stack.endswith(".json") and Path(args.stack).is_file()
+    saved = args.stack.endswith(".json")
+    if saved and not Path(args.stack).is_file():
+        _error(f"{args.stack}: no such file (a saved preview: keel preview STACK --json > FILE)")
+        return EXIT_USAGE
     if saved and args.config_file is not None:
         _error("--config-file applies to a stack name; a saved preview was rendered already")
         return EXIT_USAGE

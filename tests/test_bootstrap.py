@@ -121,6 +121,14 @@ def test_every_stack_gets_a_read_only_preview_role_for_pull_requests_and_drift(a
         assert statements["ReadState"]["Resource"] == "arn:aws:s3:::acme-pulumi-state/*"
         assert statements["NoOtherObjects"]["NotResource"] == "arn:aws:s3:::acme-pulumi-state/*"
         assert statements["RefreshOwnSecrets"]["Condition"] == {"StringEquals": {"aws:ResourceTag/stack": stack}}
+        # a service's own secrets (the tag keel puts on them) are never readable by a branch's preview
+        assert statements["NoServiceSecrets"] == {
+            "Sid": "NoServiceSecrets",
+            "Effect": "Deny",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"Null": {"aws:ResourceTag/keel.dev/secret": "false"}},
+        }
 
 
 def test_a_preview_role_changed_by_hand_is_brought_back(aws: str) -> None:

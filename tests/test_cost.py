@@ -275,6 +275,10 @@ def test_keel_cost_reads_a_saved_preview(
     assert capsys.readouterr().err.strip() == (
         "error: --config-file applies to a stack name; a saved preview was rendered already"
     )
+    assert cli.main(["cost", str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.json'}: no such file (a saved preview: " + (
+        "keel preview STACK --json > FILE)"
+    )
     (tmp_path / "broken.json").write_text('{"resources": []}')
     assert cli.main(["cost", str(tmp_path / "broken.json")]) == 2
     assert "not a preview document (expected an object with 'steps')" in capsys.readouterr().err

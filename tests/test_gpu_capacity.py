@@ -228,3 +228,17 @@ def test_config_refuses_a_gpu_job_that_cannot_fit_the_smallest_gpu_type() -> Non
         validate("dev", with_trainer("dev", memory="13900Mi"))
     (problem,) = err.value.problems
     assert problem.startswith("keel:services.forecast-trainer.resources.memory: got '13900Mi'; a g5.xlarge node ")
+
+
+def test_a_job_that_fits_only_the_autoscalers_template_is_refused() -> None:
+    """The autoscaler builds a scale-from-zero node with allocatable = capacity
+    (AUTOSCALER_TEMPLATE_ALLOCATABLE_IS_CAPACITY): it would start a g4dn.xlarge for 3900m, which the real node
+    cannot give (3215m after reservations and DaemonSets), and the job would pend on an idle GPU. keel refuses it."""
+    from components.upstream import AUTOSCALER_TEMPLATE_ALLOCATABLE_IS_CAPACITY
+
+    assert AUTOSCALER_TEMPLATE_ALLOCATABLE_IS_CAPACITY.value is True
+    with pytest.raises(ConfigError) as err:
+        validate("prod", with_trainer("prod", cpu="3900m"))
+    [problem] = err.value.problems
+    assert problem.startswith("keel:services.forecast-trainer.resources.cpu: got '3900m'; a g4dn.xlarge node ")
+    assert "has 3215m left for it" in problem

@@ -72,6 +72,11 @@ def with_web(**changes: Any) -> dict[str, Any]:
 
 CASES: list[tuple[str, dict[str, str], str]] = [
     (
+        "fractional millicores",  # Kubernetes' precision is 1m; the capacity check counts whole millicores
+        services_stack(with_web(resources={"cpu": "1500.5m", "memory": "512Mi"})),
+        "keel:services.web.resources.cpu: got '1500.5m'; expected a CPU quantity such as '250m' or '2'",
+    ),
+    (
         "unknown grant",
         services_stack(with_web(grants=["uploads:admin"])),
         "keel:services.web.grants: got 'uploads:admin'; allowed: artifacts:read, artifacts:read-write, queue:connect, "

@@ -18,7 +18,7 @@ _CERT_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0
 #: A service name: a DNS label of at most 40 characters.
 SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
-_QUANTITY_CPU = re.compile(r"^\d+(\.\d+)?m?$")
+_QUANTITY_CPU = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")  # whole millicores, or cores to 1m precision
 _QUANTITY_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 #: A secret's name: upper snake case, so that ``<NAME>_SECRET_ARN`` is an environment variable name.

@@ -104,7 +104,8 @@ class StackConfig(Section):
 
     secret_keys: frozenset[str] = frozenset()
     """The ``keel:`` keys (camelCase, no namespace) the engine marks secret: a ``secure:`` value is somewhere in
-    them (not config: filled in by :func:`load`). Components keep what they read from these secret."""
+    them (not config: filled in by :func:`load`). Only ``accountId`` may be secure today (``SECRET_CAPABLE``), and
+    no component reads it from here: kept so a check or a component that needs to know can."""
 
     region: str
     """``aws:region``: where every regional resource goes."""
