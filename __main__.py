@@ -38,6 +38,7 @@ if platform.database is not None:
     pulumi.export("databaseSubnetGroupName", db.subnet_group_name)
     pulumi.export("databaseSecurityGroupId", db.security_group_id)
     pulumi.export("databaseParameterGroupName", db.parameter_group_name)
+    pulumi.export("databaseReaderEndpoints", db.reader_endpoints)
 pulumi.export(
     "cacheEndpoints",
     {

@@ -8,12 +8,12 @@ Usage::
     specs[0].runbook    # "db-cpu": README.md#db-cpu
 
 Provides :class:`Metric` and :class:`AlarmSpec`, one ``*_alarms`` function per tier (thresholds from
-``keel:alerts.thresholds``): database CPU, connections, free storage and replication-slot lag; per cache memory,
-engine CPU, replication lag (with replicas) and evictions (``noeviction`` caches); the ALB's 5xx rate and, per
-target group, p95 response time and unhealthy hosts; port allocation errors per NAT gateway; a node group at its
-maximum size; per GPU job, a job pending with no GPU node running; backup jobs that failed, expired or were
-aborted, and failed copies. Also the name Container Insights gives job pods (:func:`job_pod_name`), and
-:func:`instances`, the node count of an Auto Scaling group.
+``keel:alerts.thresholds``): database CPU, connections, free storage and replication-slot lag; per read replica lag,
+CPU, connections and free storage; per cache memory, engine CPU, replication lag (with replicas) and evictions
+(``noeviction`` caches); the ALB's 5xx rate and, per target group, p95 response time and unhealthy hosts; port
+allocation errors per NAT gateway; a node group at its maximum size; per GPU job, a job pending with no GPU node
+running; backup jobs that failed, expired or were aborted, and failed copies. Also the name Container Insights gives job
+pods (:func:`job_pod_name`), and :func:`instances`, the node count of an Auto Scaling group.
 
 How node counts are read: EKS managed node groups do not turn on Auto Scaling group metrics and no API of EKS
 (or resource of Pulumi) can. Every running instance reports ``AWS/EC2 CPUUtilization`` under its group's
@@ -158,6 +158,51 @@ def database_alarms(identifier: str, t: ThresholdsConfig, max_connections: int, 
             Metric("AWS/RDS", "OldestReplicationSlotLag", dims, "Maximum"),
         ),
     ]
+
+
+def database_replica_alarms(
+    identifiers: Sequence[str], t: ThresholdsConfig, max_connections: int, storage_gb: int
+) -> list[AlarmSpec]:
+    """Per read replica (``identifiers`` in order, keys from 1): ``db-replica-<i>-lag`` and ``db-replica-<i>-cpu``,
+    and, as the primary's (a replica has its own storage, which its WAL can fill, and the same ``max_connections``),
+    ``db-replica-<i>-connections`` and ``db-replica-<i>-free-storage`` on the primary's runbook entries."""
+    out: list[AlarmSpec] = []
+    for index, identifier in enumerate(identifiers, start=1):
+        dims = {"DBInstanceIdentifier": identifier}
+        out += [
+            AlarmSpec(
+                f"db-replica-{index}-{spec.key.removeprefix('db-')}",
+                spec.runbook,
+                f"Read replica {identifier}: {spec.summary}",
+                spec.threshold,
+                spec.comparison,
+                spec.periods,
+                spec.metric,
+            )
+            for spec in database_alarms(identifier, t, max_connections, storage_gb)
+            if spec.key in ("db-connections", "db-free-storage")
+        ]
+        out += [
+            AlarmSpec(
+                f"db-replica-{index}-lag",
+                "db-replica-lag",
+                f"RDS read replica {identifier}: lag above {t.database_replica_lag_seconds} s for 15 minutes",
+                t.database_replica_lag_seconds,
+                "GreaterThanThreshold",
+                3,
+                Metric("AWS/RDS", "ReplicaLag", dims, "Maximum"),
+            ),
+            AlarmSpec(
+                f"db-replica-{index}-cpu",
+                "db-replica-cpu",
+                f"RDS read replica {identifier}: CPU above {t.database_cpu_percent}% for 15 minutes",
+                t.database_cpu_percent,
+                "GreaterThanThreshold",
+                3,
+                Metric("AWS/RDS", "CPUUtilization", dims, "Average"),
+            ),
+        ]
+    return out
 
 
 def cache_alarms(

@@ -21,12 +21,19 @@ Creates (``<n>`` is the component name):
   master password managed by RDS in Secrets Manager (encrypted with the key), IAM authentication, not public,
   Multi-AZ, backups and PITR, log exports, Performance Insights, deletion protection and a final snapshot as
   configured, copy tags to snapshots, automatic minor upgrades; Pulumi ``protect`` when the stack protects.
+- ``<n>-db-replica-<i>`` (``keel:database.readReplicas``, i from 1): read replicas of ``<n>-db``
+  (``replicate_source_db`` its identifier), same class, key (storage and Performance Insights), parameter group,
+  security group and enhanced monitoring, single-AZ in a zone other than the network's first (:func:`replica_zone`),
+  not public, no backups of their own (``backup_retention_period=0``, ``skip_final_snapshot``: the primary's backups
+  hold the data) and no backup selection tag; deletion protection and ``protect`` as the primary. Each with its
+  own ``postgresql`` and ``upgrade`` log groups.
 
 Depends only on the network and the client security group, never on the EKS cluster.
 
-Outputs: ``instance``, ``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``,
-``max_connections``, ``allocated_storage_gb``, and what a point-in-time restore goes into: ``subnet_group_name``,
-``security_group_id``, ``parameter_group_name``.
+Outputs: ``instance``, ``replicas``, ``replica_identifiers``, ``reader_endpoints`` (the replicas' addresses),
+``endpoint``, ``port``, ``master_secret_arn``, ``security_group``, ``key``, ``max_connections``,
+``allocated_storage_gb``, and what a point-in-time restore goes into: ``subnet_group_name``, ``security_group_id``,
+``parameter_group_name``.
 """
 
 from __future__ import annotations
@@ -79,6 +86,15 @@ def tuning(instance_class: str, max_connections: int, slow_query_ms: int) -> dic
     }
 
 
+def replica_zone(zones: list[str], index: int) -> str:
+    """The zone of read replica ``index`` (0-based): the zones after the network's first, in turn, never the first.
+    The primary sets no zone (RDS picks it at creation, and a Multi-AZ failover moves it), so this is "not the
+    network's first zone", deterministic across previews; it is not a promise that the primary is elsewhere."""
+    if len(zones) < 2:
+        raise ValueError(f"read replicas need at least 2 zones; got {zones}")
+    return zones[1 + index % (len(zones) - 1)]
+
+
 #: Parameters PostgreSQL reads only at start: applied at the next reboot, never by surprise.
 STATIC_PARAMETERS = ("shared_buffers", "max_connections")
 
@@ -87,6 +103,10 @@ class Database(pulumi.ComponentResource):
     """RDS PostgreSQL for the platform's services."""
 
     instance: aws.rds.Instance
+    replicas: list[aws.rds.Instance]
+    replica_identifiers: list[str]
+    reader_endpoints: list[pulumi.Output[str]]
+    """The read replicas' addresses (``keel:database.readReplicas``), in order."""
     endpoint: pulumi.Output[str]
     port: int
     master_secret_arn: pulumi.Output[str]
@@ -129,11 +149,17 @@ class Database(pulumi.ComponentResource):
         self.allocated_storage_gb = config.allocated_storage_gb
         self.database_name = config.database_name
         groups = {kind: f"/aws/rds/instance/{identifier}/{kind}" for kind in LOG_EXPORTS}
+        self.replica_identifiers = [f"{identifier}-replica-{i + 1}" for i in range(config.read_replicas)]
+        replica_groups = {
+            replica: {kind: f"/aws/rds/instance/{replica}/{kind}" for kind in LOG_EXPORTS}
+            for replica in self.replica_identifiers
+        }
+        every_group = [*groups.values(), *(g for rg in replica_groups.values() for g in rg.values())]
         self.key = create_key(
             f"{name}-database",
             "RDS storage, Performance Insights, the master secret and PostgreSQL logs",
             ctx,
-            service_statements=[logs_may_use(ctx, [ctx.arn("logs", f"log-group:{g}") for g in groups.values()])],
+            service_statements=[logs_may_use(ctx, [ctx.arn("logs", f"log-group:{g}") for g in every_group])],
             protect=protect,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -241,6 +267,20 @@ class Database(pulumi.ComponentResource):
                 depends_on=[*log_groups, monitoring_policy],
             ),
         )
+        self.replicas = [
+            self._replica(
+                replica,
+                config,
+                source=self.instance,
+                zone=replica_zone(network.availability_zones, index),
+                parameter_group=parameters.name,
+                monitoring_role=monitoring.arn,
+                log_groups=replica_groups[replica],
+                protect=protect,
+            )
+            for index, replica in enumerate(self.replica_identifiers)
+        ]
+        self.reader_endpoints = [replica.address for replica in self.replicas]
         self.region = ctx.region
         self.subnet_group_name = subnets.name
         self.security_group_id = self.security_group.id
@@ -260,7 +300,79 @@ class Database(pulumi.ComponentResource):
                 "parameter_group_name": self.parameter_group_name,
                 "max_connections": self.max_connections,
                 "allocated_storage_gb": self.allocated_storage_gb,
+                "reader_endpoints": self.reader_endpoints,
             }
+        )
+
+    def _replica(
+        self,
+        identifier: str,
+        config: DatabaseConfig,
+        *,
+        source: aws.rds.Instance,
+        zone: str,
+        parameter_group: pulumi.Input[str],
+        monitoring_role: pulumi.Input[str],
+        log_groups: Mapping[str, str],
+        protect: bool,
+    ) -> aws.rds.Instance:
+        """One read replica of ``source`` (see the module docstring). Engine, version, master user, database
+        name and subnet group come from the source (a same-region ``replicate_source_db`` is the source's
+        identifier, and the provider refuses a subnet group unless it is an ARN)."""
+        created = [
+            aws.cloudwatch.LogGroup(
+                f"{identifier}-{kind}",
+                name=group,
+                kms_key_id=self.key.arn,
+                retention_in_days=config.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            )
+            for kind, group in log_groups.items()
+        ]
+        return aws.rds.Instance(
+            identifier,
+            identifier=identifier,
+            replicate_source_db=source.identifier,
+            instance_class=config.instance_class,
+            availability_zone=zone,
+            multi_az=False,
+            storage_type="gp3",
+            allocated_storage=config.allocated_storage_gb,
+            max_allocated_storage=config.max_allocated_storage_gb,
+            storage_encrypted=True,
+            kms_key_id=self.key.arn,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            parameter_group_name=parameter_group,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            iam_database_authentication_enabled=True,
+            port=PORT,
+            # No backups of its own: the primary's automated backups, PITR and the backup plan hold the data; a
+            # replica is rebuilt from the primary. Nothing to snapshot on deletion either.
+            backup_retention_period=0,
+            skip_final_snapshot=True,
+            delete_automated_backups=False,
+            copy_tags_to_snapshot=True,
+            maintenance_window=config.maintenance_window,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            deletion_protection=config.deletion_protection,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=self.key.arn,
+            performance_insights_retention_period=7,
+            monitoring_interval=60,
+            monitoring_role_arn=monitoring_role,
+            apply_immediately=False,
+            # No backup selection tag: backup selection is unchanged, replicas are not backed up.
+            tags={
+                "Name": identifier,
+                "keel.dev/replica-of": self.identifier,
+                "keel.dev/backup-exempt": f"read replica of {self.identifier}, whose backups hold its data",
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=protect, retain_on_delete=protect, depends_on=[*created, source]
+            ),
         )
 
     def grant_secret_read(self, role: aws.iam.Role) -> aws.iam.RolePolicy:

@@ -16,15 +16,15 @@ Creates (``<n>`` is the component name):
   lets CloudWatch (alarms named ``<n>-*`` of this account) and CloudWatch Logs (those log groups) use it.
 - ``<n>-alerts`` SNS topic on that key, its policy (CloudWatch alarms of this account publish; nothing
   without TLS), and ``<n>-alerts-<i>`` e-mail subscriptions.
-- ``<n>-<key>`` CloudWatch alarms, each an :class:`~components.alarms.AlarmSpec` from the ``*_alarms`` functions
-  of :mod:`components.alarms` (thresholds from ``keel:alerts.thresholds``), each naming its runbook entry in the
-  README (``README.md#<runbook>``): database CPU, connections, free storage and replication-slot lag; per cache
-  memory, engine CPU, replication lag (with replicas) and evictions (``noeviction`` caches); the ALB's 5xx rate
-  and, per target group, p95 response time and unhealthy hosts; port allocation errors per NAT gateway; each
-  pool without GPUs at its maximum size (the general pool's nodes summed over its per-zone groups: one zone's
-  group at its share is normal, the pool at its ``maxSize`` is not); per GPU job, a job pending with no GPU node
-  running; backup jobs that failed, expired or were aborted, and failed copies. Node counts are read from the
-  instances' ``AWS/EC2`` samples (see :mod:`components.alarms`).
+- ``<n>-<key>`` CloudWatch alarms, each an :class:`~components.alarms.AlarmSpec` from the ``*_alarms`` functions of
+  :mod:`components.alarms` (thresholds from ``keel:alerts.thresholds``), each naming its runbook entry in the README
+  (``README.md#<runbook>``): database CPU, connections, free storage and replication-slot lag; per read replica lag,
+  CPU, connections and free storage; per cache memory, engine CPU, replication lag (with replicas) and evictions
+  (``noeviction`` caches); the ALB's 5xx rate and, per target group, p95 response time and unhealthy hosts; port
+  allocation errors per NAT gateway; each pool without GPUs at its maximum size (the general pool's nodes summed over
+  its per-zone groups: one zone's group at its share is normal, the pool at its ``maxSize`` is not); per GPU job, a job
+  pending with no GPU node running; backup jobs that failed, expired or were aborted, and failed copies. Node counts are
+  read from the instances' ``AWS/EC2`` samples (see :mod:`components.alarms`).
 - ``<n>`` CloudWatch dashboard with the golden signals of the ALB, database, caches and node groups
   (:mod:`components.dashboard`).
 - With ``containerInsights``: ``<n>-containerinsights-<kind>`` log groups (application, dataplane, host,
@@ -55,6 +55,7 @@ from components.alarms import (
     backup_alarms,
     cache_alarms,
     database_alarms,
+    database_replica_alarms,
     gpu_job_alarms,
     instances,
     load_balancer_alarms,
@@ -266,6 +267,9 @@ class Observability(pulumi.ComponentResource):
         specs: list[AlarmSpec] = []
         if database is not None:
             specs += database_alarms(database.identifier, t, database.max_connections, database.allocated_storage_gb)
+            specs += database_replica_alarms(
+                database.replica_identifiers, t, database.max_connections, database.allocated_storage_gb
+            )
         for label, cache in caches.items():
             specs += cache_alarms(label, nodes[label], t, evicting=cache.evicts, replicas=cache.replicas_per_shard)
         if load_balancer is not None:

@@ -12,7 +12,8 @@ configurable discount, with the GPU's observed Spot range stated). What is price
   the discount, plus their gp3 root volumes. The general pool is one group per zone, each priced at its share of
   the pool's desired size: the items sum to the pool;
 - NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
-- RDS instance hours and gp3 storage, both doubled for Multi-AZ; ElastiCache nodes (shards x (1 + replicas));
+- RDS instance hours and gp3 storage, both doubled for Multi-AZ (a read replica: single-AZ, its own storage);
+  ElastiCache nodes (shards x (1 + replicas));
 - the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules;
 - KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume;
 - CloudWatch alarms per metric they read, dashboards per month.
@@ -220,7 +221,8 @@ def estimate(
             storage = float(i.get("allocatedStorage") or 0)
             add(
                 s,
-                f"{i.get('instanceClass')} x {copies} ({'Multi-AZ' if copies == 2 else 'single-AZ'})",
+                f"{i.get('instanceClass')} x {copies} ({'Multi-AZ' if copies == 2 else 'single-AZ'})"
+                + (" read replica" if i.get("replicateSourceDb") else ""),
                 rds_hourly * hours * copies,
             )
             add(

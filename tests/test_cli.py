@@ -49,10 +49,10 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "350 resources to create" in out
+    assert "357 resources to create" in out
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
-    assert rows["aws:rds/instance:Instance"] == "1"
+    assert rows["aws:rds/instance:Instance"] == "2"  # the database and its read replica
     assert re.search(r'^  vpcId: "vpc-[0-9a-f]+"$', out, re.M)  # outputs print as JSON
 
 
@@ -105,7 +105,9 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(
     assert doc["steps"] == preview("prod").to_json()["steps"]  # another run, the same preview
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
-    assert doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 350}
+    assert (
+        doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 357}
+    )  # 350 + the read replica and its 2 log groups and 4 alarms
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]

@@ -301,3 +301,31 @@ def test_the_general_pool_is_priced_over_its_zone_groups(preview: Callable[[str]
     assert sum(i.monthly for i in nodes) == pytest.approx(2 * table["hourly"]["ec2.m5.xlarge"] * hours)
     disks = sum(i.monthly for i in general if "root volumes" in i.description)
     assert disks == pytest.approx(2 * table["assumptions"]["nodeRootVolumeGb"] * table["monthly"]["ebs.gp3.gb"])
+
+
+def test_a_read_replica_is_priced_single_az_with_its_storage() -> None:
+    replica = doc(
+        step(
+            "aws:rds/instance:Instance",
+            "db-replica-1",
+            "keel:database:Database",
+            instanceClass="db.r6g.xlarge",
+            replicateSourceDb="db",
+            multiAz=False,
+            allocatedStorage=100,
+        )
+    )
+    items = cost.estimate(replica, stack="t", table=TABLE).items
+    assert [i.description for i in items] == [
+        "db.r6g.xlarge x 1 (single-AZ) read replica",
+        "100 GB gp3 x 1",
+    ]
+    assert cost.estimate(replica, stack="t", table=TABLE).monthly_total == 375.0  # as a single-AZ instance
+
+
+def test_keel_cost_prod_lists_the_read_replica(preview: Callable[[str], Preview]) -> None:
+    """prod's replica: db.r6g.xlarge at 0.45 x 730 h = 328.50, 100 GB x 0.115 = 11.50 (keel's price table)."""
+    estimate = cost.of_document(preview("prod").to_json())
+    assert estimate is not None
+    lines = {(i.description, round(i.monthly, 2)) for i in estimate.items if i.urn.endswith("::keel-prod-db-replica-1")}
+    assert lines == {("db.r6g.xlarge x 1 (single-AZ) read replica", 328.5), ("100 GB gp3 x 1", 11.5)}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import BucketsConfig, ConfigError, EmailConfig, validate
-from components.database import memory_gib, tuning
+from components.database import memory_gib, replica_zone, tuning
 from components.email import Email, dns_records, send_statements
 from components.storage import Buckets, read_statements, read_write_statements
 from keel import cli
@@ -140,6 +140,21 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         "keel:email.hostedZoneId: got 'zone-1'; expected a Route 53 hosted zone id such as 'Z0123456789ABC'",
     ),
     ("missing email domain", stack(email={}), "keel:email.domain: required key is missing"),
+    (
+        "negative read replicas",
+        stack(database={**DB, "readReplicas": -1}),
+        "keel:database.readReplicas: got -1; allowed: 0 to 5",
+    ),
+    (
+        "too many read replicas",
+        stack(database={**DB, "readReplicas": 6}),
+        "keel:database.readReplicas: got 6; allowed: 0 to 5",
+    ),
+    (
+        "read replicas not a number",
+        stack(database={**DB, "readReplicas": "two"}),
+        "keel:database.readReplicas: got 'two'; expected a whole number",
+    ),
 ]
 
 
@@ -242,6 +257,62 @@ def test_database_per_stack(preview: Callable[[str], Preview], env: str) -> None
         assert group.inputs["name"] == f"/aws/rds/instance/keel-{env}-db/{kind}"
         assert group.property_dependencies["kmsKeyId"] == [key.urn]
         assert group.urn in db.dependencies
+
+
+def test_read_replica_copies_the_primary_in_another_zone(preview: Callable[[str], Preview]) -> None:
+    """prod sets keel:database.readReplicas: 1: one replica of keel-prod-db with the primary's key, parameter group,
+    security group and class, outside the first zone, with no backups and no backup selection tag."""
+    p = preview("prod")
+    db = p.one("aws:rds/instance:Instance", "keel-prod-db")
+    replica = p.one("aws:rds/instance:Instance", "keel-prod-db-replica-1")
+    key = p.one("aws:kms/key:Key", "keel-prod-database")
+    i = replica.inputs
+    assert i["identifier"] == "keel-prod-db-replica-1"
+    assert i["replicateSourceDb"] == db.inputs["identifier"] == "keel-prod-db"
+    assert replica.property_dependencies["replicateSourceDb"] == [db.urn]
+    assert i["instanceClass"] == db.inputs["instanceClass"] == "db.r6g.xlarge"
+    assert i["storageEncrypted"] is True
+    for field in ("kmsKeyId", "performanceInsightsKmsKeyId"):
+        assert replica.property_dependencies[field] == [key.urn], field
+        assert i[field] == db.inputs[field], field
+    assert i["performanceInsightsEnabled"] is True
+    assert i["parameterGroupName"] == db.inputs["parameterGroupName"]
+    assert i["vpcSecurityGroupIds"] == db.inputs["vpcSecurityGroupIds"]
+    # The network's zones in order are us-east-1a, -1b, -1c: the replica takes the second, never the first.
+    assert p.one("aws:ec2/subnet:Subnet", "keel-prod-isolated-us-east-1b").inputs["availabilityZone"] == "us-east-1b"
+    assert i["availabilityZone"] == "us-east-1b"
+    assert i["multiAz"] is False
+    assert i["publiclyAccessible"] is False
+    assert i["backupRetentionPeriod"] == 0
+    assert i["skipFinalSnapshot"] is True
+    assert i["deletionProtection"] is True
+    assert i["copyTagsToSnapshot"] is True and i["autoMinorVersionUpgrade"] is True
+    assert i["iamDatabaseAuthenticationEnabled"] is True
+    assert (i["monitoringInterval"], i["monitoringRoleArn"]) == (60, db.inputs["monitoringRoleArn"])
+    # A same-region replica takes the source's subnet group, engine, master user and database name.
+    for field in ("dbSubnetGroupName", "engine", "username", "dbName", "manageMasterUserPassword", "password"):
+        assert field not in i, field
+    assert "keel.dev/backup" not in i["tags"] and "keel.dev/backup" in db.inputs["tags"]
+    assert i["tags"]["keel.dev/backup-exempt"].startswith("read replica of keel-prod-db")
+    assert (replica.protect, replica.retain_on_delete) == (True, True)
+    for kind in ("postgresql", "upgrade"):
+        group = p.one("aws:cloudwatch/logGroup:LogGroup", f"keel-prod-db-replica-1-{kind}")
+        assert group.inputs["name"] == f"/aws/rds/instance/keel-prod-db-replica-1/{kind}"
+        assert group.property_dependencies["kmsKeyId"] == [key.urn]
+        assert group.urn in replica.dependencies
+
+
+def test_no_read_replica_by_default(preview: Callable[[str], Preview]) -> None:
+    p = preview("dev")
+    assert [s.name for s in p.of_type("aws:rds/instance:Instance")] == ["keel-dev-db"]
+
+
+@pytest.mark.parametrize(
+    ("zones", "index", "zone"),
+    [(["a", "b", "c"], 0, "b"), (["a", "b", "c"], 1, "c"), (["a", "b", "c"], 2, "b"), (["a", "b"], 4, "b")],
+)
+def test_replica_zone_is_never_the_first(zones: list[str], index: int, zone: str) -> None:
+    assert replica_zone(zones, index) == zone
 
 
 def test_data_stores_admit_only_the_nodes(preview: Callable[[str], Preview]) -> None:

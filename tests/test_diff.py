@@ -35,7 +35,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $1,963.75 -> $1,963.75 (+0.00)\n"
+        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $2,309.15 -> $2,309.15 (+0.00)\n"
     )
 
 
@@ -85,8 +85,11 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     assert "  ! keel-prod-db (aws:rds/instance:Instance): kmsKeyId" in out
     assert "+- keel-prod-db  aws:rds/instance:Instance" in out
     assert "    kmsKeyId: " in out and "-> arn:aws:kms:us-east-1:123456789012:key/x  (forces replacement)" in out
-    # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54
-    assert "Monthly cost: $1,963.75 -> $2,619.29 (+655.54)" in out
+    # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54 (the edit is the
+    # primary's only, not the replica's). The base, $2,309.15, is $1,963.75 before read replicas plus the
+    # replica's 0.45 x 730 h (328.50) + 100 GB x 0.115 (11.50) + 2 log groups x 5 GB x 0.5 (5.00)
+    # + 4 alarms x 0.1 (0.40) = 345.40.
+    assert "Monthly cost: $2,309.15 -> $2,964.69 (+655.54)" in out
 
 
 def test_a_replacement_of_any_type_is_a_replace(prod: Doc) -> None:
@@ -211,7 +214,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **0** to update, **1** to replace, **0** to delete"
-    assert lines[4] == "Monthly cost: $1,963.75 → $1,963.75 (+0.00)"  # an engine change costs nothing here
+    assert lines[4] == "Monthly cost: $2,309.15 → $2,309.15 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to replace</summary>" in out
@@ -286,3 +289,21 @@ def test_a_config_file_is_read_at_each_revision(tmp_path: Path) -> None:
     assert "keel-qa-vpc" in {r.name for r in result.resources}
     with pytest.raises(diff.DiffError, match=r"^--config-file .*: not in the checkout"):
         diff.load_side("qa@HEAD", repo, stack_file("dev"))
+
+
+def test_a_read_replica_is_diffed_as_a_stateful_instance(prod: Doc) -> None:
+    """A replica is an aws:rds/instance:Instance like its source, with the same replacement facts: a new zone
+    (availabilityZone: ForceNew) replaces it, and keel diff warns, as for any instance: a replaced replica is rebuilt
+    from the primary (its readers lose it for as long as that takes), and --fail-on-replace holds it for review.
+    Dropping replicateSourceDb promotes it in place (terraform-provider-aws: not ForceNew)."""
+    name, rds = "keel-prod-db-replica-1", "aws:rds/instance:Instance"
+    [replica] = diff.compare(prod, edit(prod, name, rds, availabilityZone="us-east-1c")).resources
+    assert (replica.name, replica.op, replica.replaces) == (name, "replace", ["availabilityZone"])
+    out = diff.text(diff.compare(prod, edit(prod, name, rds, availabilityZone="us-east-1c")))
+    assert f"  ! {name} ({rds}): availabilityZone" in out
+    promoted = copy.deepcopy(prod)
+    for step in promoted["steps"]:
+        if step["urn"].endswith(f"::{name}") and step["newState"]["type"] == rds:
+            del step["newState"]["inputs"]["replicateSourceDb"]
+    [replica] = diff.compare(prod, promoted).resources
+    assert (replica.op, replica.replaces) == ("update", [])

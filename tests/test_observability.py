@@ -64,8 +64,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
         stack("dev", alerts={"thresholds": {"cpu": 80}}),
         "keel:alerts.thresholds.cpu: unknown key; allowed keys: albErrorPercent, albP95Ms, cacheCpuPercent, "
         "cacheMemoryPercent, cacheReplicationLagSeconds, databaseConnectionsPercent, databaseCpuPercent, "
-        "databaseFreeStoragePercent, databaseReplicationSlotLagMb, gpuUnavailableMinutes, nodeGroupAtMaxMinutes, "
-        "unhealthyHostsMinutes",
+        "databaseFreeStoragePercent, databaseReplicaLagSeconds, databaseReplicationSlotLagMb, gpuUnavailableMinutes, "
+        "nodeGroupAtMaxMinutes, unhealthyHostsMinutes",
     ),
     (
         "log retention CloudWatch refuses",
@@ -163,6 +163,7 @@ def expected_alarms(p: Preview, env: str) -> dict[str, tuple[dict[str, Any], str
         for c in ("queue", "cache")
     }
     db = {"DBInstanceIdentifier": f"{n}-db"}
+    replica = {"DBInstanceIdentifier": f"{n}-db-replica-1"}
     lb = {"LoadBalancer": alb}
     out: dict[str, tuple[dict[str, Any], str, float, int]] = {
         f"{n}-db-cpu": (single("AWS/RDS", "CPUUtilization", db, "Average"), "GreaterThanThreshold", 80, 3),
@@ -183,6 +184,38 @@ def expected_alarms(p: Preview, env: str) -> dict[str, tuple[dict[str, Any], str
             "GreaterThanThreshold",
             1024 * 1024**2,
             3,
+        ),
+        **(
+            {
+                # The read replica (prod sets keel:database.readReplicas: 1): lag, CPU, and the primary's
+                # connections and free-storage alarms on it.
+                f"{n}-db-replica-1-lag": (
+                    single("AWS/RDS", "ReplicaLag", replica, "Maximum"),
+                    "GreaterThanThreshold",
+                    30,
+                    3,
+                ),
+                f"{n}-db-replica-1-cpu": (
+                    single("AWS/RDS", "CPUUtilization", replica, "Average"),
+                    "GreaterThanThreshold",
+                    80,
+                    3,
+                ),
+                f"{n}-db-replica-1-connections": (
+                    single("AWS/RDS", "DatabaseConnections", replica, "Maximum"),
+                    "GreaterThanThreshold",
+                    160,
+                    3,
+                ),
+                f"{n}-db-replica-1-free-storage": (
+                    single("AWS/RDS", "FreeStorageSpace", replica, "Minimum"),
+                    "LessThanThreshold",
+                    100 * GIB * 15 // 100,
+                    2,
+                ),
+            }
+            if prod
+            else {}
         ),
         f"{n}-alb-5xx-rate": (
             {
@@ -428,6 +461,7 @@ def test_every_log_group_has_retention_and_a_customer_key(preview: Callable[[str
             f"/aws/eks/{n}/cluster",
             f"/aws/rds/instance/{n}-db/postgresql",
             f"/aws/rds/instance/{n}-db/upgrade",
+            *([f"/aws/rds/instance/{n}-db-replica-1/{k}" for k in ("postgresql", "upgrade")] if env == "prod" else []),
             f"/{n}/vpc/flow-logs",
             *[f"/aws/containerinsights/{n}/{k}" for k in ("application", "dataplane", "host", "performance")],
         ]
@@ -793,7 +827,7 @@ def test_every_alarm_and_rule_names_a_runbook_entry_that_exists(preview: Callabl
     groups = p.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "keel-prod-rules").inputs["spec"]["groups"]
     named |= {r["annotations"]["runbook_url"].rsplit("#", 1)[1] for g in groups for r in g["rules"]}
     assert named - anchors == set()
-    assert len(named) == 17
+    assert len(named) == 19  # with db-replica-lag and db-replica-cpu
 
 
 def test_without_services_prometheus_scrapes_no_application_namespace() -> None:

@@ -54,6 +54,9 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
     "databaseSubnetGroupName": lambda v: v.startswith("keel-prod-db-"),
     "databaseSecurityGroupId": lambda v: v.startswith("sg-"),
     "databaseParameterGroupName": lambda v: v.startswith("keel-prod-db-"),
+    "databaseReaderEndpoints": lambda v: (
+        len(v) == 1 and v[0].startswith("keel-prod-db-replica-1.") and v[0].endswith(".rds.amazonaws.com")
+    ),
     "cacheEndpoints": lambda v: (
         sorted(v) == ["cache", "queue"] and all(e.endswith(".amazonaws.com") for e in v.values())
     ),
@@ -103,6 +106,9 @@ def test_outputs_are_what_the_components_built(preview: Callable[[str], Preview]
     assert out["databaseSubnetGroupName"] == instance["dbSubnetGroupName"]
     assert out["databaseParameterGroupName"] == instance["parameterGroupName"]
     assert out["databaseSecurityGroupId"] in instance["vpcSecurityGroupIds"]
+    replica = p.one("aws:rds/instance:Instance", "keel-prod-db-replica-1")
+    [reader] = out["databaseReaderEndpoints"]
+    assert reader.startswith(replica.inputs["identifier"] + ".")
     https = p.one("aws:lb/listener:Listener", "keel-prod-https").inputs
     assert out["certificateArn"] == https["certificateArn"]
     for service in SERVICES:

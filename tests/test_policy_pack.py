@@ -1847,7 +1847,13 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
                 "keel-prod-db",
                 "Data resource keel-prod-db waits for eks:index:Cluster keel-prod-eks; the data tier must "
                 "depend only on the network and the node security group.",
-            )
+            ),
+            # The read replica depends on its source, so it waits for the cluster through it.
+            (
+                "keel-prod-db-replica-1",
+                "Data resource keel-prod-db-replica-1 waits for eks:index:Cluster keel-prod-eks; the data tier must "
+                "depend only on the network and the node security group.",
+            ),
         ],
     ),
     (
@@ -2434,3 +2440,38 @@ def test_keel_checks_what_no_pack_can_see(prod: Doc) -> None:
     [v] = policy.analyze(changed, config=on)
     assert (v.policy_name, v.enforcement_level) == ("stack-stateful-resources-retained", "mandatory")
     assert policy.analyze(changed, config={**on, "stack-stateful-resources-protected": "disabled"}) == []
+
+
+#: The RDS policies a read replica is exempt from (its data is the source's: the source's backups, final snapshot,
+#: Multi-AZ standby and master secret cover it; policies/rules/rds.py ``_replica``).
+REPLICA_EXEMPT = (
+    "aws-rds-instance-multi-az",
+    "aws-rds-instance-backup-retention",
+    "aws-rds-instance-final-snapshot",
+    "aws-rds-instance-managed-master-password",
+)
+
+
+def test_a_read_replica_passes_every_rds_policy(prod: Doc) -> None:
+    """The read replica as previewed passes every resource policy on RDS instances, and the stack policies; the
+    exemptions hold for replicas only: the same inputs without ``replicateSourceDb`` fail them."""
+    replica = state(prod, "aws:rds/instance:Instance", "keel-prod-db-replica-1")
+    instance_policies = [
+        name
+        for name, pol in BY_NAME.items()
+        if isinstance(pol, ResourceValidationPolicy) and name.startswith("aws-rds-instance-")
+    ]
+    assert set(REPLICA_EXEMPT) <= set(instance_policies)
+    assert {name: check_resource(name, replica) for name in instance_policies} == {n: [] for n in instance_policies}
+    promoted = copy.deepcopy(replica)
+    del promoted["inputs"]["replicateSourceDb"]
+    assert [name for name in REPLICA_EXEMPT if not check_resource(name, promoted)] == []
+    for name in ("aws-rds-backups-replicated-to-another-region", "aws-cloudwatch-databases-alarmed"):
+        assert check_stack(name, prod) == [], name
+    stateless = copy.deepcopy(prod)
+    for step in stateless["steps"]:
+        if step["urn"].endswith("::keel-prod-db-replica-1") and step["newState"]["type"] == "aws:rds/instance:Instance":
+            del step["newState"]["inputs"]["replicateSourceDb"]
+    assert [urn for urn, _ in check_stack("aws-rds-backups-replicated-to-another-region", stateless)] == [
+        "keel-prod-db-replica-1"
+    ]

@@ -114,6 +114,10 @@ class DatabaseConfig(Section):
     log_retention_days: LogRetentionDays = 30
     """Retention of the PostgreSQL and upgrade log groups."""
 
+    read_replicas: int = Field(0, ge=0, le=5)
+    """Read replicas (0 to 5): asynchronous copies in zones other than the primary's first, behind the
+    ``databaseReaderEndpoints`` output. A named choice, not a guarantee: prod and staging set 1, dev 0."""
+
     @field_validator("engine_version")
     @classmethod
     def _version(cls, value: str) -> str:

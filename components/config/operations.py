@@ -31,6 +31,9 @@ class ThresholdsConfig(Section):
     """``OldestReplicationSlotLag``: WAL a replication slot holds back, in MiB. A Multi-AZ instance's standby is
     synchronous and publishes no ``ReplicaLag``; a lagging slot is the replication lag that fills the disk."""
 
+    database_replica_lag_seconds: int = Field(30, ge=1, le=86_400)
+    """``ReplicaLag`` (Maximum) of a read replica (``keel:database.readReplicas``), in seconds."""
+
     cache_memory_percent: int = Field(80, ge=1, le=100)
     """ElastiCache ``DatabaseMemoryUsagePercentage`` per node."""
 

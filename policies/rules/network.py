@@ -120,12 +120,12 @@ DATA_STORE_GROUPS = {
 
 
 def _data_store_sources(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
-    groups = {
-        g.urn: store.name
-        for store in resources
-        if store.resource_type in DATA_STORE_GROUPS
-        for g in referenced(store, DATA_STORE_GROUPS[store.resource_type])
-    }
+    groups: dict[str, str] = {}
+    for store in resources:
+        if store.resource_type in DATA_STORE_GROUPS:
+            for g in referenced(store, DATA_STORE_GROUPS[store.resource_type]):
+                # The first store named: a database's read replicas share its group and come after it.
+                groups.setdefault(g.urn, store.name)
     for rule in of_type(resources, *INGRESS_RULE, *LEGACY_RULE):
         if rule.resource_type in LEGACY_RULE and rule.props.get("type") != "ingress":
             continue

@@ -31,6 +31,14 @@ BACKUP_REPLICATION = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutoma
 CURRENT_CAS = ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1")
 
 
+def _replica(props: Mapping[str, Any]) -> bool:
+    """A read replica (``replicateSourceDb``): its data is the source's, so the source's backups, final snapshot,
+    Multi-AZ standby and master secret cover it. RDS: a replica inherits the source's master user
+    (CreateDBInstanceReadReplica takes no MasterUsername or ManageMasterUserPassword), and its own automated backups
+    would copy data the source already backs up."""
+    return bool(props.get("replicateSourceDb"))
+
+
 def _encrypted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
     if not is_true(props.get("storageEncrypted")):
         yield "Storage must be encrypted (storageEncrypted: true)."
@@ -44,11 +52,15 @@ def _private(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[st
 
 
 def _multi_az(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _replica(props):
+        return
     if not is_true(props.get("multiAz")):
         yield "The database must be Multi-AZ (a standby in a second zone)."
 
 
 def _retention(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if _replica(props):
+        return
     minimum = threshold(args, "minimumDays", 7)
     value = props.get("backupRetentionPeriod")
     if not at_least(value, minimum, "backupRetentionPeriod"):
@@ -61,6 +73,8 @@ def _deletion_protection(props: Mapping[str, Any], _: ResourceValidationArgs) ->
 
 
 def _final_snapshot(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _replica(props):
+        return
     if not is_false(props.get("skipFinalSnapshot")) or not props.get("finalSnapshotIdentifier"):
         yield "A final snapshot must be taken on deletion (skipFinalSnapshot: false and finalSnapshotIdentifier)."
 
@@ -95,6 +109,8 @@ def _performance_insights(props: Mapping[str, Any], _: ResourceValidationArgs) -
 
 
 def _managed_password(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _replica(props):
+        return
     if props.get("password"):
         yield "The master password must not be set in code or config; let RDS manage it in Secrets Manager."
     elif not is_true(props.get("manageMasterUserPassword")):
@@ -143,6 +159,8 @@ def _replicated(resources: Sequence[PolicyResource], args: StackValidationArgs) 
     minimum = threshold(args, "minimumDays", 7)
     copies = {db.urn: r for r in of_type(resources, BACKUP_REPLICATION) for db in referenced(r, "sourceDbInstanceArn")}
     for db in of_type(resources, *INSTANCE):
+        if _replica(db.props):
+            continue
         copy = copies.get(db.urn)
         if copy is None:
             yield (
