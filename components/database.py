@@ -185,16 +185,7 @@ class Database(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["description"])),
         )
-        log_groups = [
-            aws.cloudwatch.LogGroup(
-                f"{identifier}-{kind}",
-                name=group,
-                kms_key_id=self.key.arn,
-                retention_in_days=config.log_retention_days,
-                opts=pulumi.ResourceOptions(parent=self, protect=protect),
-            )
-            for kind, group in groups.items()
-        ]
+        log_groups = self._log_groups(identifier, groups, config.log_retention_days, protect)
         monitoring = aws.iam.Role(
             f"{identifier}-monitoring",
             description=f"{name}: RDS enhanced monitoring",
@@ -319,16 +310,7 @@ class Database(pulumi.ComponentResource):
         """One read replica of ``source`` (see the module docstring). Engine, version, master user, database
         name and subnet group come from the source (a same-region ``replicate_source_db`` is the source's
         identifier, and the provider refuses a subnet group unless it is an ARN)."""
-        created = [
-            aws.cloudwatch.LogGroup(
-                f"{identifier}-{kind}",
-                name=group,
-                kms_key_id=self.key.arn,
-                retention_in_days=config.log_retention_days,
-                opts=pulumi.ResourceOptions(parent=self, protect=protect),
-            )
-            for kind, group in log_groups.items()
-        ]
+        created = self._log_groups(identifier, log_groups, config.log_retention_days, protect)
         return aws.rds.Instance(
             identifier,
             identifier=identifier,
@@ -374,6 +356,22 @@ class Database(pulumi.ComponentResource):
                 parent=self, protect=protect, retain_on_delete=protect, depends_on=[*created, source]
             ),
         )
+
+    def _log_groups(
+        self, identifier: str, groups: Mapping[str, str], retention_days: int, protect: bool
+    ) -> list[aws.cloudwatch.LogGroup]:
+        """An instance's PostgreSQL log groups (``<identifier>-<kind>``), created before RDS would create them
+        unencrypted and kept forever: on the database key, with the configured retention."""
+        return [
+            aws.cloudwatch.LogGroup(
+                f"{identifier}-{kind}",
+                name=group,
+                kms_key_id=self.key.arn,
+                retention_in_days=retention_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            )
+            for kind, group in groups.items()
+        ]
 
     def grant_secret_read(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let ``role`` read the master secret (and decrypt it through Secrets Manager only)."""
