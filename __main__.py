@@ -39,6 +39,8 @@ if platform.database is not None:
     pulumi.export("databaseSecurityGroupId", db.security_group_id)
     pulumi.export("databaseParameterGroupName", db.parameter_group_name)
     pulumi.export("databaseReaderEndpoints", db.reader_endpoints)
+    if db.proxy_endpoint is not None:
+        pulumi.export("databaseProxyEndpoint", db.proxy_endpoint)
 pulumi.export(
     "cacheEndpoints",
     {
@@ -48,11 +50,14 @@ pulumi.export(
 )
 pulumi.export("cacheAuthSecretArns", {name: cache.auth_secret_arn for name, cache in platform.caches.items()})
 pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})
+pulumi.export("bucketReplicaNames", {name: bucket.bucket for name, bucket in platform.buckets.replicas.items()})
 if platform.email is not None:
     pulumi.export("emailDnsRecords", platform.email.dns_records)
 if platform.load_balancer is not None:
     pulumi.export("albDnsName", platform.load_balancer.dns_name)
     pulumi.export("certificateArn", platform.load_balancer.certificate_arn)
+if platform.cdn is not None:
+    pulumi.export("cdnDomainNames", platform.cdn.domain_names)
 pulumi.export("repositoryUrls", {name: svc.repository_url for name, svc in platform.services.items()})
 pulumi.export("serviceRoleArns", {name: svc.role_arn for name, svc in platform.services.items()})
 pulumi.export(

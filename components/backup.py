@@ -38,8 +38,10 @@ Outputs: ``vault``, ``vault_name``, ``vault_arn``, ``copy_vault`` and ``copy_key
 
 Recovery objectives (the README's disaster-recovery section walks each restore): an AZ loss is absorbed by Multi-AZ
 (RPO 0); a bad write is undone by RDS point-in-time recovery (RPO about 5 minutes: RDS ships transaction logs every
-5 minutes); a regional outage restores the database from the replicated automated backups (RPO minutes) and the
-buckets from the copied recovery points (RPO 6 hours, the every-6-hours rule).
+5 minutes); a regional outage restores the database from the replicated automated backups (RPO minutes) and finds
+the buckets in their S3 replicas (``components.storage``, ``keel:buckets.replication``: RPO 15 minutes with S3
+Replication Time Control), or, where a stack has no replicas, in the copied recovery points (RPO 6 hours, the
+every-6-hours rule).
 """
 
 from __future__ import annotations

@@ -11,18 +11,28 @@ Creates (``<n>`` is the component name):
 
 - ``<n>-alb`` security group: the only place ``0.0.0.0/0`` ingress is allowed, on 80 and 443 only; egress
   only to the node security group on the services' ports, and the matching node ingress rules from the ALB.
+  With ``keel:ingress.cdn`` it admits instead only CloudFront's origin-facing prefix list on 443
+  (``<n>-alb-cloudfront-443``): nothing on the internet reaches the ALB but CloudFront.
 - ``<n>`` ALB in the public subnets: invalid header fields dropped, desync mitigation ``strictest``, access logs
   to the logs bucket (``alb/``), deletion protection as configured, HTTP/2.
 - ``<n>-https`` listener (``ELBSecurityPolicy-TLS13-1-2-2021-06``, the configured certificate or ``<n>`` ACM
-  certificate DNS-validated in the hosted zone) whose default action is a 404; ``<n>-http`` redirects to HTTPS.
+  certificate DNS-validated in the hosted zone) whose default action is a 404; ``<n>-http`` redirects to HTTPS
+  (not with ``cdn``: CloudFront redirects viewers, and nothing reaches port 80).
+- With ``cdn``: ``<n>-origin-secret``, a random 32-character alphanumeric value (pulumi-random, a secret output)
+  CloudFront sends as the :data:`ORIGIN_HEADER` header; every listener rule also requires it, so a request that
+  reached the ALB some other way gets the 404.
 - Per exposed service ``<s>``: ``<n>-<s>`` IP target group on the service's ``http`` port with a health check on
   the readiness path and a ``DEREGISTRATION_DELAY_SECONDS`` deregistration delay, and
-  ``<n>-<s>-<i>`` listener rules by host and path; ``<n>-<s>`` alias record when a hosted zone is set.
-- With WAF enabled: ``<n>`` WAFv2 web ACL (AWS managed common, known-bad-inputs and IP-reputation rule groups,
-  a per-IP rate limit) and its association.
+  ``<n>-<s>-<i>`` listener rules by host and path.
+- With a hosted zone (and no ``cdn``: the record then points at the host's distribution), per host the ``A``
+  alias record ``<n>-<s>``, ``s`` the host's first service by name.
+- With WAF enabled and no ``cdn``: ``<n>`` WAFv2 web ACL (:func:`web_acl`: AWS managed common, known-bad-inputs
+  and IP-reputation rule groups, a per-IP rate limit) and its association. With ``cdn`` the same rules filter at
+  CloudFront instead (``components.cdn``).
 
 Outputs: ``alb``, ``dns_name``, ``zone_id``, ``security_group``, ``target_groups`` (by service name),
-``certificate_arn`` (the HTTPS listener's: configured, or the one keel requested once validated).
+``certificate_arn`` (the HTTPS listener's: configured, or the one keel requested once validated),
+``origin_secret`` (None without ``cdn``).
 """
 
 from __future__ import annotations
@@ -32,14 +42,22 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
-from components.config import IngressConfig
+from components.config import IngressConfig, WafConfig
 from components.network import Network
+from components.upstream import CLOUDFRONT_ORIGIN_PREFIX_LIST
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 #: How long a target being deregistered keeps its in-flight requests (the target groups' deregistration delay);
 #: the exposed pods' preStop sleep (components/service.py) covers it, so they never stop while the ALB uses them.
 DEREGISTRATION_DELAY_SECONDS = 30
+#: The header CloudFront adds to every request it forwards (the distributions' origin custom header) and every
+#: listener rule requires: the prefix list admits every distribution in AWS, the header only ours.
+ORIGIN_HEADER = "X-Origin-Verify"
+#: Length of the header's value: alphanumeric (no ``*`` or ``?``, which a header condition treats as wildcards)
+#: and within what a header condition value may hold (``components.upstream.ALB_HEADER_VALUE_MAX``).
+ORIGIN_SECRET_LENGTH = 32
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesCommonRuleSet",
     "AWSManagedRulesKnownBadInputsRuleSet",
@@ -57,6 +75,15 @@ class Route:
     health_path: str
     priority: int | None = None
     """Pinned priority of the first path's rule (the next paths take the next numbers)."""
+
+
+def hosts_of(routes: Mapping[str, Route]) -> dict[str, list[str]]:
+    """The exposed hosts in order and, for each, its services in name order (the first names the host's DNS
+    record)."""
+    out: dict[str, list[str]] = {}
+    for service, route in sorted(routes.items()):
+        out.setdefault(route.host, []).append(service)
+    return dict(sorted(out.items()))
 
 
 def rule_priorities(routes: Mapping[str, Route]) -> dict[tuple[str, int], int]:
@@ -93,6 +120,8 @@ class LoadBalancer(pulumi.ComponentResource):
     target_groups: dict[str, aws.lb.TargetGroup]
     certificate_arn: pulumi.Output[str]
     """The HTTPS listener's certificate: ``certificateArn``, or the one keel requested, once validated."""
+    origin_secret: pulumi.Output[str] | None
+    """With ``cdn``: the value of :data:`ORIGIN_HEADER` the listener rules require (a secret output)."""
 
     def __init__(
         self,
@@ -112,6 +141,7 @@ class LoadBalancer(pulumi.ComponentResource):
         logs go, and ``depends_on_logs`` what must exist before the ALB writes there (the bucket's policy)."""
         super().__init__("keel:ingress:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        fronted = config.cdn is not None
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-alb",
             vpc_id=network.vpc_id,
@@ -119,7 +149,21 @@ class LoadBalancer(pulumi.ComponentResource):
             tags={"Name": f"{name}-alb"},
             opts=child,
         )
-        for port in (80, 443):
+        if fronted:
+            cloudfront = aws.ec2.get_managed_prefix_list_output(
+                name=CLOUDFRONT_ORIGIN_PREFIX_LIST.value, opts=pulumi.InvokeOptions(parent=self)
+            )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-cloudfront-443",
+                security_group_id=self.security_group.id,
+                prefix_list_id=cloudfront.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="HTTPS from CloudFront's origin-facing servers only",
+                opts=child,
+            )
+        for port in () if fronted else (80, 443):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-alb-{port}",
                 security_group_id=self.security_group.id,
@@ -190,6 +234,45 @@ class LoadBalancer(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        self.origin_secret = None
+        if fronted:
+            self.origin_secret = random.RandomPassword(
+                f"{name}-origin-secret", length=ORIGIN_SECRET_LENGTH, special=False, opts=child
+            ).result
+        else:
+            self._http_redirect(name)
+        self.target_groups = {}
+        priorities = rule_priorities(routes)
+        for service, route in sorted(routes.items()):
+            self._route(name, service, route, priorities, listener, network)
+        if config.hosted_zone_id and not fronted:
+            for host, services in hosts_of(routes).items():
+                aws.route53.Record(
+                    f"{name}-{services[0]}",
+                    zone_id=config.hosted_zone_id,
+                    name=host,
+                    type="A",
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=True
+                        )
+                    ],
+                    opts=child,
+                )
+        if config.waf.enabled and not fronted:
+            acl = web_acl(name, config.waf, scope="REGIONAL", what="the ALB", opts=child)
+            aws.wafv2.WebAclAssociation(name, resource_arn=self.alb.arn, web_acl_arn=acl.arn, opts=child)
+        self.register_outputs(
+            {
+                "dns_name": self.dns_name,
+                "security_group": self.security_group.id,
+                "target_groups": {k: v.arn for k, v in self.target_groups.items()},
+                "certificate_arn": self.certificate_arn,
+                "origin_secret": self.origin_secret,
+            }
+        )
+
+    def _http_redirect(self, name: str) -> None:
         aws.lb.Listener(
             f"{name}-http",
             load_balancer_arn=self.alb.arn,
@@ -203,152 +286,169 @@ class LoadBalancer(pulumi.ComponentResource):
                     ),
                 )
             ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _route(
+        self,
+        name: str,
+        service: str,
+        route: Route,
+        priorities: Mapping[tuple[str, int], int],
+        listener: aws.lb.Listener,
+        network: Network,
+    ) -> None:
+        """The service's target group and its listener rules (host and path, and the origin header behind
+        CloudFront)."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.lb.TargetGroup(
+            f"{name}-{service}",
+            port=route.port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=network.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path=route.health_path,
+                protocol="HTTP",
+                matcher="200-399",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            tags={"Name": f"{name}-{service}", "keel.dev/service": service},
             opts=child,
         )
-        self.target_groups = {}
-        priorities = rule_priorities(routes)
-        for service, route in sorted(routes.items()):
-            group = aws.lb.TargetGroup(
-                f"{name}-{service}",
-                port=route.port,
-                protocol="HTTP",
-                target_type="ip",
-                vpc_id=network.vpc_id,
-                deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
-                health_check=aws.lb.TargetGroupHealthCheckArgs(
-                    path=route.health_path,
-                    protocol="HTTP",
-                    matcher="200-399",
-                    interval=15,
-                    timeout=5,
-                    healthy_threshold=2,
-                    unhealthy_threshold=3,
+        self.target_groups[service] = group
+        for index, path in enumerate(route.paths):
+            conditions = [
+                aws.lb.ListenerRuleConditionArgs(
+                    host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[route.host])
                 ),
-                tags={"Name": f"{name}-{service}", "keel.dev/service": service},
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[path])
+                ),
+            ]
+            if self.origin_secret is not None:
+                conditions.append(
+                    aws.lb.ListenerRuleConditionArgs(
+                        http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                            http_header_name=ORIGIN_HEADER, values=[self.origin_secret]
+                        )
+                    )
+                )
+            aws.lb.ListenerRule(
+                f"{name}-{service}-{index}",
+                listener_arn=listener.arn,
+                priority=priorities[(service, index)],
+                conditions=conditions,
+                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=group.arn)],
                 opts=child,
             )
-            self.target_groups[service] = group
-            for index, path in enumerate(route.paths):
-                aws.lb.ListenerRule(
-                    f"{name}-{service}-{index}",
-                    listener_arn=listener.arn,
-                    priority=priorities[(service, index)],
-                    conditions=[
-                        aws.lb.ListenerRuleConditionArgs(
-                            host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[route.host])
-                        ),
-                        aws.lb.ListenerRuleConditionArgs(
-                            path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[path])
-                        ),
-                    ],
-                    actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=group.arn)],
-                    opts=child,
-                )
-            if config.hosted_zone_id:
-                aws.route53.Record(
-                    f"{name}-{service}",
-                    zone_id=config.hosted_zone_id,
-                    name=route.host,
-                    type="A",
-                    aliases=[
-                        aws.route53.RecordAliasArgs(
-                            name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=True
-                        )
-                    ],
-                    opts=child,
-                )
-        if config.waf.enabled:
-            self._waf(name, config)
-        self.register_outputs(
-            {
-                "dns_name": self.dns_name,
-                "security_group": self.security_group.id,
-                "target_groups": {k: v.arn for k, v in self.target_groups.items()},
-                "certificate_arn": self.certificate_arn,
-            }
-        )
 
     def _certificate(self, name: str, config: IngressConfig, routes: Mapping[str, Route]) -> pulumi.Output[str]:
-        child = pulumi.ResourceOptions(parent=self)
         hosts = sorted({route.host for route in routes.values()})
-        cert = aws.acm.Certificate(
-            name,
-            domain_name=hosts[0],
-            subject_alternative_names=hosts[1:],
-            validation_method="DNS",
-            key_algorithm="EC_prime256v1",
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+        return dns_validated_certificate(
+            name, hosts, str(config.hosted_zone_id), opts=pulumi.ResourceOptions(parent=self)
         )
-        records = []
-        for index, host in enumerate(hosts):
-            option = cert.domain_validation_options.apply(
-                lambda opts, h=host: next(o for o in opts if o.domain_name == h)  # type: ignore[misc]
+
+
+def dns_validated_certificate(
+    name: str, hosts: Sequence[str], zone_id: str, *, region: str | None = None, opts: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """``name`` ACM certificate (ECDSA P-256) for ``hosts`` in ``region`` (None: the provider's), its
+    ``name-validation-<i>`` CNAME records in Route 53 zone ``zone_id`` and ``name`` certificate validation: the
+    certificate's ARN once it is issued."""
+    cert = aws.acm.Certificate(
+        name,
+        domain_name=hosts[0],
+        subject_alternative_names=list(hosts[1:]),
+        validation_method="DNS",
+        key_algorithm="EC_prime256v1",
+        region=region,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=False)),
+    )
+    records = []
+    for index, host in enumerate(hosts):
+        option = cert.domain_validation_options.apply(
+            lambda opts, h=host: next(o for o in opts if o.domain_name == h)  # type: ignore[misc]
+        )
+        records.append(
+            aws.route53.Record(
+                f"{name}-validation-{index}",
+                zone_id=zone_id,
+                name=option.apply(lambda o: o.resource_record_name),
+                type=option.apply(lambda o: o.resource_record_type),
+                records=[option.apply(lambda o: o.resource_record_value)],
+                ttl=300,
+                # ACM gives one domain the same validation record in every certificate of the account (ACM User
+                # Guide, "DNS validation"): a second certificate for the same host (the CDN's, in us-east-1) finds
+                # the record there already.
+                allow_overwrite=True,
+                opts=opts,
             )
-            records.append(
-                aws.route53.Record(
-                    f"{name}-validation-{index}",
-                    zone_id=str(config.hosted_zone_id),
-                    name=option.apply(lambda o: o.resource_record_name),
-                    type=option.apply(lambda o: o.resource_record_type),
-                    records=[option.apply(lambda o: o.resource_record_value)],
-                    ttl=300,
-                    allow_overwrite=True,
-                    opts=child,
+        )
+    validation = aws.acm.CertificateValidation(
+        name, certificate_arn=cert.arn, validation_record_fqdns=[r.fqdn for r in records], region=region, opts=opts
+    )
+    return validation.certificate_arn
+
+
+def web_acl(
+    name: str,
+    config: WafConfig,
+    *,
+    scope: str,
+    what: str,
+    region: str | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> aws.wafv2.WebAcl:
+    """``name`` WAFv2 web ACL of ``scope`` (``REGIONAL`` for the ALB, ``CLOUDFRONT`` for the distributions, then
+    in ``region`` us-east-1): AWS's baseline managed rule groups (:data:`MANAGED_RULE_GROUPS`, keeping their
+    actions) and a per-IP rate limit over 5 minutes, every rule with metrics and sampled requests."""
+
+    def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
+        return aws.wafv2.WebAclRuleVisibilityConfigArgs(
+            cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+        )
+
+    rules = [
+        aws.wafv2.WebAclRuleArgs(
+            name=group,
+            priority=index,
+            override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                    vendor_name="AWS", name=group
                 )
-            )
-        validation = aws.acm.CertificateValidation(
-            name, certificate_arn=cert.arn, validation_record_fqdns=[r.fqdn for r in records], opts=child
+            ),
+            visibility_config=visibility(group),
         )
-        return validation.certificate_arn
-
-    def _waf(self, name: str, config: IngressConfig) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-
-        def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgs:
-            return aws.wafv2.WebAclVisibilityConfigArgs(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        rules = [
-            aws.wafv2.WebAclRuleArgs(
-                name=group,
-                priority=index,
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        vendor_name="AWS", name=group
-                    )
-                ),
-                visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(
-                    cloudwatch_metrics_enabled=True, metric_name=group, sampled_requests_enabled=True
-                ),
-            )
-            for index, group in enumerate(MANAGED_RULE_GROUPS, start=1)
-        ]
-        rules.append(
-            aws.wafv2.WebAclRuleArgs(
-                name="rate-limit-per-ip",
-                priority=len(rules) + 1,
-                action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                        limit=config.waf.rate_limit_per_5min, aggregate_key_type="IP", evaluation_window_sec=300
-                    )
-                ),
-                visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(
-                    cloudwatch_metrics_enabled=True, metric_name="rate-limit-per-ip", sampled_requests_enabled=True
-                ),
-            )
+        for index, group in enumerate(MANAGED_RULE_GROUPS, start=1)
+    ]
+    rules.append(
+        aws.wafv2.WebAclRuleArgs(
+            name="rate-limit-per-ip",
+            priority=len(rules) + 1,
+            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                    limit=config.rate_limit_per_5min, aggregate_key_type="IP", evaluation_window_sec=300
+                )
+            ),
+            visibility_config=visibility("rate-limit-per-ip"),
         )
-        acl = aws.wafv2.WebAcl(
-            name,
-            scope="REGIONAL",
-            description=f"{name}: managed protections and a per-IP rate limit for the ALB",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-            rules=rules,
-            visibility_config=visibility(name),
-            opts=child,
-        )
-        aws.wafv2.WebAclAssociation(name, resource_arn=self.alb.arn, web_acl_arn=acl.arn, opts=child)
+    )
+    return aws.wafv2.WebAcl(
+        name,
+        scope=scope,
+        region=region,
+        description=f"{name}: managed protections and a per-IP rate limit for {what}",
+        default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+        rules=rules,
+        visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+            cloudwatch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+        ),
+        opts=opts,
+    )

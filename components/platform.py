@@ -12,13 +12,14 @@ anything changes), then the components in dependency order: ``Network``, then (w
 ``Cluster`` and its ``ClusterAddons``; ``Backup`` (with ``keel:backup``; ``<n>-aws-<copyRegion>``, the same provider
 for the copy region, when one is set), so the data tier can carry its selection tag; the data tier (``Database``,
 a ``Cache`` per ``keel:caches`` entry with a shared ``<n>-cache`` key, ``Buckets``, ``Email``); the ``apps``
-namespace (Pod Security ``restricted``; the load balancer controller's readiness gates), the ``LoadBalancer``,
+namespace (Pod Security ``restricted``; the load balancer controller's readiness gates), the ``LoadBalancer`` (and
+the ``Cdn`` in front of it with ``keel:ingress.cdn``),
 ``<n>-app-secrets`` (the key of the services' own secrets, used only through Secrets Manager; when a service has
 ``secrets``) and a ``Service`` and ``Scaling`` per ``keel:services`` entry; and last ``Observability`` (with
 ``keel:alerts``), which watches all of them. Components receive objects (``network=...``), never raw ids.
 
 Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``), ``database``, ``caches``,
-``buckets``, ``email``, ``load_balancer``, ``services``, ``scaling``, ``backup``, ``observability``.
+``buckets``, ``email``, ``load_balancer``, ``cdn``, ``services``, ``scaling``, ``backup``, ``observability``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from components import context
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.backup import Backup
 from components.cache import Cache
+from components.cdn import Cdn
 from components.cluster import Cluster
 from components.config import StackConfig
 from components.database import Database
@@ -73,6 +75,7 @@ class Platform(pulumi.ComponentResource):
     buckets: Buckets
     email: Email | None
     load_balancer: LoadBalancer | None
+    cdn: Cdn | None
     services: dict[str, Service]
     scaling: dict[str, Scaling]
     app_secrets_key: aws.kms.Key | None
@@ -99,9 +102,11 @@ class Platform(pulumi.ComponentResource):
                 opts=children,
             )
         self.backup = None
+        self.copy_provider: aws.Provider | None = None
         if cfg.backup is not None:
             copy = cfg.backup.copy_region
             copy_provider = self._aws_provider(f"{name}-aws-{copy}", copy, cfg) if copy is not None else None
+            self.copy_provider = copy_provider
             self.backup = Backup(
                 name,
                 cfg.backup,
@@ -144,6 +149,7 @@ class Platform(pulumi.ComponentResource):
             "buckets": self.buckets,
             "email": self.email,
             "load_balancer": self.load_balancer,
+            "cdn": self.cdn,
             "services": dict(self.services),
             "scaling": dict(self.scaling),
             "backup": self.backup,
@@ -209,6 +215,9 @@ class Platform(pulumi.ComponentResource):
             cfg.buckets,
             protect=cfg.protect,
             backup_tags=backup_tags,
+            replica_provider=self.copy_provider,
+            replica_region=cfg.backup.copy_region if cfg.backup is not None else None,
+            cloudfront_logs=cfg.ingress is not None and cfg.ingress.cdn is not None,
             opts=children,
         )
         if cfg.email is not None:
@@ -219,6 +228,7 @@ class Platform(pulumi.ComponentResource):
         import pulumi_kubernetes as k8s
 
         self.load_balancer = None
+        self.cdn = None
         self.app_namespace = None
         self.app_secrets_key = None
         self.services = {}
@@ -264,6 +274,16 @@ class Platform(pulumi.ComponentResource):
                 depends_on_logs=[self.buckets.policies["logs"]],
                 opts=children,
             )
+            if cfg.ingress.cdn is not None:
+                self.cdn = Cdn(
+                    name,
+                    cfg.ingress,
+                    routes=routes,
+                    load_balancer=self.load_balancer,
+                    logs_bucket=self.buckets.buckets["logs"],
+                    depends_on_logs=[self.buckets.policies["logs"]],
+                    opts=children,
+                )
         for svc_name, svc in cfg.services.items():
             env, grants = self._connections(svc_name, svc.grants)
             target = self.load_balancer.target_groups.get(svc_name) if self.load_balancer else None
@@ -303,7 +323,27 @@ class Platform(pulumi.ComponentResource):
                 env["SES_CONFIGURATION_SET"] = email.configuration_set.configuration_set_name
                 env["SES_IDENTITY"] = email.identity.email_identity
                 attach.append(email.grant_send)
-            elif target == "database" and self.database is not None:
+            elif target == "database" and access == "connect" and self.database is not None:
+                db = self.database
+                assert db.proxy_endpoint is not None  # config validation offers database:connect only with a proxy
+                # Through RDS Proxy with an IAM token for DATABASE_USER (no secret read). The proxy presents an ACM
+                # certificate chaining to Amazon Trust Services' roots (Amazon Root CA 1-4, Starfield Services Root
+                # G2), not the RDS CA: verify-full needs those roots (AmazonRootCA1.pem from amazontrust.com/
+                # repository, or the OS store), not global-bundle.pem. AWS: RDS User Guide, "RDS Proxy concepts"
+                # (RDS Proxy uses certificates from ACM); Knowledge Center "rds-aurora-mysql-connect-proxy".
+                env.update(
+                    {
+                        "DATABASE_HOST": db.proxy_endpoint,
+                        "DATABASE_PORT": str(db.port),
+                        "DATABASE_NAME": db.database_name,
+                        "DATABASE_USER": db.master_username,
+                        # Not DATABASE_IAM_AUTH: kubernetes-no-secret-literals-in-env reads *AUTH* names as secrets.
+                        "DATABASE_IAM_LOGIN": "true",
+                        "DATABASE_SSLMODE": "verify-full",
+                    }
+                )
+                attach.append(db.grant_connect)
+            elif target == "database" and access == "secret" and self.database is not None:
                 db = self.database
                 env.update(
                     {

@@ -49,10 +49,12 @@ KUBERNETES_VERSIONS = ("1.33", "1.34")
 DEFAULT_KUBERNETES_VERSION = "1.34"
 
 #: Intent grants a service may list in ``grants``: on the buckets, the email identity, the database's master
-#: secret, and ``<cache>:connect`` per configured cache.
+#: secret, IAM authentication through the database's RDS Proxy, and ``<cache>:connect`` per configured cache.
 BUCKET_GRANTS = ("artifacts:read", "artifacts:read-write", "uploads:read", "uploads:read-write")
 EMAIL_GRANT = "email:send"
 DATABASE_GRANT = "database:secret"
+DATABASE_CONNECT_GRANT = "database:connect"
+"""``rds-db:connect`` through the database's RDS Proxy (``keel:database.proxy``): an IAM token, no secret read."""
 
 
 def pool_selector(pool: str) -> dict[str, str]:
@@ -65,18 +67,24 @@ def cache_grant(cache: str) -> str:
     return f"{cache}:connect"
 
 
-def grants(caches: Iterable[str], *, email: bool, database: bool) -> set[str]:
-    """Every grant a stack with these caches (and an email identity, a database) offers its services."""
+def grants(caches: Iterable[str], *, email: bool, database: bool, proxy: bool) -> set[str]:
+    """Every grant a stack with these caches (and an email identity, a database, the database's RDS Proxy) offers
+    its services: ``database:connect`` only with a proxy, which is what it connects through."""
     out = {*BUCKET_GRANTS, *(cache_grant(name) for name in caches)}
     if email:
         out.add(EMAIL_GRANT)
     if database:
         out.add(DATABASE_GRANT)
+    if database and proxy:
+        out.add(DATABASE_CONNECT_GRANT)
     return out
 
 
 #: Suffixes of the environment variables keel sets for the database and the caches (``components.platform``).
 DATABASE_VARIABLES = ("HOST", "PORT", "NAME", "SECRET_ARN", "SSLMODE")
+#: ``database:connect``: the proxy's endpoint, the user to request an IAM token for and ``IAM_LOGIN=true`` (log in
+#: with that token); no secret.
+DATABASE_CONNECT_VARIABLES = ("HOST", "PORT", "NAME", "USER", "IAM_LOGIN", "SSLMODE")
 CACHE_VARIABLES = ("HOST", "PORT", "TLS", "CLUSTER_MODE", "AUTH_SECRET_ARN")
 #: What every service's pods get, whatever their grants (the OpenTelemetry exporter's come with ``metricsPort``).
 SERVICE_VARIABLES = ("AWS_REGION", "SERVICE_NAME")
@@ -92,6 +100,8 @@ def grant_variables(grant: str) -> tuple[str, ...]:
         return ("SES_CONFIGURATION_SET", "SES_IDENTITY")
     if grant == DATABASE_GRANT:
         return tuple(f"DATABASE_{v}" for v in DATABASE_VARIABLES)
+    if grant == DATABASE_CONNECT_GRANT:
+        return tuple(f"DATABASE_{v}" for v in DATABASE_CONNECT_VARIABLES)
     return tuple(f"{cache_prefix(target)}_{v}" for v in CACHE_VARIABLES)
 
 

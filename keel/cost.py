@@ -13,13 +13,17 @@ configurable discount, with the GPU's observed Spot range stated). What is price
   the pool's desired size: the items sum to the pool;
 - NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
 - RDS instance hours and gp3 storage, both doubled for Multi-AZ (a read replica: single-AZ, its own storage);
+  RDS Proxy per vCPU-hour of the instance it fronts (the ``keel.dev/vcpus`` tag the database puts on it);
   ElastiCache nodes (shards x (1 + replicas));
-- the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules;
+- the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules; CloudFront distributions at an
+  assumed volume out and number of HTTPS requests each (CloudFront's always-free tier is not subtracted);
 - KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume;
+- S3 Cross-Region Replication: the inter-region transfer of an assumed replicated volume per bucket, and S3
+  Replication Time Control on the same volume when the rule turns it on;
 - CloudWatch alarms per metric they read, dashboards per month.
 
-Backup storage and Container Insights observations depend on data and load, not on the preview: they are listed
-in ``unknown`` with what they depend on.
+Backup storage, replica storage and Container Insights observations depend on data and load, not on the preview:
+they are listed in ``unknown`` with what they depend on.
 
 A priced resource whose size is missing from the table is listed in ``not_estimated`` and makes the estimate
 incomplete (``complete`` is False): it is never counted as zero, so a bigger database can never look like a
@@ -231,6 +235,21 @@ def estimate(
                 monthly["rds.gp3.gb"] * storage * copies,
                 "allocated storage (autoscaling may grow it)",
             )
+        elif kind == "aws:rds/proxy:Proxy":
+            # RDS Proxy on provisioned instances: per vCPU-hour of the database it fronts, at least 2 vCPUs
+            # (aws.amazon.com/rds/proxy/pricing/). Its inputs do not name the instance: the Database component
+            # tags the proxy with the instance class's vCPUs (components.database.VCPUS_TAG).
+            tagged = str((i.get("tags") or {}).get("keel.dev/vcpus", ""))
+            if "rds.proxy.vcpu" not in hourly or not tagged.isdigit():
+                unpriced(s, "RDS Proxy vCPUs (tag keel.dev/vcpus) or the hourly price rds.proxy.vcpu")
+                continue
+            billed = max(int(tagged), 2)
+            add(
+                s,
+                f"RDS Proxy, {billed} vCPU(s)",
+                hourly["rds.proxy.vcpu"] * billed * hours,
+                f"the database's {tagged} vCPU(s), billed at least 2",
+            )
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
             node_hourly = hourly_price(table, f"elasticache.{i.get('nodeType')}")
             if node_hourly is None:
@@ -241,6 +260,19 @@ def estimate(
         elif kind == "aws:lb/loadBalancer:LoadBalancer":
             lcu = float(assume["albLcuPerHour"])
             add(s, "ALB", (hourly["alb"] + hourly["alb.lcu"] * lcu) * hours, f"{lcu:.0f} LCU on average")
+        elif kind == "aws:cloudfront/distribution:Distribution":
+            # aws.amazon.com/cloudfront/pricing (pay as you go): data transfer out to the internet, the first 10 TB
+            # from North America and Europe, and HTTPS requests there per 10,000.
+            gb = float(assume["cdnGbPerMonthPerDistribution"])
+            requests = float(assume["cdnRequestsPerMonthPerDistribution"])
+            add(
+                s,
+                "CloudFront distribution",
+                monthly["cloudfront.gb"] * gb + monthly["cloudfront.https.10k"] * requests / 10_000,
+                f"{gb:.0f} GB out and {requests / 1e6:.0f} million HTTPS requests a month; free tier not subtracted",
+            )
+        elif kind == "aws:cloudwatch/logDelivery:LogDelivery":
+            unknown(s, "access log delivery to S3: billed per GB of logs, which depends on the traffic")
         elif kind == "aws:wafv2/webAcl:WebAcl":
             rules = len(i.get("rules") or [])
             add(
@@ -261,6 +293,22 @@ def estimate(
             add(s, "CloudWatch dashboard", monthly["cloudwatch.dashboard"], "the account's first 3 are free")
         elif kind == "aws:backup/vault:Vault":
             unknown(s, "backup storage: depends on the size of the data and how much changes between backups")
+        elif kind == "aws:s3/bucketReplicationConfig:BucketReplicationConfig":
+            # aws.amazon.com/s3/pricing (Replication): S3 CRR bills inter-region data transfer out of the source
+            # region per GB replicated, and S3 Replication Time Control a further fee per GB it replicates; the
+            # replica's storage and PUT requests are billed as any object's in the destination region.
+            gb = float(assume["replicatedGbPerMonth"])
+            enabled = [r for r in i.get("rules") or [] if r.get("status") == "Enabled"]
+            assumed = f"{gb:.0f} GB replicated a month"
+            add(s, "cross-region replication transfer", monthly["s3.replication.interregion.gb"] * gb, assumed)
+            time_control = [((r.get("destination") or {}).get("replicationTime") or {}).get("status") for r in enabled]
+            if "Enabled" in time_control:
+                add(s, "S3 Replication Time Control", monthly["s3.replication.rtc.gb"] * gb, assumed)
+            unknown(
+                s,
+                "replica storage, requests and replication metrics: depend on the size of the data and how much "
+                "of it changes",
+            )
         elif kind == "aws:eks/addon:Addon" and i.get("addonName") == "amazon-cloudwatch-observability":
             unknown(s, "Container Insights observations: depend on the number of pods, nodes and containers")
         elif kind == "aws:cloudwatch/logGroup:LogGroup":

@@ -243,6 +243,16 @@ def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
         )
     before = {s["urn"]: s["newState"] for s in base.get("steps", [])}
     after = {s["urn"]: s["newState"] for s in head.get("steps", [])}
+    # A resource whose alias names a URN of the base that the head no longer has is that resource, moved or
+    # renamed: the engine diffs it against the old state instead of deleting and creating it (pulumi/pulumi
+    # pkg/resource/deploy/step_generator.go, generateSteps' alias lookup).
+    for urn, state in after.items():
+        if urn in before:
+            continue
+        for alias in state.get("aliases") or []:
+            if alias in before and alias not in after:
+                before[urn] = before.pop(alias)
+                break
     out: list[ResourceDiff] = []
     for urn in sorted(set(before) | set(after)):
         if urn not in before:

@@ -249,6 +249,21 @@ class RecordingMonitor(MockMonitor):
                 type_ = f"{qualified}${type_}"
         return f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::{type_}::{name}"
 
+    def _alias_urns(self, request: Any) -> list[str]:
+        """The URNs a resource's alias specs name (the SDK sends specs when the monitor supports ``aliasSpecs``,
+        as the mock monitor says it does): each field left unset is the resource's own, and the parent is the
+        resource's unless the spec names one or says ``noParent`` (pulumi/pulumi pkg/resource/deploy
+        source_eval.go, resmon.RegisterResource's alias handling)."""
+        out = []
+        for alias in request.aliases:
+            if alias.urn:
+                out.append(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            out.append(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        return out
+
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         wire = json_format.MessageToDict(request.object)
@@ -275,7 +290,7 @@ class RecordingMonitor(MockMonitor):
             ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             delete_before_replace=bool(request.deleteBeforeReplace),
-            aliases=sorted(request.aliasURNs),
+            aliases=sorted({*request.aliasURNs, *self._alias_urns(request)}),
         )
         with self._lock:
             self.steps[urn] = step

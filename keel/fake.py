@@ -102,6 +102,7 @@ class FakeCloud:
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
             "aws:elb/getServiceAccount:getServiceAccount": self._elb_account,
             "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
+            "aws:ec2/getManagedPrefixList:getManagedPrefixList": self._prefix_list,
         }
 
     # ------------------------------------------------------------------ resources
@@ -114,12 +115,21 @@ class FakeCloud:
         another region (the backup copy region) gets that region in its ARN."""
         if type_ == "pulumi:providers:aws" and isinstance(inputs.get("region"), str):
             self.provider_regions[urn] = inputs["region"]
-        return self._on(provider)._resource(type_, name, urn, inputs)
+            return self._resource(type_, name, urn, inputs)
+        cloud = self._on(provider)
+        if type_.startswith("aws:") and isinstance(inputs.get("region"), str):
+            # pulumi-aws 7: a regional resource's own ``region`` argument overrides its provider's.
+            cloud = cloud._in(inputs["region"])
+        return cloud._resource(type_, name, urn, inputs)
 
     def _on(self, provider: str) -> FakeCloud:
         """The fake cloud of the region ``provider`` (a ``<urn>::<id>`` reference) deploys to: this one, or the same
         account in another region. Each keeps its region fixed, so concurrent calls never see another's."""
         region = self.provider_regions.get(provider.rsplit("::", 1)[0], self.region) if provider else self.region
+        return self._in(region)
+
+    def _in(self, region: str) -> FakeCloud:
+        """This account in ``region``: this fake cloud, or one made on first use that shares ``virtual``."""
         if region == self.region:
             return self
         if region not in self._elsewhere:
@@ -148,6 +158,8 @@ class FakeCloud:
             return _ID_PREFIX[type_] + h[:17]
         if type_ == "aws:kms/key:Key":
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        if type_ == "aws:cloudfront/distribution:Distribution":
+            return "E" + h[:13].upper()
         if isinstance(inputs.get("name"), str):
             return str(inputs["name"])
         return f"{name}-{h[:7]}"
@@ -197,6 +209,15 @@ class FakeCloud:
                     }
                 ],
             }
+        if type_ == "aws:rds/proxy:Proxy":
+            # DBProxy.DBProxyArn and Endpoint (RDS API Reference): arn:...:db-proxy:prx-<id>, and
+            # <name>.proxy-<id>.<region>.rds.amazonaws.com ("Connecting to a database through RDS Proxy").
+            return {
+                "arn": f"arn:{self.partition}:rds:{self.region}:{self.account}:db-proxy:prx-{h[:17]}",
+                "endpoint": f"{state.get('name', 'proxy')}.proxy-{h[17:29]}.{self.region}.rds.amazonaws.com",
+            }
+        if type_ == "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
+            return {"name": "default"}  # a proxy's default target group is always named "default"
         if type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
             host = f"{h[:10]}.{h[10:16]}.ng.0001.{self.region[:3]}{self.region[-1]}.cache.amazonaws.com"
             clustered = state.get("clusterMode") == "enabled"
@@ -254,6 +275,26 @@ class FakeCloud:
                 "zoneId": "Z35SXDOTRQ7X7K",
                 "arnSuffix": f"app/{state['name']}/{h[:16]}",
             }
+        if type_ == "aws:cloudfront/distribution:Distribution":
+            distribution = self._id(type_, "", state, h)
+            return {
+                "arn": f"arn:{self.partition}:cloudfront::{self.account}:distribution/{distribution}",
+                "domainName": f"d{h[13:26]}.cloudfront.net",
+                "hostedZoneId": "Z2FDTNDATAQYW2",
+                "status": "Deployed",
+            }
+        if type_ == "aws:wafv2/webAcl:WebAcl":
+            where = "global" if state.get("scope") == "CLOUDFRONT" else "regional"
+            acl = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            return {
+                "arn": f"arn:{self.partition}:wafv2:{self.region}:{self.account}:{where}/webacl/{state['name']}/{acl}"
+            }
+        if type_ in (
+            "aws:cloudwatch/logDeliverySource:LogDeliverySource",
+            "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
+        ):
+            kind = "delivery-source" if type_.endswith("Source") else "delivery-destination"
+            return {"arn": f"arn:{self.partition}:logs:{self.region}:{self.account}:{kind}:{state['name']}"}
         if type_ == "aws:lb/targetGroup:TargetGroup":
             return {"arnSuffix": f"targetgroup/{state['name']}/{h[:16]}"}
         if type_ == "aws:acm/certificate:Certificate":
@@ -410,6 +451,20 @@ class FakeCloud:
     def _elb_account(self, args: dict[str, Any]) -> dict[str, Any]:
         # The account ELB delivers access logs from in us-east-1 (a fixed, published id per region).
         return {"id": "127311923021", "arn": f"arn:{self.partition}:iam::127311923021:root", "region": self.region}
+
+    def _prefix_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        # An AWS-managed prefix list by name: its id differs per region (pl-3b927c52 is CloudFront's origin-facing
+        # list in us-east-1), so the fake derives one from the name and region.
+        name = str(args.get("name", ""))
+        return {
+            "id": "pl-" + digest("prefix-list", self.region, name)[:8],
+            "name": name,
+            "ownerId": "AWS",
+            "addressFamily": "IPv4",
+            "maxEntries": 55,
+            "entries": [],
+            "tags": {},
+        }
 
     def _ecr_token(self, args: dict[str, Any]) -> dict[str, Any]:
         registry = args.get("registryId") or self.account

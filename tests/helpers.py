@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 from keel import engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,18 @@ def run(
     """Run ``program`` under the recording mocks; ``config`` values that are not strings become JSON."""
     raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
     return engine.execute(program, stack=stack, config=raw, monitor=monitor)
+
+
+class OutputsMonitor(engine.RecordingMonitor):
+    """The recording monitor, also keeping what each component registers as its outputs."""
+
+    def __init__(self) -> None:
+        super().__init__(engine.FakeCloud(REGION))
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        self.outputs[request.urn] = json_format.MessageToDict(request.outputs)
+        return super().RegisterResourceOutputs(request)
 
 
 def physical_id(step: engine.Step) -> str:

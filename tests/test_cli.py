@@ -49,7 +49,7 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "357 resources to create" in out
+    assert "402 resources to create" in out  # with the RDS Proxy, the CDN and the bucket replicas
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
     assert rows["aws:ec2/subnet:Subnet"] == "9"
     assert rows["aws:rds/instance:Instance"] == "2"  # the database and its read replica
@@ -106,8 +106,8 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
     assert (
-        doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 357}
-    )  # 350 + the read replica and its 2 log groups and 4 alarms
+        doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 402}
+    )  # 350 + the read replica and its 2 log groups and 4 alarms + the RDS Proxy and its 9 companions
     for step in doc["steps"]:
         assert step["op"] == "create"
         assert step["urn"] == step["newState"]["urn"]
@@ -150,17 +150,26 @@ def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]
     dev_types = [s.type for s in preview("dev").steps]
     prod_types = [s.type for s in preview("prod").steps]
     # the stacks differ only where their config makes them: dev requests its certificate in its hosted zone,
-    # prod brings one and adds the WAF, the vault locks, the replicated database backups and the Prometheus stack
+    # prod brings one and adds the CDN with its WAF and access logs, the vault locks, the replicated database backups
+    # and buckets, the RDS Proxy and the Prometheus stack
     assert set(dev_types) - set(prod_types) == {
         "aws:acm/certificate:Certificate",
         "aws:acm/certificateValidation:CertificateValidation",
         "aws:route53/record:Record",
     }
     assert set(prod_types) - set(dev_types) == {
+        "keel:cdn:Cdn",  # keel:ingress.cdn (prod, not dev)
+        "aws:cloudfront/distribution:Distribution",
+        "aws:cloudwatch/logDelivery:LogDelivery",
+        "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
+        "aws:cloudwatch/logDeliverySource:LogDeliverySource",
         "aws:wafv2/webAcl:WebAcl",
-        "aws:wafv2/webAclAssociation:WebAclAssociation",
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig",  # keel:buckets.replication
         "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
         "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
+        "aws:rds/proxy:Proxy",  # keel:database.proxy (prod, not dev)
+        "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup",
+        "aws:rds/proxyTarget:ProxyTarget",
         "keel:observability:PrometheusStack",
         "kubernetes:core/v1:Secret",
         "kubernetes:storage.k8s.io/v1:StorageClass",

@@ -12,6 +12,9 @@ from keel import cli, cost
 from keel.engine import Preview
 from tests.helpers import stack_file
 
+#: The buckets the tests' prod stack replicates to its copy region (keel:buckets.replication).
+REPLICATED = ("artifacts", "uploads")
+
 TABLE: dict[str, Any] = {
     "region": "us-east-1",
     "currency": "USD",
@@ -217,7 +220,21 @@ def test_the_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: 
             [
                 ("aws:backup/vault:Vault", f"keel-{name}"),
                 *([("aws:backup/vault:Vault", "keel-prod-dr")] if name == "prod" else []),
+                *(
+                    (("aws:s3/bucketReplicationConfig:BucketReplicationConfig", f"keel-prod-{b}") for b in REPLICATED)
+                    if name == "prod"
+                    else ()
+                ),
                 ("aws:eks/addon:Addon", f"keel-{name}-cloudwatch-observability"),
+                # prod's CloudFront access logs: billed per GB delivered, which follows the traffic
+                *(
+                    (
+                        ("aws:cloudwatch/logDelivery:LogDelivery", f"keel-prod-cdn-{h}-example-com")
+                        for h in ("api", "app")
+                    )
+                    if name == "prod"
+                    else ()
+                ),
             ]
         )
         assert estimate.monthly_total > 0

@@ -318,7 +318,15 @@ def test_replica_zone_is_never_the_first(zones: list[str], index: int, zone: str
 def test_data_stores_admit_only_the_nodes(preview: Callable[[str], Preview]) -> None:
     p = preview("prod")
     sg = "aws:ec2/securityGroup:SecurityGroup"
-    assert sg_rules(p, p.one(sg, "keel-prod-db")) == [("Ingress", "keel-prod-nodes", "tcp", (5432, 5432))]
+    # the database admits the nodes and its RDS Proxy (keel:database.proxy), which admits only the nodes
+    assert sg_rules(p, p.one(sg, "keel-prod-db")) == [
+        ("Ingress", "keel-prod-db-proxy", "tcp", (5432, 5432)),
+        ("Ingress", "keel-prod-nodes", "tcp", (5432, 5432)),
+    ]
+    assert sg_rules(p, p.one(sg, "keel-prod-db-proxy")) == [
+        ("Egress", "keel-prod-db", "tcp", (5432, 5432)),
+        ("Ingress", "keel-prod-nodes", "tcp", (5432, 5432)),
+    ]
     for cache in ("queue", "cache"):
         group = p.one(sg, f"keel-prod-{cache}")
         assert sg_rules(p, group) == [("Ingress", "keel-prod-nodes", "tcp", (6379, 6379))]
@@ -374,7 +382,7 @@ def test_no_secret_value_in_preview_or_outputs(
     for step in p.of_type("random:index/randomPassword:RandomPassword"):
         assert step.inputs["length"] >= 32
         tokens.append(digest("password", digest(step.urn))[: step.inputs["length"]])
-    assert len(tokens) == 3  # the two caches' AUTH tokens and Grafana's admin password
+    assert len(tokens) == 4  # the two caches' AUTH tokens, Grafana's admin password and the CDN's origin header
     as_json = json.dumps(p.to_json())  # what `keel preview --json` prints (tests/test_cli.py checks the shape)
     assert cli.main(["preview", "prod", *fixture_flags("prod")]) == 0
     as_text = capsys.readouterr().out
@@ -439,7 +447,13 @@ def test_buckets(preview: Callable[[str], Preview], env: str) -> None:
         }
         if name == "logs":
             assert rules["expire-logs"]["expiration"] == {"days": 365 if prod else 30}
-            assert [s["Sid"] for s in statements] == ["DenyInsecureTransport", "AlbAccessLogs", "S3ServerAccessLogs"]
+            # prod has a CDN: its access logs arrive too (tests/test_cdn.py checks that statement exactly)
+            assert [s["Sid"] for s in statements] == [
+                "DenyInsecureTransport",
+                "AlbAccessLogs",
+                "S3ServerAccessLogs",
+                *(["CloudFrontAccessLogs"] if prod else []),
+            ]
             assert statements[1]["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}
             assert statements[1]["Resource"] == f"{bucket_arn}/alb/AWSLogs/{ACCOUNT}/*"
             assert statements[2]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
@@ -601,6 +615,7 @@ def test_every_key_rotates_and_names_no_wildcard_principal(preview: Callable[[st
         "keel-prod-logs",
         "keel-prod-observability",
         "keel-prod-storage",
+        "keel-prod-storage-replica",
     ]
     for key in keys:
         assert key.inputs["enableKeyRotation"] is True

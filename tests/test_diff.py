@@ -35,7 +35,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $2,309.15 -> $2,309.15 (+0.00)\n"
+        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $2,396.95 -> $2,396.95 (+0.00)\n"
     )
 
 
@@ -86,10 +86,13 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     assert "+- keel-prod-db  aws:rds/instance:Instance" in out
     assert "    kmsKeyId: " in out and "-> arn:aws:kms:us-east-1:123456789012:key/x  (forces replacement)" in out
     # db.r6g.2xlarge doubles the instance hours: (0.899 - 0.45) x 730 h x 2 (Multi-AZ) = +655.54 (the edit is the
-    # primary's only, not the replica's). The base, $2,309.15, is $1,963.75 before read replicas plus the
+    # primary's only, not the replica's). The base, $2,355.45, is $1,963.75 before read replicas plus the
     # replica's 0.45 x 730 h (328.50) + 100 GB x 0.115 (11.50) + 2 log groups x 5 GB x 0.5 (5.00)
-    # + 4 alarms x 0.1 (0.40) = 345.40.
-    assert "Monthly cost: $2,309.15 -> $2,964.69 (+655.54)" in out
+    # + 4 alarms x 0.1 (0.40) = 345.40, plus the RDS Proxy's 0.015 x 4 vCPUs x 730 h (43.80) and its log group
+    # (2.50) = 46.30 (so $2,355.45), plus the CDN's two distributions at 100 GB out (8.50) and 10 million HTTPS
+    # requests (10.00) each = 37.00, and the replication of two buckets at 50 GB a month: transfer (1.00) and RTC
+    # (0.75) each = 3.50, and the replica key (1.00) = 41.50.
+    assert "Monthly cost: $2,396.95 -> $3,052.49 (+655.54)" in out
 
 
 def test_a_replacement_of_any_type_is_a_replace(prod: Doc) -> None:
@@ -214,7 +217,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **0** to update, **1** to replace, **0** to delete"
-    assert lines[4] == "Monthly cost: $2,309.15 → $2,309.15 (+0.00)"  # an engine change costs nothing here
+    assert lines[4] == "Monthly cost: $2,396.95 → $2,396.95 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to replace</summary>" in out

@@ -338,13 +338,18 @@ def test_every_aws_resource_uses_the_platform_provider_with_stack_tags(
     # prod's disaster-recovery vault, its lock, its key and the replicated database backups live in the copy region,
     # on a provider of their own
     # with the same tags; everything else is on the platform's provider
-    elsewhere = {"keel-prod-backup-dr", "keel-prod-dr", "keel-prod-db-pitr"} if stack == "prod" else set()
+    # and so do the bucket replicas, their key and their logs bucket (tests/test_replication.py names them)
+    replicas = {"keel-prod-storage-replica", "keel-prod-artifacts-replica", "keel-prod-uploads-replica"}
+    replicas |= {"keel-prod-replica-logs"}
+    elsewhere = {"keel-prod-backup-dr", "keel-prod-dr", "keel-prod-db-pitr", *replicas} if stack == "prod" else set()
     assert {s.provider.rsplit("::", 1)[0] for s in aws_steps if s.name not in elsewhere} == {provider.urn}
     if stack == "prod":
         dr = p.one("pulumi:providers:aws", "keel-prod-aws-us-west-2")
         assert dr.inputs["region"] == "us-west-2"
         assert dr.inputs["defaultTags"] == provider.inputs["defaultTags"]
-        assert sorted((s.type, s.name) for s in aws_steps if s.provider.rsplit("::", 1)[0] == dr.urn) == [
+        there = [s for s in aws_steps if s.provider.rsplit("::", 1)[0] == dr.urn]
+        assert {s.name for s in there} >= replicas
+        assert sorted((s.type, s.name) for s in there if s.name not in replicas) == [
             ("aws:backup/vault:Vault", "keel-prod-dr"),
             ("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "keel-prod-dr"),
             ("aws:kms/alias:Alias", "keel-prod-backup-dr"),

@@ -462,6 +462,7 @@ def test_every_log_group_has_retention_and_a_customer_key(preview: Callable[[str
             f"/aws/rds/instance/{n}-db/postgresql",
             f"/aws/rds/instance/{n}-db/upgrade",
             *([f"/aws/rds/instance/{n}-db-replica-1/{k}" for k in ("postgresql", "upgrade")] if env == "prod" else []),
+            *([f"/aws/rds/proxy/{n}-db-proxy"] if env == "prod" else []),
             f"/{n}/vpc/flow-logs",
             *[f"/aws/containerinsights/{n}/{k}" for k in ("application", "dataplane", "host", "performance")],
         ]

@@ -57,6 +57,9 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
     "databaseReaderEndpoints": lambda v: (
         len(v) == 1 and v[0].startswith("keel-prod-db-replica-1.") and v[0].endswith(".rds.amazonaws.com")
     ),
+    "databaseProxyEndpoint": lambda v: (
+        v.startswith("keel-prod-db-proxy.proxy-") and v.endswith(".us-east-1.rds.amazonaws.com")
+    ),
     "cacheEndpoints": lambda v: (
         sorted(v) == ["cache", "queue"] and all(e.endswith(".amazonaws.com") for e in v.values())
     ),
@@ -65,9 +68,15 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
         and all(arn("secretsmanager", a, f":secret:keel-prod-{n}-auth-") for n, a in v.items())
     ),
     "bucketNames": lambda v: sorted(v) == ["artifacts", "logs", "uploads"],
+    "bucketReplicaNames": lambda v: (
+        sorted(v) == ["artifacts", "uploads"] and all(n.startswith(f"keel-prod-{b}-replica-") for b, n in v.items())
+    ),
     "emailDnsRecords": lambda v: isinstance(v, list) and all({"name", "type", "value"} == set(r) for r in v),
     "albDnsName": lambda v: v.endswith(".elb.amazonaws.com"),
     "certificateArn": lambda v: v == CERT,
+    "cdnDomainNames": lambda v: (
+        sorted(v) == ["api.example.com", "app.example.com"] and all(d.endswith(".cloudfront.net") for d in v.values())
+    ),
     "repositoryUrls": lambda v: (
         sorted(v) == list(SERVICES)
         and all(u.startswith(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/keel-prod-{s}-") for s, u in v.items())
@@ -109,6 +118,8 @@ def test_outputs_are_what_the_components_built(preview: Callable[[str], Preview]
     replica = p.one("aws:rds/instance:Instance", "keel-prod-db-replica-1")
     [reader] = out["databaseReaderEndpoints"]
     assert reader.startswith(replica.inputs["identifier"] + ".")
+    proxy = p.one("aws:rds/proxy:Proxy", "keel-prod-db-proxy")
+    assert out["databaseProxyEndpoint"].startswith(proxy.inputs["name"] + ".proxy-")
     https = p.one("aws:lb/listener:Listener", "keel-prod-https").inputs
     assert out["certificateArn"] == https["certificateArn"]
     for service in SERVICES:

@@ -5,25 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from google.protobuf import json_format
-
 from components import platform as platform_module
 from components.config import validate
 from components.platform import Platform
 from keel import engine, stackfiles
-from tests.helpers import REGION, ROOT, run, stack_file
-
-
-class OutputsMonitor(engine.RecordingMonitor):
-    """The recording monitor, also keeping what each component registers as its outputs."""
-
-    def __init__(self) -> None:
-        super().__init__(engine.FakeCloud(REGION))
-        self.outputs: dict[str, dict[str, Any]] = {}
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        self.outputs[request.urn] = json_format.MessageToDict(request.outputs)
-        return super().RegisterResourceOutputs(request)
+from tests.helpers import REGION, ROOT, OutputsMonitor, run, stack_file
 
 
 def documented_outputs() -> list[str]:
@@ -52,6 +38,7 @@ def test_the_docstring_lists_every_child_component() -> None:
         "buckets",
         "email",
         "load_balancer",
+        "cdn",
         "services",
         "scaling",
         "backup",
@@ -70,6 +57,7 @@ def test_prod_registers_every_documented_output_as_its_child() -> None:
         "buckets": "keel:storage:Buckets",
         "email": "keel:email:Email",
         "load_balancer": "keel:ingress:LoadBalancer",
+        "cdn": "keel:cdn:Cdn",
         "backup": "keel:backup:Backup",
         "observability": "keel:observability:Observability",
     }

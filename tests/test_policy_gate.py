@@ -301,7 +301,7 @@ CASES: list[Case] = [
     Case(
         "waf-group-counts",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         "aws-wafv2-web-acl-rules-block",
         {"rules.0.overrideAction": {"count": {}}},
     ),
@@ -532,7 +532,7 @@ CASES: list[Case] = [
     Case(
         "iam-read-every-secret",
         "aws:iam/rolePolicy:RolePolicy",
-        "keel-prod-api-database-secret",
+        "keel-prod-api-secrets",
         "aws-iam-policy-scoped-resources",
         {"policy": statement_policy({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"})},
     ),
@@ -718,7 +718,7 @@ CASES: list[Case] = [
     Case(
         "waf-rate-limit-huge",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         "aws-wafv2-web-acl-baseline-rules",
         {"rules.3.statement.rateBasedStatement.limit": 2000000000},
     ),

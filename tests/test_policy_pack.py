@@ -259,6 +259,31 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         ["A lifecycle rule must abort incomplete multipart uploads (they are billed and invisible)."],
     ),
     (
+        # more ways both ways in tests/test_replication.py
+        "aws-s3-bucket-replication-encrypted",
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+        "keel-prod-uploads",
+        {"rules.0.destination.encryptionConfiguration": DELETE},
+        [
+            "Replication rule disaster-recovery names no key for the replicas "
+            "(destination.encryptionConfiguration.replicaKmsKeyId)."
+        ],
+    ),
+    (
+        "aws-rds-proxy-require-tls",
+        "aws:rds/proxy:Proxy",
+        "keel-prod-db-proxy",
+        {"requireTls": False},
+        ["RDS Proxy must require TLS for every client connection (requireTls: true)."],
+    ),
+    (
+        "aws-rds-proxy-iam-auth-required",
+        "aws:rds/proxy:Proxy",
+        "keel-prod-db-proxy",
+        {"auths.0.iamAuth": "DISABLED"},
+        ["RDS Proxy must require IAM authentication on every auth entry (iamAuth: REQUIRED); auths[0] has DISABLED."],
+    ),
+    (
         "aws-rds-instance-storage-encrypted-cmk",
         "aws:rds/instance:Instance",
         "keel-prod-db",
@@ -516,7 +541,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-alb-listener-http-redirects-only",
         "aws:lb/listener:Listener",
-        "keel-prod-http",
+        "synthetic-http",
         {"defaultActions": [{"type": "forward", "targetGroupArn": "arn"}]},
         ["HTTP listeners may only redirect to HTTPS."],
     ),
@@ -852,7 +877,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-wafv2-web-acl-rules-block",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         {"rules.0.overrideAction": {"count": {}}, "rules.3.action": {"count": {}}},
         [
             "Rule AWSManagedRulesCommonRuleSet: the managed rule group must keep its actions (overrideAction: "
@@ -863,7 +888,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-wafv2-web-acl-rules-block",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         {
             "rules.1.statement.managedRuleGroupStatement.ruleActionOverrides": [
                 {"name": "Log4JRCE", "actionToUse": {"count": {}}}
@@ -874,7 +899,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-wafv2-web-acl-baseline-rules",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         {"rules.3": DELETE, "rules.1": DELETE},
         [
             "The web ACL lacks the baseline managed rule groups: AWSManagedRulesKnownBadInputsRuleSet.",
@@ -882,9 +907,54 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
         ],
     ),
     (
+        "aws-cloudfront-viewer-tls",
+        "aws:cloudfront/distribution:Distribution",
+        "keel-prod-cdn-app-example-com",
+        {"viewerCertificate": {"cloudfrontDefaultCertificate": True, "minimumProtocolVersion": "TLSv1"}},
+        [
+            "The distribution must serve its own ACM certificate (viewerCertificate.acmCertificateArn), not "
+            "*.cloudfront.net's.",
+            "Viewers must use TLS 1.2 or later with modern ciphers (minimumProtocolVersion TLSv1.2_2021); got TLSv1.",
+        ],
+    ),
+    (
+        "aws-cloudfront-viewer-tls",
+        "aws:cloudfront/distribution:Distribution",
+        "keel-prod-cdn-app-example-com",
+        {"viewerCertificate.minimumProtocolVersion": "TLSv1.2_2019", "viewerCertificate.sslSupportMethod": "vip"},
+        [
+            "Viewers must use TLS 1.2 or later with modern ciphers (minimumProtocolVersion TLSv1.2_2021); got "
+            "TLSv1.2_2019.",
+            "sslSupportMethod vip (dedicated IPs) costs $600 a month; use sni-only.",
+        ],
+    ),
+    (
+        "aws-cloudfront-https",
+        "aws:cloudfront/distribution:Distribution",
+        "keel-prod-cdn-app-example-com",
+        {
+            "defaultCacheBehavior.viewerProtocolPolicy": "allow-all",
+            "orderedCacheBehaviors.1.viewerProtocolPolicy": "allow-all",
+            "origins.0.customOriginConfig.originProtocolPolicy": "match-viewer",
+            "origins.0.customOriginConfig.originSslProtocols": ["TLSv1", "TLSv1.2"],
+        },
+        [
+            "Viewers must be redirected to HTTPS (viewerProtocolPolicy redirect-to-https) in: default, /assets/*.",
+            "Origin alb must be reached over HTTPS only (originProtocolPolicy https-only).",
+            "Origin alb allows TLSv1; allow TLSv1.2 only.",
+        ],
+    ),
+    (
+        "aws-cloudfront-waf",
+        "aws:cloudfront/distribution:Distribution",
+        "keel-prod-cdn-api-example-com",
+        {"webAclId": DELETE},
+        ["The distribution must have a WAF web ACL (webAclId; keel:ingress.waf.enabled)."],
+    ),
+    (
         "aws-wafv2-web-acl-visibility",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         {"rules.2.visibilityConfig.sampledRequestsEnabled": False},
         ["Metrics and sampled requests must be on (visibilityConfig) for: AWSManagedRulesAmazonIpReputationList."],
     ),
@@ -1302,7 +1372,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-iam-policy-scoped-resources",
         "aws:iam/rolePolicy:RolePolicy",
-        "keel-prod-api-database-secret",
+        "keel-prod-api-secrets",
         {
             "policy": json.dumps(
                 {
@@ -1422,7 +1492,7 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
     (
         "aws-wafv2-web-acl-baseline-rules",
         "aws:wafv2/webAcl:WebAcl",
-        "keel-prod",
+        "keel-prod-cdn",
         {"rules.3.statement.rateBasedStatement.limit": 2000000000},
         ["The per-IP rate limit (2000000000 per 5 minutes) is above 10000: it stops nothing."],
     ),
@@ -1451,7 +1521,19 @@ RESOURCE_CASES: list[tuple[str, str, str, dict[str, Any], list[str]]] = [
 ]
 
 #: Baselines for kinds keel's stacks do not create (the pack still judges them if a change adds one).
+ALB_UNFILTERED = (
+    "Internet-facing load balancer keel-prod has no WAF web ACL, and is not reachable only through a CloudFront "
+    "distribution that has one."
+)
 SYNTHETIC: dict[tuple[str, str], dict[str, Any]] = {
+    # An ALB's plain-HTTP listener as keel makes it without a CDN (prod has none: only CloudFront reaches its ALB)
+    ("aws:lb/listener:Listener", "synthetic-http"): {
+        "port": 80,
+        "protocol": "HTTP",
+        "defaultActions": [
+            {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
+        ],
+    },
     # pulumi-eks's child control plane, as a real preview shows it after components.cluster.creator_not_admin
     ("aws:eks/cluster:Cluster", "synthetic-eks-cluster"): {
         "name": "keel-prod",
@@ -1687,8 +1769,38 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
     ),
     (
         "aws-alb-waf-associated",
-        lambda d: mutate(d, "aws:wafv2/webAclAssociation:WebAclAssociation", "keel-prod", drop=True),
-        [("keel-prod", "Internet-facing load balancer keel-prod has no WAF web ACL.")],
+        # Behind CloudFront: the ALB admits the internet again, so requests can skip the distributions' WAF.
+        lambda d: mutate(
+            d,
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "keel-prod-alb-cloudfront-443",
+            {"cidrIpv4": "0.0.0.0/0", "prefixListId": DELETE},
+        ),
+        [("keel-prod", ALB_UNFILTERED)],
+    ),
+    (
+        "aws-alb-waf-associated",
+        # Or the distributions in front of it lose their web ACL.
+        lambda d: mutate(
+            mutate(
+                d, "aws:cloudfront/distribution:Distribution", "keel-prod-cdn-app-example-com", {"webAclId": DELETE}
+            ),
+            "aws:cloudfront/distribution:Distribution",
+            "keel-prod-cdn-api-example-com",
+            {"webAclId": DELETE},
+        ),
+        [("keel-prod", ALB_UNFILTERED)],
+    ),
+    (
+        "aws-cloudfront-access-logs",
+        lambda d: mutate(d, "aws:cloudwatch/logDelivery:LogDelivery", "keel-prod-cdn-api-example-com", drop=True),
+        [
+            (
+                "keel-prod-cdn-api-example-com",
+                "Distribution keel-prod-cdn-api-example-com has no access logs (a log delivery of its ACCESS_LOGS to "
+                "the logs bucket).",
+            )
+        ],
     ),
     (
         "keda-no-hpa-and-scaledobject",

@@ -16,6 +16,7 @@ from components.config import ConfigError, validate
 from components.vocabulary import KUBERNETES_VERSIONS
 from keel import stackfiles
 from keel.engine import Preview
+from keel.fake import digest
 from tests.helpers import (
     PROD_OPERATIONS,
     ROOT,
@@ -269,29 +270,31 @@ def test_service_config_rules(raw: dict[str, str], message: str) -> None:
 
 
 def test_alb_security_group_is_the_only_open_door(preview: Callable[[str], Preview]) -> None:
-    p = preview("prod")
-    sg = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-alb")
+    """Without a CDN (dev) the ALB admits the internet on 80 and 443, and nothing else does; prod's ALB, behind
+    CloudFront, admits only CloudFront's prefix list (tests/test_cdn.py)."""
+    p = preview("dev")
+    sg = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-dev-alb")
+    ports = sorted({r.inputs["port"] for r in p.of_type("aws:lb/targetGroup:TargetGroup")})
     assert sg_rules(p, sg) == sorted(
         [
             ("Ingress", "0.0.0.0/0", "tcp", (80, 80)),
             ("Ingress", "0.0.0.0/0", "tcp", (443, 443)),
-            ("Egress", "keel-prod-nodes", "tcp", (3000, 3000)),
-            ("Egress", "keel-prod-nodes", "tcp", (3001, 3001)),
+            *[("Egress", "keel-dev-nodes", "tcp", (port, port)) for port in ports],
         ],
         key=str,
     )
-    nodes = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-nodes")
-    from_alb = [r for r in sg_rules(p, nodes) if r[1] == "keel-prod-alb"]
-    assert from_alb == [
-        ("Ingress", "keel-prod-alb", "tcp", (3000, 3000)),
-        ("Ingress", "keel-prod-alb", "tcp", (3001, 3001)),
-    ]
-    open_rules = [
-        r
-        for r in p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if r.inputs.get("cidrIpv4") == "0.0.0.0/0"
-    ]
-    assert sorted(r.name for r in open_rules) == ["keel-prod-alb-443", "keel-prod-alb-80"]
+    nodes = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-dev-nodes")
+    from_alb = [r for r in sg_rules(p, nodes) if r[1] == "keel-dev-alb"]
+    assert from_alb == [("Ingress", "keel-dev-alb", "tcp", (port, port)) for port in ports]
+    for stack in ("dev", "prod"):
+        open_rules = [
+            r
+            for r in preview(stack).of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+            if r.inputs.get("cidrIpv4") == "0.0.0.0/0"
+        ]
+        assert sorted(r.name for r in open_rules) == (
+            [] if stack == "prod" else ["keel-dev-alb-443", "keel-dev-alb-80"]
+        )
 
 
 @pytest.mark.parametrize("env", ["prod", "dev"])
@@ -317,11 +320,14 @@ def test_alb_and_listeners(preview: Callable[[str], Preview], env: str) -> None:
         "ELBSecurityPolicy-TLS13-1-2-2021-06",
     )
     assert https["defaultActions"][0]["type"] == "fixed-response"
-    http = p.one("aws:lb/listener:Listener", f"keel-{env}-http").inputs
-    assert (http["port"], http["protocol"]) == (80, "HTTP")
-    assert http["defaultActions"] == [
-        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
-    ]
+    if prod:  # behind CloudFront, which redirects viewers to HTTPS: nothing reaches port 80
+        assert [listener.name for listener in p.of_type("aws:lb/listener:Listener")] == ["keel-prod-https"]
+    else:
+        http = p.one("aws:lb/listener:Listener", f"keel-{env}-http").inputs
+        assert (http["port"], http["protocol"]) == (80, "HTTP")
+        assert http["defaultActions"] == [
+            {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
+        ]
     if prod:
         assert (
             https["certificateArn"]
@@ -346,13 +352,20 @@ def test_target_groups_and_rules(preview: Callable[[str], Preview], service: str
     assert (group.inputs["targetType"], group.inputs["port"], group.inputs["protocol"]) == ("ip", port, "HTTP")
     assert group.inputs["healthCheck"]["path"] == "/healthz"
     rule = p.one("aws:lb/listenerRule:ListenerRule", f"keel-prod-{service}-0")
-    assert rule.inputs["conditions"] == [{"hostHeader": {"values": [host]}}, {"pathPattern": {"values": ["/*"]}}]
+    assert rule.inputs["conditions"] == [
+        {"hostHeader": {"values": [host]}},
+        {"pathPattern": {"values": ["/*"]}},
+        # behind CloudFront: only requests carrying the distributions' secret header (masked: a secret output)
+        {"httpHeader": {"httpHeaderName": "X-Origin-Verify", "values": ["[secret]"]}},
+    ]
     assert rule.property_dependencies["actions"] == [group.urn]
     assert rule.inputs["actions"][0]["type"] == "forward"
 
 
 def test_waf_in_prod_only(preview: Callable[[str], Preview]) -> None:
-    acl = preview("prod").one("aws:wafv2/webAcl:WebAcl", "keel-prod")
+    """prod's web ACL filters at CloudFront (scope CLOUDFRONT, in us-east-1) on every distribution; the ALB behind
+    it has no web ACL of its own."""
+    acl = preview("prod").one("aws:wafv2/webAcl:WebAcl", "keel-prod-cdn")
     rules = acl.inputs["rules"]
     managed = [
         r["statement"]["managedRuleGroupStatement"]["name"]
@@ -371,9 +384,11 @@ def test_waf_in_prod_only(preview: Callable[[str], Preview]) -> None:
         "evaluationWindowSec": 300,
     }
     assert rate["action"] == {"block": {}}
-    assert acl.inputs["scope"] == "REGIONAL"
-    association = preview("prod").one("aws:wafv2/webAclAssociation:WebAclAssociation", "keel-prod")
-    assert association.property_dependencies["webAclArn"] == [acl.urn]
+    assert (acl.inputs["scope"], acl.inputs["region"]) == ("CLOUDFRONT", "us-east-1")
+    assert not preview("prod").of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
+    distributions = preview("prod").of_type("aws:cloudfront/distribution:Distribution")
+    assert len(distributions) == 2
+    assert all(d.property_dependencies["webAclId"] == [acl.urn] for d in distributions)
     assert not preview("dev").of_type("aws:wafv2/webAcl:WebAcl")
 
 
@@ -428,7 +443,7 @@ EXPECTED_POLICIES = {
     "api": [
         "keel-prod-api-cache-cache",
         "keel-prod-api-cache-queue",
-        "keel-prod-api-database-secret",
+        "keel-prod-api-database-connect",
         "keel-prod-api-email-send",
         "keel-prod-api-secrets",
         "keel-prod-api-uploads-read-write",
@@ -488,17 +503,12 @@ def test_api_policy_documents_exactly(preview: Callable[[str], Preview]) -> None
             "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
         },
     ]
-    db_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{physical_id(p.one('aws:kms/key:Key', 'keel-prod-database'))}"
-    secret = docs["keel-prod-api-database-secret"]
-    assert secret[0]["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    assert secret[0]["Resource"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds!db-")
-    assert secret[1] == {
-        "Sid": "DecryptThroughSecretsManager",
-        "Effect": "Allow",
-        "Action": "kms:Decrypt",
-        "Resource": db_key,
-        "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}},
-    }
+    # database:connect: an IAM token for the master user at the proxy (prx-<id>), no secret (tests/test_proxy.py)
+    [connect] = docs["keel-prod-api-database-connect"]
+    assert (connect["Action"], connect["Resource"].rsplit(":", 1)[1].split("/")) == (
+        "rds-db:connect",
+        [f"prx-{digest(p.one('aws:rds/proxy:Proxy', 'keel-prod-db-proxy').urn)[:17]}", "keel_admin"],
+    )
     assert docs["keel-prod-api-email-send"] == [
         {
             "Sid": "SendAsIdentity",
@@ -580,9 +590,10 @@ def test_connection_settings_are_references_not_secrets(preview: Callable[[str],
         e["name"]: e["value"]
         for e in deployment(preview("prod"), "api")["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    assert env["DATABASE_HOST"].startswith("keel-prod-db.")
+    assert env["DATABASE_HOST"].startswith("keel-prod-db-proxy.proxy-")  # database:connect, through RDS Proxy
     assert env["DATABASE_PORT"] == "5432"
-    assert env["DATABASE_SECRET_ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:")
+    assert (env["DATABASE_USER"], env["DATABASE_IAM_LOGIN"]) == ("keel_admin", "true")
+    assert "DATABASE_SECRET_ARN" not in env
     assert env["REDIS_QUEUE_TLS"] == "true"
     assert env["REDIS_CACHE_CLUSTER_MODE"] == "true"
     assert env["REDIS_QUEUE_AUTH_SECRET_ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:")
@@ -742,7 +753,7 @@ def test_metrics_port_is_on_no_service_target_group_or_listener(preview: Callabl
         )
         assert [rule["ports"] for rule in policy["ingress"]] == [[{"protocol": "TCP", "port": port}]]
     assert metrics not in {g.inputs["port"] for g in p.of_type("aws:lb/targetGroup:TargetGroup")}
-    assert sorted(listener.inputs["port"] for listener in p.of_type("aws:lb/listener:Listener")) == [80, 443]
+    assert sorted(listener.inputs["port"] for listener in p.of_type("aws:lb/listener:Listener")) == [443]
     alb = p.one("aws:ec2/securityGroup:SecurityGroup", "keel-prod-alb")
     assert all(metrics not in ports for *_, ports in sg_rules(p, alb))
     for svc_step in p.of_type("kubernetes:core/v1:Service"):

@@ -63,6 +63,7 @@ from components.config.operations import (
 )
 from components.config.services import (
     BuildConfig,
+    CdnConfig,
     IngressConfig,
     IngressRouteConfig,
     QueueTriggerConfig,
@@ -91,6 +92,7 @@ __all__ = [
     "BucketsConfig",
     "BuildConfig",
     "CacheConfig",
+    "CdnConfig",
     "ClusterConfig",
     "ConfigError",
     "DatabaseConfig",

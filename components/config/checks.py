@@ -16,7 +16,8 @@ from components import vocabulary
 from components.config.base import shown
 from components.config.capacity import capacity_checks
 from components.config.cluster import instance_family
-from components.config.services import SERVICE_NAME, ServiceConfig, secret_checks
+from components.config.data import proxy_checks
+from components.config.services import SERVICE_NAME, IngressConfig, ServiceConfig, secret_checks
 from components.config.stack import StackConfig
 from components.upstream import OTEL_PROMETHEUS_ENV
 from components.vocabulary import GPU_FAMILIES, GPU_POOL
@@ -127,6 +128,7 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
             yield (
                 f"keel:database.backupRetentionDays: got {db.backup_retention_days} in a {env} stack; allowed: 7 to 35"
             )
+        yield from proxy_checks(db)
     for name, cache in cfg.caches.items():
         path = f"keel:caches.{name}"
         if not re.match(r"^[a-z][a-z0-9-]{0,19}$", name):
@@ -142,6 +144,34 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
             yield f"{path}.replicasPerShard: got 0 in a {env} stack; allowed: 1 to 5 (a failover target)"
     if held.protected and cfg.buckets.force_destroy:
         yield f"keel:buckets.forceDestroy: got true in a {env} stack; allowed: false"
+    yield from _replication_checks(cfg)
+
+
+def _replication_checks(cfg: StackConfig) -> Iterable[str]:
+    """Bucket replication needs a region to replicate to; a stack that must survive a region replicates, within
+    S3 Replication Time Control's 15 minutes (bucket RPO under one hour)."""
+    replication, env = cfg.buckets.replication, cfg.environment
+    copy_region = cfg.backup.copy_region if cfg.backup is not None else None
+    if replication.enabled and copy_region is None:
+        yield (
+            "keel:buckets.replication.enabled: got true but keel:backup.copyRegion is not set; set "
+            "keel:backup.copyRegion (the region the replicas live in) or keel:buckets.replication.enabled: false"
+        )
+    if not cfg.guarantees.survives_a_region:
+        return
+    if replication.enabled is False:
+        yield (
+            f"keel:buckets.replication.enabled: got false in a {env} stack; allowed: true or unset (AWS Backup copies "
+            "the buckets to keel:backup.copyRegion every 6 hours; replication keeps that copy minutes behind)"
+        )
+    elif not replication.replication_time_control:
+        # "The majority of objects replicate within 15 minutes, but they can sometimes take a couple of hours" without
+        # S3 RTC (Amazon S3 User Guide, "Troubleshooting replication"); with it, 99.99% within 15 minutes
+        # (Amazon S3 User Guide, "Meeting compliance requirements with S3 Replication Time Control").
+        yield (
+            f"keel:buckets.replication.replicationTimeControl: got false in a {env} stack; allowed: true (without it "
+            "S3 bounds no replication time: most objects within 15 minutes, some in hours)"
+        )
 
 
 def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable[str]:
@@ -182,7 +212,10 @@ def _scaling_checks(cfg: StackConfig, name: str, svc: ServiceConfig) -> Iterable
 
 
 def _service_checks(cfg: StackConfig) -> Iterable[str]:
-    grants = vocabulary.grants(cfg.caches, email=cfg.email is not None, database=cfg.database is not None)
+    db = cfg.database
+    grants = vocabulary.grants(
+        cfg.caches, email=cfg.email is not None, database=db is not None, proxy=db is not None and db.proxy is not None
+    )
     routes: dict[tuple[str, str], str] = {}
     if cfg.services and cfg.cluster is None:
         yield "keel:cluster: missing while keel:services is set; services run on the cluster"
@@ -217,8 +250,20 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
         if svc.gpu and (cfg.cluster is None or cfg.cluster.node_groups.gpu is None):
             yield f"{path}.gpu: got {svc.gpu} but keel:cluster.nodeGroups.gpu is not configured"
         for grant in svc.grants:
-            if grant not in grants:
+            if grant == vocabulary.DATABASE_CONNECT_GRANT and grant not in grants:
+                yield (
+                    f"{path}.grants: got {shown(grant)} but keel:database.proxy is not set; set keel:database.proxy "
+                    "({} takes the defaults) to connect through RDS Proxy"
+                    + (f", or grant {shown(vocabulary.DATABASE_GRANT)}" if db is not None else "")
+                )
+            elif grant not in grants:
                 yield f"{path}.grants: got {shown(grant)}; allowed: {', '.join(sorted(grants))}"
+        if {vocabulary.DATABASE_GRANT, vocabulary.DATABASE_CONNECT_GRANT} <= set(svc.grants):
+            yield (
+                f"{path}.grants: got both {shown(vocabulary.DATABASE_GRANT)} and "
+                f"{shown(vocabulary.DATABASE_CONNECT_GRANT)}; pick one (DATABASE_HOST is the instance with the "
+                "first, the proxy with the second)"
+            )
         for other in svc.allow_from:
             if other not in cfg.services or other == name:
                 allowed = sorted(n for n in cfg.services if n != name)
@@ -245,6 +290,42 @@ def _service_checks(cfg: StackConfig) -> Iterable[str]:
             yield f"keel:ingress.deletionProtection: got false in a {cfg.environment} stack; allowed: true"
         if cfg.guarantees.filtered and not cfg.ingress.waf.enabled:
             yield f"keel:ingress.waf.enabled: got false in a {cfg.environment} stack; allowed: true"
+        if cfg.ingress.cdn is not None:
+            yield from _cdn_checks(cfg, cfg.ingress)
+
+
+def _covers(route: str, path: str) -> bool:
+    """Whether ALB path pattern ``route`` sends ``path`` (a CloudFront pattern) to its service: ``/*`` and
+    ``/static/*`` cover ``/static/css/*``; an exact route covers only itself."""
+    return path == route or (route.endswith("*") and path.startswith(route[:-1]))
+
+
+def _cdn_checks(cfg: StackConfig, ingress: IngressConfig) -> Iterable[str]:
+    """CloudFront needs a certificate in us-east-1, and caches only paths the ALB sends to the service named."""
+    cdn = ingress.cdn
+    assert cdn is not None
+    exposed = {name: svc.ingress for name, svc in cfg.services.items() if svc.ingress is not None}
+    for service, paths in cdn.cached_paths.items():
+        route = exposed.get(service)
+        if route is None:
+            yield (
+                f"keel:ingress.cdn.cachedPaths: got {shown(service)}, which is not an exposed service; "
+                f"allowed: {', '.join(sorted(exposed)) or 'none (no service has an ingress)'}"
+            )
+            continue
+        for path in paths:
+            if not any(_covers(r, path) for r in route.paths):
+                yield (
+                    f"keel:ingress.cdn.cachedPaths.{service}: got {shown(path)}, which the ALB does not route to "
+                    f"{service}; allowed: paths under {', '.join(route.paths)}"
+                )
+    own = ingress.certificate_arn
+    if cdn.certificate_arn is None and not (own and own.split(":")[3] == "us-east-1") and not ingress.hosted_zone_id:
+        yield (
+            f"keel:ingress.cdn.certificateArn: missing; CloudFront needs a certificate in us-east-1 and "
+            f"keel:ingress.certificateArn is in {own.split(':')[3] if own else 'no region (not set)'}: set "
+            "cdn.certificateArn to one in us-east-1, or keel:ingress.hostedZoneId so keel requests one there"
+        )
 
 
 def _operations_checks(cfg: StackConfig) -> Iterable[str]:

@@ -1,10 +1,13 @@
-"""The data tier: ``keel:database`` (:class:`DatabaseConfig`), ``keel:caches`` (:class:`CacheConfig`),
-``keel:buckets`` (:class:`BucketsConfig`) and ``keel:email`` (:class:`EmailConfig`), with the instance classes and
-node types they accept (:data:`DB_INSTANCE_CLASSES`, :data:`CACHE_NODE_TYPES`)."""
+"""The data tier: ``keel:database`` (:class:`DatabaseConfig`, its RDS Proxy :class:`ProxyConfig`), ``keel:caches``
+(:class:`CacheConfig`), ``keel:buckets`` (:class:`BucketsConfig`, its :class:`ReplicationConfig`) and ``keel:email``
+(:class:`EmailConfig`), with the instance classes and node types they accept (:data:`DB_INSTANCE_CLASSES`,
+:data:`CACHE_NODE_TYPES`) and the rule that sizes the proxy's pool against ``maxConnections``
+(:func:`proxy_checks`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -66,6 +69,39 @@ _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ORIGIN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
 
 
+#: Connections the proxy's pool must leave to clients that connect to the instance directly, never through the
+#: proxy: PostgreSQL's ``superuser_reserved_connections`` (3 by default; PostgreSQL documentation, "Connections and
+#: Authentication", 20.3.1), a deploy's schema migrations with the master secret (``database:secret``, 2), and
+#: monitoring, enhanced-monitoring agents' and break-glass ``psql`` sessions (5).
+RESERVED_DIRECT_CONNECTIONS = 10
+
+
+class ProxyConfig(Section):
+    """``keel:database.proxy``: an RDS Proxy in front of the instance, pooling the services' connections. TLS and IAM
+    authentication are required (not options); the proxy logs in with the master secret RDS manages. The ranges are
+    the RDS API's: ``ConnectionPoolConfiguration`` and ``DBProxy.IdleClientTimeout`` (Amazon RDS API Reference;
+    botocore's ``rds/2014-10-31/service-2.json`` carries the same text, which tests/test_proxy.py reads)."""
+
+    max_connections_percent: int = Field(90, ge=1, le=100)
+    """The pool's ceiling, as a percentage of ``keel:database.maxConnections`` (AWS's default is 100; keel leaves
+    room for direct connections: at least ``RESERVED_DIRECT_CONNECTIONS`` must stay outside the pool)."""
+
+    max_idle_connections_percent: int = Field(50, ge=0, le=100)
+    """How many idle database connections the proxy keeps open, as a percentage of ``maxConnections``; at most
+    ``maxConnectionsPercent``."""
+
+    connection_borrow_timeout_seconds: int = Field(120, ge=0, le=300)
+    """How long a client waits for a pooled connection when the pool is exhausted (0: no wait)."""
+
+    idle_client_timeout_seconds: int = Field(1800, ge=1, le=28800)
+    """How long a client connection may stay idle before the proxy closes it (the database connection goes back
+    to the pool)."""
+
+    def pool(self, max_connections: int) -> int:
+        """The pool's size for an instance allowing ``max_connections``: the proxy rounds the percentage down."""
+        return max_connections * self.max_connections_percent // 100
+
+
 class DatabaseConfig(Section):
     """``keel:database``: one RDS PostgreSQL instance in the isolated subnets."""
 
@@ -118,6 +154,11 @@ class DatabaseConfig(Section):
     """Read replicas (0 to 5): asynchronous copies in zones other than the primary's first, behind the
     ``databaseReaderEndpoints`` output. A named choice, not a guarantee: prod and staging set 1, dev 0."""
 
+    proxy: ProxyConfig | None = None
+    """None: services connect to the instance (``database:secret``). Set (``{}`` for the defaults): an RDS Proxy
+    requiring TLS and IAM authentication, behind the ``databaseProxyEndpoint`` output; services granted
+    ``database:connect`` reach the database through it."""
+
     @field_validator("engine_version")
     @classmethod
     def _version(cls, value: str) -> str:
@@ -154,6 +195,41 @@ class DatabaseConfig(Section):
     @classmethod
     def _ident(cls, value: str) -> str:
         return check_pattern(value, _IDENT, "a lowercase identifier (letters, digits, underscores; a letter first)")
+
+
+def proxy_checks(db: DatabaseConfig) -> Iterable[str]:
+    """The proxy's settings against each other and against ``maxConnections``: idle connections within the pool, and
+    a pool that leaves :data:`RESERVED_DIRECT_CONNECTIONS` for clients that do not go through the proxy."""
+    proxy = db.proxy
+    if proxy is None:
+        return
+    path = "keel:database.proxy"
+    if proxy.max_idle_connections_percent > proxy.max_connections_percent:
+        yield (
+            f"{path}.maxIdleConnectionsPercent: got {proxy.max_idle_connections_percent}; must be at most "
+            f"{path}.maxConnectionsPercent ({proxy.max_connections_percent})"
+        )
+    pool = proxy.pool(db.max_connections)
+    if db.max_connections - pool < RESERVED_DIRECT_CONNECTIONS:
+        percents = [
+            p
+            for p in range(1, 101)
+            if db.max_connections * p // 100 <= db.max_connections - RESERVED_DIRECT_CONNECTIONS
+        ]
+        ceilings = [
+            m
+            for m in range(db.max_connections, 5001)
+            if m - m * proxy.max_connections_percent // 100 >= RESERVED_DIRECT_CONNECTIONS
+        ]
+        allowed = [f"{path}.maxConnectionsPercent at most {max(percents)}"] if percents else []
+        if ceilings:
+            allowed.append(f"keel:database.maxConnections at least {ceilings[0]}")
+        yield (
+            f"{path}.maxConnectionsPercent: got {proxy.max_connections_percent} with keel:database.maxConnections "
+            f"{db.max_connections}: the proxy's pool of {pool} leaves {db.max_connections - pool} direct "
+            f"connection(s), fewer than the {RESERVED_DIRECT_CONNECTIONS} kept for clients outside the proxy "
+            f"(superuser_reserved_connections, migrations, monitoring); allowed: {' or '.join(allowed)}"
+        )
 
 
 class CacheConfig(Section):
@@ -213,6 +289,21 @@ class CacheConfig(Section):
         return self.replicas_per_shard > 0 if self.multi_az is None else self.multi_az
 
 
+class ReplicationConfig(Section):
+    """``keel:buckets.replication``: S3 Cross-Region Replication of the artifacts and uploads buckets to
+    ``keel:backup.copyRegion``, into versioned, KMS-encrypted, public-blocked replica buckets there. AWS Backup copies
+    the buckets there every 6 hours; replication keeps the copy minutes behind (bucket RPO under one hour)."""
+
+    enabled: bool | None = None
+    """None: on whenever ``keel:backup.copyRegion`` is set (the replicas live there). True without a copy region is
+    an error, and so is false in a stack that must survive a region (prod)."""
+
+    replication_time_control: bool = True
+    """S3 Replication Time Control: 99.99% of new objects replicated within 15 minutes, with replication metrics and
+    missed-threshold events; $0.015 per GB replicated. False: replication without a time bound (most objects within 15
+    minutes, some in hours); a stack that must survive a region keeps it on."""
+
+
 class BucketsConfig(Section):
     """``keel:buckets``: the artifacts, uploads and logs buckets."""
 
@@ -227,6 +318,14 @@ class BucketsConfig(Section):
 
     force_destroy: bool = False
     """Let ``pulumi destroy`` delete non-empty buckets (dev only)."""
+
+    replication: ReplicationConfig = Field(default_factory=ReplicationConfig)
+    """Cross-Region Replication of artifacts and uploads to ``keel:backup.copyRegion``."""
+
+    def replicates(self, copy_region: str | None) -> bool:
+        """Whether artifacts and uploads are replicated, given the copy region (``keel:backup.copyRegion``)."""
+        enabled = self.replication.enabled
+        return copy_region is not None if enabled is None else enabled
 
     @field_validator("cors_origins")
     @classmethod

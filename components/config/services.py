@@ -42,8 +42,57 @@ class WafConfig(Section):
     """Requests one client IP may send in 5 minutes before it is blocked."""
 
 
+#: CloudFront path patterns: at most 255 characters of ``A-Z a-z 0-9 _ - . $ / ~ " ' @ : +``, with ``*`` and ``?``
+#: wildcards and ``&`` (CloudFront Developer Guide, "Values that you specify when you create or update a
+#: distribution", Cache behavior settings, Path pattern).
+_CDN_PATH = re.compile(r"^/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,254}$")
+
+
+class CdnConfig(Section):
+    """``keel:ingress.cdn``: CloudFront in front of the ALB, one distribution per exposed host."""
+
+    certificate_arn: str | None = None
+    """An ACM certificate in us-east-1 (CloudFront reads certificates only there) covering every exposed host.
+    None: ``keel:ingress.certificateArn`` when it is in us-east-1, else keel requests one in us-east-1, validated in
+    ``keel:ingress.hostedZoneId``."""
+
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    """Which edge locations serve (CloudFront API reference, DistributionConfig.PriceClass): ``PriceClass_100``
+    (North America, Europe, Israel) is the cheapest."""
+
+    cached_paths: dict[str, list[str]] = Field(default_factory=dict)
+    """Per exposed service, the CloudFront path patterns cached at the edge (its static files, such as
+    ``/static/*``). Everything else, and every path of a service not listed (the API), is not cached."""
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        check_pattern(value, _CERT_ARN, "an ACM certificate ARN in us-east-1")
+        if value.split(":")[3] != "us-east-1":
+            raise ValueError(
+                f"got {shown(value)}, a certificate in {value.split(':')[3]}; allowed: a certificate in us-east-1 "
+                "(the only region CloudFront reads certificates from)"
+            )
+        return value
+
+    @field_validator("cached_paths")
+    @classmethod
+    def _cached(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for service, paths in value.items():
+            for path in paths:
+                if not _CDN_PATH.match(path) or path == "/*":
+                    raise ValueError(
+                        f"{service}: got {shown(path)}; expected CloudFront path patterns of static files such as "
+                        "'/static/*' (starting with '/', at most 255 characters, not '/*': caching everything "
+                        "would cache the pages too)"
+                    )
+        return value
+
+
 class IngressConfig(Section):
-    """``keel:ingress``: the internet-facing ALB."""
+    """``keel:ingress``: the internet-facing ALB, and CloudFront in front of it (``cdn``)."""
 
     certificate_arn: str | None = None
     """An ACM certificate covering every service host. None: keel requests one, validated in ``hostedZoneId``."""
@@ -58,6 +107,11 @@ class IngressConfig(Section):
     """ALB idle timeout."""
 
     waf: WafConfig = Field(default_factory=WafConfig)
+    """The web ACL: on the ALB, or on the distributions (CloudFront scope, in us-east-1) when ``cdn`` is set."""
+
+    cdn: CdnConfig | None = None
+    """None: the ALB faces the internet. Set: CloudFront serves every exposed host, and the ALB admits only
+    CloudFront (its origin-facing prefix list) carrying the distributions' secret origin header."""
 
     @field_validator("certificate_arn")
     @classmethod

@@ -51,7 +51,8 @@ class Guarantees:
     survives_a_zone: bool
     """What doubles a bill to survive a zone: a Multi-AZ database, a NAT gateway per zone."""
     survives_a_region: bool
-    """Recovery points copied to a second region (``keel:backup.copyRegion``)."""
+    """Recovery points copied to a second region (``keel:backup.copyRegion``), and the artifacts and uploads buckets
+    replicated there within S3 Replication Time Control's 15 minutes (``keel:buckets.replication``)."""
 
 
 #: What each environment is held to. dev holds none of it (cheap, thrown away). staging is prod-shaped and held

@@ -18,5 +18,6 @@ Nothing here is computed: change a value only after re-reading its source at the
 from components.upstream.base import Fact as Fact
 from components.upstream.base import Source as Source
 from components.upstream.charts import *  # noqa: F403 (the facts by name, as keel imports them)
+from components.upstream.edge import *  # noqa: F403
 from components.upstream.eks import *  # noqa: F403
 from components.upstream.workloads import *  # noqa: F403

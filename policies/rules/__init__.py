@@ -2,7 +2,7 @@
 
 from pulumi_policy import Policy
 
-from . import alb, backup, ecr, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack, waf
+from . import alb, backup, cloudfront, ecr, eks, elasticache, iam, kubernetes, network, rds, s3, security, stack, waf
 
 ALL: list[Policy] = [
     *network.POLICIES,
@@ -13,6 +13,7 @@ ALL: list[Policy] = [
     *iam.POLICIES,
     *alb.POLICIES,
     *waf.POLICIES,
+    *cloudfront.POLICIES,
     *security.POLICIES,
     *ecr.POLICIES,
     *kubernetes.POLICIES,

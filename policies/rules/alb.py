@@ -7,10 +7,21 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._util import as_list, configured, dig, is_true, of_type, referenced, resource_policy, stack_policy
+from ._util import (
+    as_list,
+    configured,
+    dig,
+    is_true,
+    of_type,
+    public_cidr,
+    referenced,
+    resource_policy,
+    stack_policy,
+)
 
 LOAD_BALANCER = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 LISTENER = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 TLS_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
@@ -65,15 +76,45 @@ def _deletion(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
         yield "Deletion protection must be on."
 
 
+def _fronted(resources: Sequence[PolicyResource]) -> set[str]:
+    """The load balancers only CloudFront reaches: the origin of a distribution with a web ACL, whose security
+    groups admit no public address (the CloudFront prefix list instead), so every request went through the
+    distribution's WAF."""
+    behind = {
+        lb.urn
+        for d in of_type(resources, DISTRIBUTION)
+        if d.props.get("webAclId")
+        for lb in referenced(d, "origins")
+        if lb.resource_type in LOAD_BALANCER
+    }
+    public_groups = {
+        group.urn
+        for rule in of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if public_cidr(rule.props.get("cidrIpv4")) or public_cidr(rule.props.get("cidrIpv6"))
+        for group in referenced(rule, "securityGroupId")
+    }
+    return {
+        lb.urn
+        for lb in of_type(resources, *LOAD_BALANCER)
+        if lb.urn in behind and not any(g.urn in public_groups for g in referenced(lb, "securityGroups"))
+    }
+
+
 def _waf(resources: Sequence[PolicyResource], _: StackValidationArgs) -> Iterable[tuple[str, str]]:
     protected = {
         lb.urn
         for a in of_type(resources, "aws:wafv2/webAclAssociation:WebAclAssociation")
         for lb in referenced(a, "resourceArn")
-    }
+    } | _fronted(resources)
     for lb in of_type(resources, *LOAD_BALANCER):
         if not is_true(lb.props.get("internal")) and _application(lb.props) and lb.urn not in protected:
-            yield lb.urn, f"Internet-facing load balancer {lb.name} has no WAF web ACL."
+            yield (
+                lb.urn,
+                (
+                    f"Internet-facing load balancer {lb.name} has no WAF web ACL, and is not reachable only through a "
+                    "CloudFront distribution that has one."
+                ),
+            )
 
 
 POLICIES = [
@@ -136,7 +177,7 @@ POLICIES = [
     ),
     stack_policy(
         "aws-alb-waf-associated",
-        "Internet-facing load balancers have a WAF web ACL.",
+        "Internet-facing load balancers have a WAF web ACL, theirs or that of the only CloudFront in front of them.",
         Severity.HIGH,
         "Set keel:ingress.waf.enabled: true.",
         _waf,

@@ -1,4 +1,5 @@
-"""RDS policies: encryption, exposure, resilience, backups, authentication, TLS, logs and versions."""
+"""RDS policies: encryption, exposure, resilience, backups, authentication, TLS, logs and versions; RDS Proxy's TLS
+and IAM authentication."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ._util import (
 )
 
 INSTANCE = ("aws:rds/instance:Instance",)
+PROXY = ("aws:rds/proxy:Proxy",)
 PARAMETER_GROUP = ("aws:rds/parameterGroup:ParameterGroup",)
 BACKUP_REPLICATION = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
 #: The RDS certificate authorities that are current (rds-ca-2019 expired in August 2024); AWS "Using SSL/TLS to
@@ -153,6 +155,30 @@ def _current_ca(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable
     ca = props.get("caCertIdentifier")
     if ca is not None and ca not in CURRENT_CAS:
         yield f"Certificate authority {ca} is not current; use one of {', '.join(CURRENT_CAS)}."
+
+
+def _proxy_tls(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    """AWS Config's managed rule ``rds-proxy-tls-encryption`` (AWS::RDS::DBProxy): every proxy enforces TLS."""
+    if not is_true(props.get("requireTls")):
+        yield "RDS Proxy must require TLS for every client connection (requireTls: true)."
+
+
+def _proxy_iam_auth(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    """Every auth entry (UserAuthConfig.IAMAuth, RDS API Reference) requires IAM; end-to-end IAM
+    (``defaultAuthScheme: IAM_AUTH``) requires it by construction. A secret ARN is never read: unknown in a preview, it
+    would keep the policy from running."""
+    auths = as_list(props.get("auths"))
+    if props.get("defaultAuthScheme") == "IAM_AUTH":
+        return
+    if not auths:
+        yield "RDS Proxy must require IAM authentication: it has no auths entry and defaultAuthScheme is not IAM_AUTH."
+    for index, auth in enumerate(auths):
+        mode = (auth or {}).get("iamAuth")
+        if mode != "REQUIRED":
+            yield (
+                f"RDS Proxy must require IAM authentication on every auth entry (iamAuth: REQUIRED); auths[{index}] "
+                f"has {shown(mode)}."
+            )
 
 
 def _replicated(resources: Sequence[PolicyResource], args: StackValidationArgs) -> Iterable[tuple[str, str]]:
@@ -317,6 +343,22 @@ POLICIES = [
         "Set caCertIdentifier to rds-ca-rsa2048-g1 (or another current CA).",
         INSTANCE,
         _current_ca,
+    ),
+    resource_policy(
+        "aws-rds-proxy-require-tls",
+        "RDS proxies accept TLS connections only.",
+        Severity.HIGH,
+        "Set requireTls: true (components/database.py sets it on every proxy).",
+        PROXY,
+        _proxy_tls,
+    ),
+    resource_policy(
+        "aws-rds-proxy-iam-auth-required",
+        "Clients authenticate to RDS proxies with IAM, never a password alone.",
+        Severity.HIGH,
+        "Set iamAuth: REQUIRED on every auths entry (services connect with database:connect).",
+        PROXY,
+        _proxy_iam_auth,
     ),
     stack_policy(
         "aws-rds-backups-replicated-to-another-region",

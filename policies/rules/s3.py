@@ -1,4 +1,4 @@
-"""S3 policies: public access, ownership, versioning, encryption, TLS, lifecycle and logging."""
+"""S3 policies: public access, ownership, versioning, encryption, TLS, lifecycle, logging and replication."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ CORS = (
     "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration",
     "aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2",
 )
+REPLICATION = ("aws:s3/bucketReplicationConfig:BucketReplicationConfig",)
 BLOCKS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
 
@@ -105,6 +106,33 @@ def _abort_multipart(props: Mapping[str, Any], _: ResourceValidationArgs) -> Ite
         dig(r, "status") == "Enabled" and dig(r, "abortIncompleteMultipartUpload.daysAfterInitiation") for r in rules
     ):
         yield "A lifecycle rule must abort incomplete multipart uploads (they are billed and invisible)."
+
+
+def _replication_encrypted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    """S3 replicates SSE-KMS objects only when a rule opts in (``sourceSelectionCriteria.sseKmsEncryptedObjects``),
+    and then needs the KMS key, in the destination's region, that encrypts the replicas (``replicaKmsKeyId``)
+    (Amazon S3 User Guide, "Replicating encrypted objects"). keel's data buckets are SSE-KMS: a rule without the
+    opt-in replicates none of their objects."""
+    for rule in as_list(props.get("rules")):
+        if dig(rule, "status") != "Enabled":
+            continue
+        label = rule.get("id") or "(no id)"
+        if dig(rule, "sourceSelectionCriteria.sseKmsEncryptedObjects.status") != "Enabled":
+            yield (
+                f"Replication rule {label} skips SSE-KMS objects (sourceSelectionCriteria.sseKmsEncryptedObjects is "
+                "not Enabled): the data buckets' objects would not be replicated."
+            )
+        key = dig(rule, "destination.encryptionConfiguration.replicaKmsKeyId")
+        if not key:
+            yield (
+                f"Replication rule {label} names no key for the replicas "
+                "(destination.encryptionConfiguration.replicaKmsKeyId)."
+            )
+        elif "alias/aws/" in str(key):
+            yield (
+                f"Replication rule {label} encrypts replicas with the AWS managed key {key}, not a customer-managed "
+                "key."
+            )
 
 
 def _buckets_by_config(resources: Sequence[PolicyResource], types: tuple[str, ...]) -> set[str]:
@@ -239,6 +267,15 @@ POLICIES = [
         "List the app's https:// origins (no '*').",
         CORS,
         _cors,
+    ),
+    resource_policy(
+        "aws-s3-bucket-replication-encrypted",
+        "Replication copies SSE-KMS objects and encrypts the replicas with a customer-managed key.",
+        Severity.HIGH,
+        "Enable sourceSelectionCriteria.sseKmsEncryptedObjects and set destination.encryptionConfiguration."
+        "replicaKmsKeyId to a customer-managed key in the destination's region (components/storage.py).",
+        REPLICATION,
+        _replication_encrypted,
     ),
     stack_policy(
         "aws-s3-bucket-complete-configuration",
