@@ -24,6 +24,7 @@ Outputs: ``network``, ``cluster`` and ``addons`` (None without ``keel:cluster``)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -34,10 +35,10 @@ import pulumi_aws as aws
 from components import context
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.backup import Backup
-from components.cache import Cache
+from components.cache import Cache, Standby
 from components.cdn import Cdn
 from components.cluster import Cluster
-from components.config import StackConfig
+from components.config import NetworkConfig, StackConfig
 from components.database import Database
 from components.email import Email
 from components.ingress import LoadBalancer, Route
@@ -68,6 +69,8 @@ class Platform(pulumi.ComponentResource):
 
     provider: aws.Provider
     network: Network
+    standby_network: Network | None
+    """The copy region's standby network (caches with ``crossRegion``), None without one."""
     cluster: Cluster | None
     addons: ClusterAddons | None
     database: Database | None
@@ -174,6 +177,7 @@ class Platform(pulumi.ComponentResource):
         """Database, caches, buckets and email. They depend on the network and on the node security group
         (created before the control plane), never on the EKS cluster, so they build in parallel with it."""
         self.database = None
+        self.standby_network = None
         self.caches = {}
         self.email = None
         nodes = self.cluster.node_security_group if self.cluster else None
@@ -199,6 +203,7 @@ class Platform(pulumi.ComponentResource):
                 protect=cfg.protect,
                 opts=children,
             )
+            standby = self._standby(name, cfg, ctx) if any(c.cross_region for c in cfg.caches.values()) else None
             for cache_name, cache in cfg.caches.items():
                 self.caches[cache_name] = Cache(
                     f"{name}-{cache_name}",
@@ -208,6 +213,7 @@ class Platform(pulumi.ComponentResource):
                     label=cache_name,
                     network=self.network,
                     client_security_group=nodes,
+                    standby=standby if cache.cross_region else None,
                     opts=children,
                 )
         self.buckets = Buckets(
@@ -222,6 +228,36 @@ class Platform(pulumi.ComponentResource):
         )
         if cfg.email is not None:
             self.email = Email(name, cfg.email, protect=cfg.protect, opts=children)
+
+    def _standby(self, name: str, cfg: StackConfig, ctx: context.AwsContext) -> Standby:
+        """The standby network in the copy region (``keel:backup.standbyCidr``, the stack's zone count, no NAT and
+        no interface endpoint: nothing runs there until a failover; flow logs as the stack's) and the key of the
+        caches' secondaries there."""
+        assert cfg.backup is not None and cfg.backup.copy_region is not None and self.copy_provider is not None
+        region = cfg.backup.copy_region
+        there = pulumi.ResourceOptions(parent=self, providers=[self.copy_provider])
+        self.standby_network = Network(
+            f"{name}-standby",
+            NetworkConfig.model_validate(
+                {
+                    "cidr": cfg.backup.standby_cidr,
+                    "availabilityZones": cfg.network.availability_zones,
+                    "natGateways": "None",
+                    "interfaceEndpoints": [],
+                    "flowLogRetentionDays": cfg.network.flow_log_retention_days,
+                }
+            ),
+            protect=cfg.protect,
+            opts=there,
+        )
+        key = create_key(
+            f"{name}-cache-standby",
+            "the caches' cross-region secondaries and their AUTH secret replicas",
+            dataclasses.replace(ctx, region=region),
+            protect=cfg.protect,
+            opts=there,
+        )
+        return Standby(network=self.standby_network, key=key, provider=self.copy_provider, region=region)
 
     def _workloads(self, name: str, cfg: StackConfig, children: pulumi.ResourceOptions) -> None:
         """The ALB and one Service per ``keel:services`` entry, in the application namespace."""

@@ -14,7 +14,8 @@ configurable discount, with the GPU's observed Spot range stated). What is price
 - NAT gateways per hour plus an assumed processed volume; interface endpoints per hour per zone;
 - RDS instance hours and gp3 storage, both doubled for Multi-AZ (a read replica: single-AZ, its own storage);
   RDS Proxy per vCPU-hour of the instance it fronts (the ``keel.dev/vcpus`` tag the database puts on it);
-  ElastiCache nodes (shards x (1 + replicas));
+  ElastiCache nodes (shards x (1 + replicas)), a global datastore's secondary at this region's rate (its cross-region
+  traffic under ``unknown``);
 - the ALB's base hours plus an assumed LCU load; WAF web ACLs and their rules; CloudFront distributions at an
   assumed volume out and number of HTTPS requests each (CloudFront's always-free tier is not subtracted);
 - KMS keys and Secrets Manager secrets per month; log groups at an assumed ingestion volume;
@@ -251,12 +252,25 @@ def estimate(
                 f"the database's {tagged} vCPU(s), billed at least 2",
             )
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
-            node_hourly = hourly_price(table, f"elasticache.{i.get('nodeType')}")
+            # A global datastore's secondary names no node type or shard count (it takes the primary's): the Cache
+            # component tags them on it (keel.dev/node-type, keel.dev/shards).
+            tags = i.get("tags") or {}
+            node_type = i.get("nodeType") or tags.get("keel.dev/node-type")
+            node_hourly = hourly_price(table, f"elasticache.{node_type}")
             if node_hourly is None:
-                unpriced(s, f"hourly price of {i.get('nodeType')}")
+                unpriced(s, f"hourly price of {node_type or 'the node type (keel.dev/node-type)'}")
                 continue
-            nodes = int(i.get("numNodeGroups") or 1) * (1 + int(i.get("replicasPerNodeGroup") or 0))
-            add(s, f"{nodes} x {i.get('nodeType')}", node_hourly * hours * nodes)
+            shards = int(i.get("numNodeGroups") or tags.get("keel.dev/shards") or 1)
+            nodes = shards * (1 + int(i.get("replicasPerNodeGroup") or 0))
+            secondary = "globalReplicationGroupId" in i
+            add(
+                s,
+                f"{nodes} x {node_type}" + (" (global datastore secondary)" if secondary else ""),
+                node_hourly * hours * nodes,
+                "priced at this stack's region's rate" if secondary else "",
+            )
+            if secondary:
+                unknown(s, "cross-region replication traffic: billed per GB the primary writes")
         elif kind == "aws:lb/loadBalancer:LoadBalancer":
             lcu = float(assume["albLcuPerHour"])
             add(s, "ALB", (hourly["alb"] + hourly["alb.lcu"] * lcu) * hours, f"{lcu:.0f} LCU on average")

@@ -58,6 +58,7 @@ _SERVICE = {
 }
 
 _GLOBAL_SERVICES = {"iam", "s3", "route53", "cloudfront"}
+_GLOBAL_DATASTORE_PREFIX = {"us-east-1": "ldgnf", "us-west-2": "sgaui"}
 
 
 #: Signature keys of a resource reference on the wire (``pulumi.runtime.rpc``).
@@ -160,6 +161,13 @@ class FakeCloud:
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
         if type_ == "aws:cloudfront/distribution:Distribution":
             return "E" + h[:13].upper()
+        if type_ == "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup":
+            # AWS prefixes the suffix with a five-letter code of the primary's region (ElastiCache User Guide,
+            # "Using the AWS CLI with global datastores": us-east-1 ldgnf, us-west-2 sgaui); others are made up here.
+            prefix = _GLOBAL_DATASTORE_PREFIX.get(self.region) or "".join(
+                string.ascii_lowercase[int(c, 16) % 26] for c in digest("gds", self.region)[:5]
+            )
+            return f"{prefix}-{inputs.get('globalReplicationGroupIdSuffix', name)}"
         if isinstance(inputs.get("name"), str):
             return str(inputs["name"])
         return f"{name}-{h[:7]}"
@@ -275,6 +283,8 @@ class FakeCloud:
                 "zoneId": "Z35SXDOTRQ7X7K",
                 "arnSuffix": f"app/{state['name']}/{h[:16]}",
             }
+        if type_ == "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup":
+            return {"globalReplicationGroupId": self._id(type_, "", state, h)}
         if type_ == "aws:cloudfront/distribution:Distribution":
             distribution = self._id(type_, "", state, h)
             return {

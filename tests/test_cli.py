@@ -49,9 +49,9 @@ def test_preview_text_shows_tree_and_summary(capsys: pytest.CaptureFixture[str])
     assert any(line.endswith("+ keel-prod  keel:network:Network") for line in lines)
     assert any("+ keel-prod-logs  aws:kms/key:Key  (protected, retained)" in line for line in lines)
     assert any("+ keel-prod-nat-us-east-1c  aws:ec2/natGateway:NatGateway" in line for line in lines)
-    assert "402 resources to create" in out  # with the RDS Proxy, the CDN and the bucket replicas
+    assert "445 resources to create" in out  # with the RDS Proxy, the CDN, the bucket replicas and the queue's copy
     rows = {cells[1].strip(): cells[2].strip() for line in lines if len(cells := line.split("│")) == 4}
-    assert rows["aws:ec2/subnet:Subnet"] == "9"
+    assert rows["aws:ec2/subnet:Subnet"] == "18"  # 9 in the stack's network, 9 in the standby network
     assert rows["aws:rds/instance:Instance"] == "2"  # the database and its read replica
     assert re.search(r'^  vpcId: "vpc-[0-9a-f]+"$', out, re.M)  # outputs print as JSON
 
@@ -106,7 +106,7 @@ def test_preview_json_has_the_pulumi_shape_and_is_stable(
     assert set(doc) == {"steps", "changeSummary", "policyViolations"}
     assert doc["policyViolations"] == []
     assert (
-        doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 402}
+        doc["changeSummary"] == {"create": len(doc["steps"])} == {"create": 445}
     )  # 350 + the read replica and its 2 log groups and 4 alarms + the RDS Proxy and its 9 companions
     for step in doc["steps"]:
         assert step["op"] == "create"
@@ -165,6 +165,7 @@ def test_dev_differs_only_by_its_config(preview: Callable[[str], engine.Preview]
         "aws:cloudwatch/logDeliverySource:LogDeliverySource",
         "aws:wafv2/webAcl:WebAcl",
         "aws:s3/bucketReplicationConfig:BucketReplicationConfig",  # keel:buckets.replication
+        "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup",  # keel:caches.queue.crossRegion
         "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
         "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
         "aws:rds/proxy:Proxy",  # keel:database.proxy (prod, not dev)

@@ -258,7 +258,7 @@ def test_control_plane(preview: Callable[[str], Preview], stack: str, protected:
     assert key.protect is protected
     urns = p.by_urn()
     assert sorted(urns[u].name for u in step.property_dependencies["subnetIds"]) == sorted(
-        s.name for s in p.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name
+        s.name for s in p.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name and "-standby-" not in s.name
     )
     assert urns[ref_urn(inputs["clusterSecurityGroup"])].name == f"keel-{stack}-control-plane"
     log_group = p.one("aws:cloudwatch/logGroup:LogGroup", f"keel-{stack}-control-plane")
@@ -538,7 +538,7 @@ def stack_config(stack: str) -> StackConfig:
 
 
 def private_subnets(p: Preview, zone: str | None) -> list[str]:
-    subnets = [s for s in p.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name]
+    subnets = [s for s in p.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name and "-standby-" not in s.name]
     return [physical_id(s) for s in subnets if zone is None or s.name.endswith(f"-{zone}")]
 
 
@@ -603,7 +603,7 @@ def test_the_general_pool_is_one_group_per_zone(preview: Callable[[str], Preview
     zones = [
         s.name.removeprefix(f"keel-{stack}-private-")
         for s in p.of_type("aws:ec2/subnet:Subnet")
-        if "-private-" in s.name
+        if "-private-" in s.name and "-standby-" not in s.name
     ]
     groups = [p.one("eks:index:ManagedNodeGroup", f"keel-{stack}-general-{zone}") for zone in zones]
     assert [g.name for g in p.of_type("eks:index:ManagedNodeGroup")] == [*(g.name for g in groups), f"keel-{stack}-gpu"]

@@ -244,6 +244,8 @@ def test_staging_is_held_to_prod_but_a_zone_and_a_region() -> None:
         "keel:network.allowSingleNatInProd: true to accept that one zone outage cuts egress for all)",
         "keel:database.multiAz: got false in a prod stack; allowed: true",
         "keel:backup.copyRegion: missing in a prod stack; allowed: a second region for disaster recovery",
+        "keel:caches.queue.crossRegion: got false for a queue (maxmemoryPolicy noeviction) in a prod stack; allowed: "
+        "true (its waiting jobs are nowhere else: a Global Datastore keeps them in keel:backup.copyRegion)",
     ]
     assert [
         p.replace(" a staging stack", " a prod stack").replace("(staging ", "(prod ") for p in problems["staging"]

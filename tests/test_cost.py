@@ -226,7 +226,12 @@ def test_the_stacks_are_fully_priced(preview: Callable[[str], Preview], capsys: 
                     else ()
                 ),
                 ("aws:eks/addon:Addon", f"keel-{name}-cloudwatch-observability"),
-                # prod's CloudFront access logs: billed per GB delivered, which follows the traffic
+                # the queue's cross-region replication traffic, and prod's CloudFront access logs: billed per GB
+                *(
+                    [("aws:elasticache/replicationGroup:ReplicationGroup", "keel-prod-queue-standby")]
+                    if name == "prod"
+                    else []
+                ),
                 *(
                     (
                         ("aws:cloudwatch/logDelivery:LogDelivery", f"keel-prod-cdn-{h}-example-com")

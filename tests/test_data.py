@@ -46,7 +46,7 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "prod cache without a replica",
-        stack(caches={"cache": {"replicasPerShard": 0}}),
+        stack(caches={"cache": {"replicasPerShard": 0, "maxmemoryPolicy": "allkeys-lru"}}),
         "keel:caches.cache.replicasPerShard: got 0 in a prod stack; allowed: 1 to 5 (a failover target)",
     ),
     (
@@ -57,13 +57,13 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "bad cache node type",
-        stack(caches={"cache": {"nodeType": "m6g.large"}}),
+        stack(caches={"cache": {"nodeType": "m6g.large", "maxmemoryPolicy": "allkeys-lru"}}),
         "keel:caches.cache.nodeType: got 'm6g.large'; not an ElastiCache node type keel accepts (families t4g, t3, "
         "m6g, m7g, r6g, r7g); did you mean 'cache.m6g.large'?",
     ),
     (
         "bad cache name",
-        stack(caches={"Queue_1": {}}),
+        stack(caches={"Queue_1": {"maxmemoryPolicy": "allkeys-lru"}}),
         "keel:caches.Queue_1: got the name 'Queue_1'; cache names are 1-20 lowercase letters, digits or dashes",
     ),
     (
@@ -609,11 +609,13 @@ def test_every_key_rotates_and_names_no_wildcard_principal(preview: Callable[[st
         "keel-prod-backup",
         "keel-prod-backup-dr",
         "keel-prod-cache",
+        "keel-prod-cache-standby",
         "keel-prod-cluster",
         "keel-prod-database",
         "keel-prod-email",
         "keel-prod-logs",
         "keel-prod-observability",
+        "keel-prod-standby-logs",
         "keel-prod-storage",
         "keel-prod-storage-replica",
     ]

@@ -35,7 +35,7 @@ def test_no_change_is_an_empty_diff(prod: Doc) -> None:
     result = diff.compare(prod, prod)
     assert result.resources == []
     assert diff.text(result) == (
-        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $2,396.95 -> $2,396.95 (+0.00)\n"
+        "0 to create, 0 to update, 0 to replace, 0 to delete\nMonthly cost: $2,618.99 -> $2,618.99 (+0.00)\n"
     )
 
 
@@ -91,8 +91,10 @@ def test_stateful_replacement_is_flagged(prod: Doc) -> None:
     # + 4 alarms x 0.1 (0.40) = 345.40, plus the RDS Proxy's 0.015 x 4 vCPUs x 730 h (43.80) and its log group
     # (2.50) = 46.30 (so $2,355.45), plus the CDN's two distributions at 100 GB out (8.50) and 10 million HTTPS
     # requests (10.00) each = 37.00, and the replication of two buckets at 50 GB a month: transfer (1.00) and RTC
-    # (0.75) each = 3.50, and the replica key (1.00) = 41.50.
-    assert "Monthly cost: $2,396.95 -> $3,052.49 (+655.54)" in out
+    # (0.75) each = 3.50, and the replica key (1.00) = 41.50 (so $2,396.95), plus the queue's Global Datastore
+    # secondary, 2 x cache.m6g.large (0.149 x 730 h x 2 = 217.54), the standby network's flow-log group (2.50) and
+    # the two keys there (2.00) = 222.04.
+    assert "Monthly cost: $2,618.99 -> $3,274.53 (+655.54)" in out
 
 
 def test_a_replacement_of_any_type_is_a_replace(prod: Doc) -> None:
@@ -217,7 +219,7 @@ def test_markdown_leads_with_counts_and_folds_details(prod: Doc) -> None:
     lines = out.splitlines()
     assert lines[0] == "### keel diff prod"
     assert lines[2] == "**0** to create, **0** to update, **1** to replace, **0** to delete"
-    assert lines[4] == "Monthly cost: $2,396.95 → $2,396.95 (+0.00)"  # an engine change costs nothing here
+    assert lines[4] == "Monthly cost: $2,618.99 → $2,618.99 (+0.00)"  # an engine change costs nothing here
     assert "> [!WARNING]" in out
     assert "- `keel-prod-db` (aws:rds/instance:Instance): engine" in out
     assert "<details><summary>1 to replace</summary>" in out

@@ -69,7 +69,8 @@ def test_exact_children_per_stack(preview: Callable[[str], Preview], stack: str,
         counts[step.type] = counts.get(step.type, 0) + 1
     assert counts == {t: c[column] for t, c in EXPECTED_COUNTS.items()}
     zones = ["us-east-1a", "us-east-1b"] if stack == "dev" else ["us-east-1a", "us-east-1b", "us-east-1c"]
-    assert sorted(s.name for s in p.of_type(SUBNET)) == sorted(
+    # prod's standby network in the copy region (tests/test_global_cache.py) is another Network
+    assert sorted(s.name for s in p.of_type(SUBNET) if "-standby-" not in s.name) == sorted(
         f"keel-{stack}-{tier}-{az}" for tier in ("public", "private", "isolated") for az in zones
     )
 
@@ -122,7 +123,7 @@ def test_public_route_goes_to_the_internet_gateway_and_isolated_has_none(
 def test_subnets_are_disjoint_inside_the_vpc_and_tagged_by_tier(preview: Callable[[str], Preview], stack: str) -> None:
     p = preview(stack)
     vpc = ipaddress.IPv4Network(p.one("aws:ec2/vpc:Vpc", f"keel-{stack}-vpc").inputs["cidrBlock"])
-    subnets = p.of_type(SUBNET)
+    subnets = [s for s in children(p) if s.type == SUBNET]
     nets = [ipaddress.IPv4Network(s.inputs["cidrBlock"]) for s in subnets]
     assert all(n.subnet_of(vpc) for n in nets)
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
@@ -148,7 +149,7 @@ def test_vpc_has_dns_and_the_default_security_group_is_empty(preview: Callable[[
 
 def test_endpoints_and_their_security_group(preview: Callable[[str], Preview]) -> None:
     p = preview("prod")
-    endpoints = {e.inputs["serviceName"]: e for e in p.of_type(ENDPOINT)}
+    endpoints = {e.inputs["serviceName"]: e for e in children(p) if e.type == ENDPOINT}
     assert sorted(endpoints) == [
         "com.amazonaws.us-east-1.ecr.api",
         "com.amazonaws.us-east-1.ecr.dkr",
@@ -341,6 +342,9 @@ def test_every_aws_resource_uses_the_platform_provider_with_stack_tags(
     # and so do the bucket replicas, their key and their logs bucket (tests/test_replication.py names them)
     replicas = {"keel-prod-storage-replica", "keel-prod-artifacts-replica", "keel-prod-uploads-replica"}
     replicas |= {"keel-prod-replica-logs"}
+    # and the queue's Global Datastore secondary, its key and the standby network (tests/test_global_cache.py)
+    replicas |= {"keel-prod-cache-standby", "keel-prod-queue-standby"}
+    replicas |= {s.name for s in aws_steps if s.name.startswith("keel-prod-standby-")}
     elsewhere = {"keel-prod-backup-dr", "keel-prod-dr", "keel-prod-db-pitr", *replicas} if stack == "prod" else set()
     assert {s.provider.rsplit("::", 1)[0] for s in aws_steps if s.name not in elsewhere} == {provider.urn}
     if stack == "prod":

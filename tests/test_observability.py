@@ -464,10 +464,15 @@ def test_every_log_group_has_retention_and_a_customer_key(preview: Callable[[str
             *([f"/aws/rds/instance/{n}-db-replica-1/{k}" for k in ("postgresql", "upgrade")] if env == "prod" else []),
             *([f"/aws/rds/proxy/{n}-db-proxy"] if env == "prod" else []),
             f"/{n}/vpc/flow-logs",
+            *([f"/{n}-standby/vpc/flow-logs"] if env == "prod" else []),  # the standby network in us-west-2
             *[f"/aws/containerinsights/{n}/{k}" for k in ("application", "dataplane", "host", "performance")],
         ]
     )
-    keys = {f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{physical_id(k)}" for k in p.of_type("aws:kms/key:Key")}
+    keys = {
+        f"arn:aws:kms:{region}:{ACCOUNT}:key/{physical_id(k)}"
+        for k in p.of_type("aws:kms/key:Key")
+        for region in ("us-east-1", "us-west-2")
+    }
     for name, group in groups.items():
         assert group.inputs["kmsKeyId"] in keys, name
         assert group.inputs["retentionInDays"] > 0, name

@@ -49,7 +49,10 @@ def stack(environment: str = "prod", **services: Any) -> dict[str, str]:
         "aws:region": "us-east-1",
         "keel:environment": environment,
         "keel:cluster": json.dumps(CLUSTER),
-        "keel:caches": json.dumps({"queue": {"replicasPerShard": 1}}),
+        # a prod queue survives the region: a Global Datastore copy (crossRegion) on a node type that takes one
+        "keel:caches": json.dumps(
+            {"queue": {"replicasPerShard": 1, "nodeType": "cache.m6g.large", "crossRegion": environment == "prod"}}
+        ),
         "keel:ingress": json.dumps({"certificateArn": CERT}),
         "keel:services": json.dumps(services),
         **(PROD_OPERATIONS if environment == "prod" else {}),

@@ -61,7 +61,10 @@ def services_stack(services: dict[str, Any], ingress: dict[str, Any] | None = No
         "keel:environment": "prod",
         "keel:cluster": json.dumps(CLUSTER),
         "keel:ingress": json.dumps(ingress if ingress is not None else {"certificateArn": CERT}),
-        "keel:caches": json.dumps({"queue": {"replicasPerShard": 1}}),
+        # a prod queue survives the region: a Global Datastore copy (crossRegion) on a node type that takes one
+        "keel:caches": json.dumps(
+            {"queue": {"replicasPerShard": 1, "nodeType": "cache.m6g.large", "crossRegion": True}}
+        ),
         "keel:services": json.dumps(services),
         **PROD_OPERATIONS,
     }
@@ -311,7 +314,7 @@ def test_alb_and_listeners(preview: Callable[[str], Preview], env: str) -> None:
     assert i["accessLogs"] == {"bucket": physical_id(logs), "prefix": "alb", "enabled": True}
     assert p.one("aws:s3/bucketPolicy:BucketPolicy", f"keel-{env}-logs").urn in alb.dependencies
     assert sorted(p.by_urn()[u].name for u in alb.property_dependencies["subnets"]) == sorted(
-        s.name for s in p.of_type("aws:ec2/subnet:Subnet") if "-public-" in s.name
+        s.name for s in p.of_type("aws:ec2/subnet:Subnet") if "-public-" in s.name and "-standby-" not in s.name
     )
     https = p.one("aws:lb/listener:Listener", f"keel-{env}-https").inputs
     assert (https["port"], https["protocol"], https["sslPolicy"]) == (

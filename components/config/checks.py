@@ -16,7 +16,7 @@ from components import vocabulary
 from components.config.base import shown
 from components.config.capacity import capacity_checks
 from components.config.cluster import instance_family
-from components.config.data import proxy_checks
+from components.config.data import CacheConfig, proxy_checks
 from components.config.services import SERVICE_NAME, IngressConfig, ServiceConfig, secret_checks
 from components.config.stack import StackConfig
 from components.upstream import OTEL_PROMETHEUS_ENV
@@ -142,9 +142,45 @@ def _data_checks(cfg: StackConfig) -> Iterable[str]:
             yield f"{path}.multiAz: got true with replicasPerShard 0; Multi-AZ needs at least one replica per shard"
         if held.survives_a_node and cache.replicas_per_shard == 0:
             yield f"{path}.replicasPerShard: got 0 in a {env} stack; allowed: 1 to 5 (a failover target)"
+        yield from _cross_region_checks(cfg, path, cache)
     if held.protected and cfg.buckets.force_destroy:
         yield f"keel:buckets.forceDestroy: got true in a {env} stack; allowed: false"
     yield from _replication_checks(cfg)
+
+
+#: Node sizes ElastiCache Global Datastore does not take (AWS ElastiCache User Guide, "Prerequisites and limitations"
+#: of global datastores: "supported on instances of size large and above"), and the burstable families it excludes.
+_SMALL_SIZES = ("micro", "small", "medium")
+
+
+def _cross_region_checks(cfg: StackConfig, path: str, cache: CacheConfig) -> Iterable[str]:
+    """A cache copied to another region needs that region and a node type Global Datastore takes; a queue must be
+    copied where the stack must survive a region."""
+    copy_region = cfg.backup.copy_region if cfg.backup is not None else None
+    if cache.cross_region:
+        if copy_region is None:
+            yield (
+                f"{path}.crossRegion: got true but keel:backup.copyRegion is not set; set keel:backup.copyRegion "
+                "(where the copy lives) or crossRegion: false"
+            )
+        _, family, size = cache.node_type.split(".")
+        if family.startswith("t") or size in _SMALL_SIZES:
+            yield (
+                f"{path}.nodeType: got {shown(cache.node_type)} with crossRegion; allowed: a size from large up "
+                "outside the burstable t families (ElastiCache Global Datastore), such as 'cache.m6g.large'"
+            )
+        if copy_region is not None and cfg.backup is not None:
+            standby, own = ipaddress.ip_network(cfg.backup.standby_cidr), ipaddress.ip_network(cfg.network.cidr)
+            if standby.overlaps(own):
+                yield (
+                    f"keel:backup.standbyCidr: got {shown(cfg.backup.standby_cidr)}, which overlaps keel:network.cidr "
+                    f"({cfg.network.cidr}); allowed: a private block outside it"
+                )
+    elif cfg.guarantees.survives_a_region and cache.maxmemory_policy == "noeviction":
+        yield (
+            f"{path}.crossRegion: got false for a queue (maxmemoryPolicy noeviction) in a {cfg.environment} stack; "
+            "allowed: true (its waiting jobs are nowhere else: a Global Datastore keeps them in keel:backup.copyRegion)"
+        )
 
 
 def _replication_checks(cfg: StackConfig) -> Iterable[str]:

@@ -265,6 +265,12 @@ class CacheConfig(Section):
     snapshot_retention_days: int = Field(7, ge=0, le=35)
     """Daily snapshots kept."""
 
+    cross_region: bool = False
+    """A live copy in ``keel:backup.copyRegion``: an ElastiCache Global Datastore whose secondary (read-only until
+    promoted) lives in the standby network there, about a second behind. Global Datastore takes sizes from
+    ``large`` up and no burstable (``t``) family. Required for a queue (``noeviction``) where the stack must
+    survive a region: its jobs are nowhere else."""
+
     @field_validator("node_type")
     @classmethod
     def _node(cls, value: str) -> str:

@@ -19,6 +19,24 @@ _ZONE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")
 _ENDPOINT = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
 
 
+def check_vpc_cidr(value: str) -> str:
+    """A VPC's range: an RFC 1918 IPv4 block from /16 to /20, without host bits (else a ValueError saying so)."""
+    allowed = "an RFC 1918 IPv4 block (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16) with a prefix from /16 to /20"
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"got {shown(value)}; expected {allowed}") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise ValueError(f"got {shown(value)}; expected {allowed}")
+    if str(net) != value:
+        raise ValueError(f"got {shown(value)}, which has host bits set; did you mean {str(net)!r}?")
+    if not 16 <= net.prefixlen <= 20:
+        raise ValueError(f"got {shown(value)}; expected {allowed}")
+    if not any(net.subnet_of(block) for block in RFC1918_BLOCKS):
+        raise ValueError(f"got {shown(value)}, which is not private; expected {allowed}")
+    return value
+
+
 class NetworkConfig(Section):
     """``keel:network``: the VPC and everything in it that is not a workload."""
 
@@ -53,20 +71,7 @@ class NetworkConfig(Section):
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        allowed = "an RFC 1918 IPv4 block (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16) with a prefix from /16 to /20"
-        try:
-            net = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"got {shown(value)}; expected {allowed}") from None
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise ValueError(f"got {shown(value)}; expected {allowed}")
-        if str(net) != value:
-            raise ValueError(f"got {shown(value)}, which has host bits set; did you mean {str(net)!r}?")
-        if not 16 <= net.prefixlen <= 20:
-            raise ValueError(f"got {shown(value)}; expected {allowed}")
-        if not any(net.subnet_of(block) for block in RFC1918_BLOCKS):
-            raise ValueError(f"got {shown(value)}, which is not private; expected {allowed}")
-        return value
+        return check_vpc_cidr(value)
 
     @field_validator("zone_names")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from components.config.base import REGION_NAME, LogRetentionDays, Section, check_pattern, shown
+from components.config.network import check_vpc_cidr
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
@@ -166,6 +167,11 @@ class BackupConfig(Section):
     copy_region: str | None = None
     """None: no copy. A region: every recovery point is copied to a vault there (disaster recovery)."""
 
+    standby_cidr: str = "10.250.0.0/16"
+    """The standby network in ``copyRegion`` (created only for caches with ``crossRegion``: their secondaries live
+    there): an RFC 1918 block from /16 to /20 that does not overlap ``keel:network.cidr``, so the two networks can
+    be peered or joined after a failover."""
+
     vault_lock: VaultLockConfig | None = None
     """None: no Vault Lock. Set: both vaults are locked."""
 
@@ -183,6 +189,11 @@ class BackupConfig(Section):
         for name in value:
             check_pattern(name, _BACKUP_RULE, "rule names of letters, digits, '-', '_' or '.' (at most 50)")
         return value
+
+    @field_validator("standby_cidr")
+    @classmethod
+    def _standby(cls, value: str) -> str:
+        return check_vpc_cidr(value)
 
     @field_validator("copy_region")
     @classmethod

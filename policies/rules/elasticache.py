@@ -13,7 +13,19 @@ GROUP = ("aws:elasticache/replicationGroup:ReplicationGroup",)
 PARAMETER_GROUP = ("aws:elasticache/parameterGroup:ParameterGroup",)
 
 
+def _secondary(props: Mapping[str, Any]) -> bool:
+    """A global datastore's secondary (``globalReplicationGroupId``): its engine, version and encryption flags are
+    the datastore's, set on the primary (which these policies judge), and the provider refuses them here
+    (terraform-provider-aws v6.58.0 internal/service/elasticache/replication_group.go: ConflictsWith
+    global_replication_group_id). Its own key and AUTH token are still its own."""
+    return "globalReplicationGroupId" in props  # its value is unknown until the datastore exists: never read
+
+
 def _at_rest(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
+    if _secondary(props):
+        if not props.get("kmsKeyId"):
+            yield "Data at rest must be encrypted with a customer-managed KMS key (kmsKeyId)."
+        return
     if not is_true(props.get("atRestEncryptionEnabled")):
         yield "Data at rest must be encrypted (atRestEncryptionEnabled)."
     elif not props.get("kmsKeyId"):
@@ -21,7 +33,9 @@ def _at_rest(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[st
 
 
 def _in_transit(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[str]:
-    if not is_true(props.get("transitEncryptionEnabled")):
+    if _secondary(props):
+        pass
+    elif not is_true(props.get("transitEncryptionEnabled")):
         yield "Connections must use TLS (transitEncryptionEnabled: true)."
     elif props.get("transitEncryptionMode") == "preferred":
         yield "TLS must be required, not preferred (transitEncryptionMode: required)."
@@ -50,6 +64,8 @@ def _snapshots(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterab
 
 
 def _supported_engine(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterable[str]:
+    if _secondary(props):
+        return
     minimum = threshold(args, "minimumMajor", 7)
     version = str(props.get("engineVersion") or "")
     major = num(version.split(".", maxsplit=1)[0]) if version else None
