@@ -49,6 +49,14 @@ pulumi.export(
     },
 )
 pulumi.export("cacheAuthSecretArns", {name: cache.auth_secret_arn for name, cache in platform.caches.items()})
+pulumi.export(
+    "cacheGlobalDatastoreIds",
+    {
+        name: cache.global_datastore.global_replication_group_id
+        for name, cache in platform.caches.items()
+        if cache.global_datastore is not None
+    },
+)
 pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})
 pulumi.export("bucketReplicaNames", {name: bucket.bucket for name, bucket in platform.buckets.replicas.items()})
 if platform.email is not None:
