@@ -45,6 +45,7 @@ REASONS: dict[tuple[str, str], str] = {
     ),
     ("dev", "aws-alb-deletion-protection"): "dev's load balancer goes with the stack when it is torn down",
     ("dev", "aws-alb-waf-associated"): "dev carries no customer traffic; the web ACL and its rules cost ~$10 a month",
+    ("dev", "aws-cloudfront-waf"): "as the ALB's: waf.enabled false also leaves a dev CDN without a web ACL",
     ("dev", "aws-backup-plan-copies-to-another-region"): "dev data is rebuilt, not restored; no `copyRegion`",
     ("dev", "aws-backup-vaults-locked"): "a lock would keep dev's recovery points (and their cost) past a teardown",
     ("dev", "aws-eks-cluster-deletion-protection"): "the dev cluster is torn down and rebuilt at will",
