@@ -280,7 +280,8 @@ class ServiceConfig(Section):
 
     grants: list[str] = Field(default_factory=list)
     """What the service's IAM role may do: ``artifacts:read``, ``uploads:read-write``, ``email:send``,
-    ``database:secret``, ``<cache>:connect``. Nothing else is granted."""
+    ``database:secret``, ``database:connect`` (through ``keel:database.proxy``), ``<cache>:connect``. Nothing else
+    is granted."""
 
     allow_from: list[str] = Field(default_factory=list)
     """Services whose pods may connect to this one (NetworkPolicy); the ALB is allowed when ``ingress`` is set."""
