@@ -50,11 +50,11 @@ pulumi.export(
 )
 pulumi.export("cacheAuthSecretArns", {name: cache.auth_secret_arn for name, cache in platform.caches.items()})
 pulumi.export(
-    "cacheGlobalDatastoreIds",
+    "cacheGlobalDatastores",
     {
-        name: cache.global_datastore.global_replication_group_id
+        name: {"id": cache.global_datastore.global_replication_group_id, "secondary": cache.standby.id}
         for name, cache in platform.caches.items()
-        if cache.global_datastore is not None
+        if cache.global_datastore is not None and cache.standby is not None
     },
 )
 pulumi.export("bucketNames", {name: bucket.bucket for name, bucket in platform.buckets.buckets.items()})

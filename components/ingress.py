@@ -12,23 +12,24 @@ Creates (``<n>`` is the component name):
 - ``<n>-alb`` security group: the only place ``0.0.0.0/0`` ingress is allowed, on 80 and 443 only; egress
   only to the node security group on the services' ports, and the matching node ingress rules from the ALB.
   With ``keel:ingress.cdn`` it admits instead only CloudFront's origin-facing prefix list on 443
-  (``<n>-alb-cloudfront-443``): nothing on the internet reaches the ALB but CloudFront.
+  (``<n>-alb-cloudfront-443``): nothing on the internet reaches the ALB but CloudFront. ``cdn.restrictOrigin:
+  false`` keeps the internet-facing shape (and the ALB's own web ACL) while a live stack's DNS moves to CloudFront.
 - ``<n>`` ALB in the public subnets: invalid header fields dropped, desync mitigation ``strictest``, access logs
   to the logs bucket (``alb/``), deletion protection as configured, HTTP/2.
 - ``<n>-https`` listener (``ELBSecurityPolicy-TLS13-1-2-2021-06``, the configured certificate or ``<n>`` ACM
   certificate DNS-validated in the hosted zone) whose default action is a 404; ``<n>-http`` redirects to HTTPS
-  (not with ``cdn``: CloudFront redirects viewers, and nothing reaches port 80).
+  (not behind a restricted ``cdn``: CloudFront redirects viewers, and nothing reaches port 80).
 - With ``cdn``: ``<n>-origin-secret``, a random 32-character alphanumeric value (pulumi-random, a secret output)
-  CloudFront sends as the :data:`ORIGIN_HEADER` header; every listener rule also requires it, so a request that
-  reached the ALB some other way gets the 404.
+  CloudFront sends as the :data:`ORIGIN_HEADER` header; with ``restrictOrigin`` every listener rule also requires
+  it, so a request that reached the ALB some other way gets the 404.
 - Per exposed service ``<s>``: ``<n>-<s>`` IP target group on the service's ``http`` port with a health check on
   the readiness path and a ``DEREGISTRATION_DELAY_SECONDS`` deregistration delay, and
   ``<n>-<s>-<i>`` listener rules by host and path.
 - With a hosted zone (and no ``cdn``: the record then points at the host's distribution), per host the ``A``
   alias record ``<n>-<s>``, ``s`` the host's first service by name.
-- With WAF enabled and no ``cdn``: ``<n>`` WAFv2 web ACL (:func:`web_acl`: AWS managed common, known-bad-inputs
-  and IP-reputation rule groups, a per-IP rate limit) and its association. With ``cdn`` the same rules filter at
-  CloudFront instead (``components.cdn``).
+- With WAF enabled and the ALB not restricted to CloudFront: ``<n>`` WAFv2 web ACL (:func:`web_acl`: AWS managed
+  common, known-bad-inputs and IP-reputation rule groups, a per-IP rate limit) and its association. With ``cdn``
+  the same rules filter at CloudFront too (``components.cdn``), and only there once the ALB admits nothing else.
 
 Outputs: ``alb``, ``dns_name``, ``zone_id``, ``security_group``, ``target_groups`` (by service name),
 ``certificate_arn`` (the HTTPS listener's: configured, or the one keel requested once validated),
@@ -141,7 +142,9 @@ class LoadBalancer(pulumi.ComponentResource):
         logs go, and ``depends_on_logs`` what must exist before the ALB writes there (the bucket's policy)."""
         super().__init__("keel:ingress:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        fronted = config.cdn is not None
+        # Behind the CDN the ALB admits only CloudFront carrying the origin header, unless ``cdn.restrictOrigin``
+        # is false (a live stack moving its DNS to CloudFront: the ALB stays open, with its own WAF, meanwhile).
+        fronted = config.cdn is not None and config.cdn.restrict_origin
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-alb",
             vpc_id=network.vpc_id,
@@ -235,17 +238,17 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         self.origin_secret = None
-        if fronted:
+        if config.cdn is not None:
             self.origin_secret = random.RandomPassword(
                 f"{name}-origin-secret", length=ORIGIN_SECRET_LENGTH, special=False, opts=child
             ).result
-        else:
+        if not fronted:
             self._http_redirect(name)
         self.target_groups = {}
         priorities = rule_priorities(routes)
         for service, route in sorted(routes.items()):
-            self._route(name, service, route, priorities, listener, network)
-        if config.hosted_zone_id and not fronted:
+            self._route(name, service, route, priorities, listener, network, require_origin=fronted)
+        if config.hosted_zone_id and config.cdn is None:
             for host, services in hosts_of(routes).items():
                 aws.route53.Record(
                     f"{name}-{services[0]}",
@@ -297,9 +300,11 @@ class LoadBalancer(pulumi.ComponentResource):
         priorities: Mapping[tuple[str, int], int],
         listener: aws.lb.Listener,
         network: Network,
+        *,
+        require_origin: bool,
     ) -> None:
-        """The service's target group and its listener rules (host and path, and the origin header behind
-        CloudFront)."""
+        """The service's target group and its listener rules (host and path, and with ``require_origin`` the
+        origin header CloudFront sends)."""
         child = pulumi.ResourceOptions(parent=self)
         group = aws.lb.TargetGroup(
             f"{name}-{service}",
@@ -330,7 +335,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[path])
                 ),
             ]
-            if self.origin_secret is not None:
+            if require_origin and self.origin_secret is not None:
                 conditions.append(
                     aws.lb.ListenerRuleConditionArgs(
                         http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
@@ -384,9 +389,10 @@ def dns_validated_certificate(
                 ttl=300,
                 # ACM gives one domain the same validation record in every certificate of the account (ACM User
                 # Guide, "DNS validation"): a second certificate for the same host (the CDN's, in us-east-1) finds
-                # the record there already.
+                # the record there already, and is retained so deleting it never removes the record the first
+                # one renews with.
                 allow_overwrite=True,
-                opts=opts,
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=region is not None)),
             )
         )
     validation = aws.acm.CertificateValidation(

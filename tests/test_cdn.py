@@ -404,3 +404,62 @@ def test_adding_the_cdn_updates_the_host_records_in_place() -> None:
         ]
         assert records[f"keel-eu-{service}-aaaa"].op == "create"
     assert not [r for r in diff.resources if r.op == "delete" and r.type == "aws:route53/record:Record"]
+
+
+def test_restrict_origin_false_keeps_the_alb_open_while_dns_moves() -> None:
+    """A live stack adds the CDN with restrictOrigin false: the distributions are built and send the header, but
+    the ALB still admits the internet on 80/443, redirects HTTP, keeps its own web ACL and requires no header, so
+    requests that still resolve to it are served. Then restrictOrigin true closes it."""
+    from components.platform import Platform
+
+    def render(restrict: bool) -> Preview:
+        raw = eu_stack(
+            {"hostedZoneId": "Z0EXAMPLE12345", "waf": {"enabled": True}, "cdn": {"restrictOrigin": restrict}}
+        )
+        return run(lambda: Platform("keel-eu", validate("dev", raw)), stack="dev", config=raw)
+
+    moving, closed = render(False), render(True)
+    for p, restricted in ((moving, False), (closed, True)):
+        cidrs = sorted(
+            r.inputs.get("cidrIpv4") or r.inputs["prefixListId"][:3]
+            for r in p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+            if r.name.startswith("keel-eu-alb-")
+        )
+        assert cidrs == (["pl-"] if restricted else ["0.0.0.0/0", "0.0.0.0/0"])
+        assert len(p.of_type("aws:lb/listener:Listener")) == (1 if restricted else 2)
+        assert bool(p.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")) is not restricted
+        headers = [
+            c
+            for r in p.of_type("aws:lb/listenerRule:ListenerRule")
+            for c in r.inputs["conditions"]
+            if "httpHeader" in c
+        ]
+        assert bool(headers) is restricted
+        assert len(p.of_type(DISTRIBUTION)) == 2  # CloudFront sends the header either way
+        assert all(d.inputs["origins"][0]["customHeaders"] for d in p.of_type(DISTRIBUTION))
+
+
+def test_a_cached_path_is_listed_once() -> None:
+    raw = eu_stack({"certificateArn": CERT, "cdn": {"cachedPaths": {"web": ["/static/*", "/static/*"]}}})
+    with pytest.raises(ConfigError) as caught:
+        validate("dev", raw)
+    assert caught.value.problems == [
+        "keel:ingress.cdn.cachedPaths: web: got '/static/*' twice; list each path pattern once"
+    ]
+
+
+def test_the_cdn_certificate_validation_records_are_retained() -> None:
+    """ACM gives a host the same validation record in both certificates: deleting the CDN's certificate must not
+    delete the record the ALB's renews with."""
+    from components.platform import Platform
+
+    raw = eu_stack({"hostedZoneId": "Z0EXAMPLE12345", "cdn": {}})
+    p = run(lambda: Platform("keel-eu", validate("dev", raw)), stack="dev", config=raw)
+    records = {r.name: r for r in p.of_type("aws:route53/record:Record") if "-validation-" in r.name}
+    assert sorted(records) == [
+        "keel-eu-cdn-validation-0",
+        "keel-eu-cdn-validation-1",
+        "keel-eu-validation-0",
+        "keel-eu-validation-1",
+    ]
+    assert all(r.retain_on_delete is r.name.startswith("keel-eu-cdn-") for r in records.values())

@@ -67,7 +67,11 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
         sorted(v) == ["cache", "queue"]
         and all(arn("secretsmanager", a, f":secret:keel-prod-{n}-auth-") for n, a in v.items())
     ),
-    "cacheGlobalDatastoreIds": lambda v: v == {"queue": "ldgnf-keel-prod-queue"},  # AWS's us-east-1 prefix
+    "cacheGlobalDatastores": lambda v: (
+        list(v) == ["queue"]
+        and v["queue"]["id"] == "ldgnf-keel-prod-queue"  # AWS's us-east-1 prefix
+        and v["queue"]["secondary"].startswith("keel-prod-queue-standby-")  # Pulumi names it: read the output
+    ),
     "bucketNames": lambda v: sorted(v) == ["artifacts", "logs", "uploads"],
     "bucketReplicaNames": lambda v: (
         sorted(v) == ["artifacts", "uploads"] and all(n.startswith(f"keel-prod-{b}-replica-") for b, n in v.items())

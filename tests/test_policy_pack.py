@@ -1792,6 +1792,28 @@ STACK_CASES: list[tuple[str, Callable[[Doc], Doc], list[tuple[str, str]]]] = [
         [("keel-prod", ALB_UNFILTERED)],
     ),
     (
+        "aws-alb-waf-associated",
+        # Or one rule forwards without the origin header: any CloudFront distribution in AWS could reach it.
+        lambda d: mutate(
+            d,
+            "aws:lb/listenerRule:ListenerRule",
+            "keel-prod-api-0",
+            {"conditions": [{"hostHeader": {"values": ["x"]}}]},
+        ),
+        [("keel-prod", ALB_UNFILTERED)],
+    ),
+    (
+        "aws-alb-waf-associated",
+        # Or the ALB's own group opens to the internet inline.
+        lambda d: mutate(
+            d,
+            "aws:ec2/securityGroup:SecurityGroup",
+            "keel-prod-alb",
+            {"ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]},
+        ),
+        [("keel-prod", ALB_UNFILTERED)],
+    ),
+    (
         "aws-cloudfront-access-logs",
         lambda d: mutate(d, "aws:cloudwatch/logDelivery:LogDelivery", "keel-prod-cdn-api-example-com", drop=True),
         [

@@ -350,6 +350,12 @@ def _cdn_checks(cfg: StackConfig, ingress: IngressConfig) -> Iterable[str]:
             )
             continue
         for path in paths:
+            others = [s for s, ps in cdn.cached_paths.items() if s < service and path in ps and s in exposed]
+            if others and exposed[others[0]].host == route.host:
+                yield (
+                    f"keel:ingress.cdn.cachedPaths.{service}: got {shown(path)}, which {others[0]} on the same host "
+                    "lists too; CloudFront takes each path pattern once per distribution"
+                )
             if not any(_covers(r, path) for r in route.paths):
                 yield (
                     f"keel:ingress.cdn.cachedPaths.{service}: got {shown(path)}, which the ALB does not route to "

@@ -60,6 +60,12 @@ class CdnConfig(Section):
     """Which edge locations serve (CloudFront API reference, DistributionConfig.PriceClass): ``PriceClass_100``
     (North America, Europe, Israel) is the cheapest."""
 
+    restrict_origin: bool = True
+    """True: the ALB admits only CloudFront (its origin-facing prefix list, on 443) carrying the secret origin
+    header. False, only while a live stack's DNS moves to the distributions (``cdnDomainNames``): the ALB keeps
+    admitting the internet, with its own web ACL, so requests that still resolve to it are served; set it back to
+    true once DNS points at CloudFront."""
+
     cached_paths: dict[str, list[str]] = Field(default_factory=dict)
     """Per exposed service, the CloudFront path patterns cached at the edge (its static files, such as
     ``/static/*``). Everything else, and every path of a service not listed (the API), is not cached."""
@@ -81,6 +87,9 @@ class CdnConfig(Section):
     @classmethod
     def _cached(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for service, paths in value.items():
+            repeated = sorted({p for p in paths if paths.count(p) > 1})
+            if repeated:
+                raise ValueError(f"{service}: got {shown(repeated[0])} twice; list each path pattern once")
             for path in paths:
                 if not _CDN_PATH.match(path) or path == "/*":
                     raise ValueError(

@@ -22,6 +22,7 @@ from ._util import (
 LOAD_BALANCER = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 LISTENER = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+RULE = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")
 TLS_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
@@ -76,10 +77,55 @@ def _deletion(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterable[s
         yield "Deletion protection must be on."
 
 
+def _public_groups(resources: Sequence[PolicyResource]) -> set[str]:
+    """The security groups that admit a public address, whichever way the rule is written: a
+    ``SecurityGroupIngressRule``, an ingress ``SecurityGroupRule`` or an inline ``ingress`` block."""
+    out = {
+        group.urn
+        for rule in of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if public_cidr(rule.props.get("cidrIpv4")) or public_cidr(rule.props.get("cidrIpv6"))
+        for group in referenced(rule, "securityGroupId")
+    }
+    out |= {
+        group.urn
+        for rule in of_type(resources, "aws:ec2/securityGroupRule:SecurityGroupRule")
+        if rule.props.get("type") == "ingress"
+        and any(
+            public_cidr(c) for c in [*as_list(rule.props.get("cidrBlocks")), *as_list(rule.props.get("ipv6CidrBlocks"))]
+        )
+        for group in referenced(rule, "securityGroupId")
+    }
+    out |= {
+        group.urn
+        for group in of_type(resources, "aws:ec2/securityGroup:SecurityGroup")
+        for block in as_list(group.props.get("ingress"))
+        if any(public_cidr(c) for c in [*as_list(block.get("cidrBlocks")), *as_list(block.get("ipv6CidrBlocks"))])
+    }
+    return out
+
+
+def _forwards_only_with_a_header(lb: PolicyResource, resources: Sequence[PolicyResource]) -> bool:
+    """Every way the load balancer forwards a request needs a header CloudFront adds: no listener forwards by
+    default, and each forwarding rule has an ``httpHeader`` condition. The prefix list admits every CloudFront
+    distribution in AWS; only the header tells ours from another account's."""
+    listeners = [
+        x for x in of_type(resources, *LISTENER) if lb.urn in {r.urn for r in referenced(x, "loadBalancerArn")}
+    ]
+    if any(a.get("type") == "forward" for x in listeners for a in as_list(x.props.get("defaultActions"))):
+        return False
+    ours = {x.urn for x in listeners}
+    rules = [r for r in of_type(resources, *RULE) if ours & {x.urn for x in referenced(r, "listenerArn")}]
+    return all(
+        any("httpHeader" in (c or {}) for c in as_list(r.props.get("conditions")))
+        for r in rules
+        if any(a.get("type") == "forward" for a in as_list(r.props.get("actions")))
+    )
+
+
 def _fronted(resources: Sequence[PolicyResource]) -> set[str]:
     """The load balancers only CloudFront reaches: the origin of a distribution with a web ACL, whose security
-    groups admit no public address (the CloudFront prefix list instead), so every request went through the
-    distribution's WAF."""
+    groups admit no public address (the CloudFront prefix list instead) and whose rules forward only requests
+    carrying a header CloudFront adds, so every request went through the distribution's WAF."""
     behind = {
         lb.urn
         for d in of_type(resources, DISTRIBUTION)
@@ -87,16 +133,13 @@ def _fronted(resources: Sequence[PolicyResource]) -> set[str]:
         for lb in referenced(d, "origins")
         if lb.resource_type in LOAD_BALANCER
     }
-    public_groups = {
-        group.urn
-        for rule in of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if public_cidr(rule.props.get("cidrIpv4")) or public_cidr(rule.props.get("cidrIpv6"))
-        for group in referenced(rule, "securityGroupId")
-    }
+    public = _public_groups(resources)
     return {
         lb.urn
         for lb in of_type(resources, *LOAD_BALANCER)
-        if lb.urn in behind and not any(g.urn in public_groups for g in referenced(lb, "securityGroups"))
+        if lb.urn in behind
+        and not any(g.urn in public for g in referenced(lb, "securityGroups"))
+        and _forwards_only_with_a_header(lb, resources)
     }
 
 
