@@ -42,7 +42,7 @@ from pulumi.runtime.mocks import MockEngine, MockMonitor, Mocks, MockSettings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
-from keel import stackfiles
+from keel import stackfiles, timings
 from keel.fake import DEFAULT_ACCOUNT, FakeCloud
 
 SIG = "4dabf18193072939515e22adb298388d"
@@ -215,7 +215,8 @@ class _Mocks(Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A bare dict means "no check failures" to the mock monitor.
-        return self.cloud.invoke(args.token, args.args, args.provider or "")
+        with timings.phase("fakeCloud"):
+            return self.cloud.invoke(args.token, args.args, args.provider or "")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         return self.cloud.resource(args.typ, args.name, f"{args.typ}::{args.name}", args.inputs)
@@ -265,6 +266,10 @@ class RecordingMonitor(MockMonitor):
         return out
 
     def RegisterResource(self, request: Any) -> Any:
+        with timings.phase("recording"):
+            return self._register(request)
+
+    def _register(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         wire = json_format.MessageToDict(request.object)
         leaks = find_leaks(wire, urn, self.stand_ins)
@@ -308,7 +313,7 @@ class RecordingMonitor(MockMonitor):
         # schedule their RPCs) on this worker thread's event loop. References and secrets stay as the
         # engine would hand them to a provider, and go back to the program the same way.
         inputs = _integral(wire)
-        with self._lock:
+        with self._lock, timings.phase("fakeCloud"):
             resource_id, state = self.cloud.resource(request.type, request.name, urn, inputs, provider)
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
             for child_urn, child_id, child_state in self.cloud.virtual:
@@ -418,9 +423,11 @@ def execute(
     saved_env = os.environ.pop("PULUMI_CONFIG", None)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    timings.mark("programStart")
     try:
         loop.run_until_complete(run_in_stack(program))
     finally:
+        timings.mark("programEnd")
         _close(loop)
         asyncio.set_event_loop(None)
         if saved_env is not None:

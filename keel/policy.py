@@ -42,6 +42,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from keel import timings
 from keel.diff import DATA
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -387,6 +388,7 @@ class Pack:
             env["PULUMI_CONFIG"] = json.dumps(dict(config))
         self.stack, self.project = stack, project
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        timings.mark("packSpawn")
         try:
             self.process = subprocess.Popen(  # noqa: S603 (the pack's own interpreter and folder)
                 [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir.resolve())],
@@ -405,6 +407,7 @@ class Pack:
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIMEOUT)
         line = self.process.stdout.readline().decode().strip() if ready else ""
+        timings.mark("packReady")
         if not line.isdigit():
             if self.process.poll() is None:
                 self.process.kill()
@@ -484,6 +487,7 @@ class Session:
             self._configure()
             while (state := self._queue.get()) is not None:
                 self._analyze(state)
+            timings.mark("analysisSent")
         except BaseException as err:
             self._error = err
             while self._queue.get() is not None:  # drain so finish() never blocks
@@ -560,12 +564,15 @@ class Session:
                 }
                 for step in document.get("steps", [])
             ]
+            analyzed = [(urn, future.result()) for urn, future in self._pending]
+            timings.mark("analysisDone")
             providers = _providers(steps)
             resources = [_resource(step["newState"], providers) for step in steps]
-            stacked = self.pack.stub.AnalyzeStack(
-                analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT
-            )
-            diagnostics = [(urn, d) for urn, future in self._pending for d in future.result().diagnostics]
+            with timings.phase("stackPolicies"):
+                stacked = self.pack.stub.AnalyzeStack(
+                    analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT
+                )
+            diagnostics = [(urn, d) for urn, result in analyzed for d in result.diagnostics]
             diagnostics += [("", d) for d in stacked.diagnostics]
         except grpc.RpcError as err:
             raise PolicyError(f"the policy pack failed: {err.details() if hasattr(err, 'details') else err}") from None

@@ -133,12 +133,49 @@ def _without_null(node: dict[str, Any]) -> dict[str, Any]:
     return {**options[0], **out}
 
 
+def _described(models: Sequence[type[Any]]) -> None:
+    """Give every field of ``models`` (and the models their fields use) its docstring as its description, as
+    pydantic's ``use_attribute_docstrings`` would have when the model was defined, with pydantic's own reader
+    (``pydantic/_internal/_docs_extraction.py``, its ``inspect`` path), then rebuild each model so its JSON Schema has
+    them. Once per process: only for the schema, so a preview never pays for reading the models' source."""
+    from pydantic import BaseModel
+    from pydantic._internal._docs_extraction import extract_docstrings_from_cls
+
+    seen: list[type[BaseModel]] = []
+
+    def visit(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        for field in model.model_fields.values():
+            for kind in _models_in(field.annotation):
+                visit(kind)
+        seen.append(model)  # after the models it uses, so each is rebuilt after them
+
+    def _models_in(annotation: Any) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+    for model in models:
+        visit(model)
+    for model in seen:
+        if getattr(model, "__keel_described__", False):
+            continue
+        docs = extract_docstrings_from_cls(model, use_inspect=True)
+        for name, field in model.model_fields.items():
+            if field.description is None and name in docs:
+                field.description = docs[name]
+        model.model_rebuild(force=True)
+        model.__keel_described__ = True  # type: ignore[attr-defined]
+
+
 def schema(project: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON Schema of a stack file of ``project`` (the parsed ``Pulumi.yaml``)."""
     from components.config import SECRET_CAPABLE, StackConfig, config_keys
     from components.config.base import REGION_NAME
     from components.config.stack import NAMESPACE
 
+    _described([StackConfig])
     model = StackConfig.model_json_schema(by_alias=True, schema_generator=_NoFieldTitles)
     defs: dict[str, Any] = copy.deepcopy(model.get("$defs", {}))
     fields = model["properties"]

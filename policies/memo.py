@@ -1,14 +1,20 @@
-"""Deserialize each resource's properties once per request, not once per policy.
+"""Convert each resource's properties once per request, not once per policy.
 
 pulumi-policy's analyzer (``pulumi_policy/policy.py`` at 1.21.0: ``_PolicyAnalyzerServicer.Analyze`` and
-``AnalyzeStack``) converts a resource's properties from the engine's protobuf Struct for every policy it runs:
-``deserialize_properties(json_format.MessageToDict(request.properties))`` inside ``for policy in policies``. With
-~160 policies and ~440 resources that is most of the pack's time. Both functions are pure, so this module memoizes
-them by the identity of the protobuf message (the same message object for every policy of one request: upb returns
-one wrapper per field): the first policy converts, the others reuse the result. Policies read their properties
-through pulumi-policy's read-only ``unknown_checking_proxy``; none mutates them, so sharing changes nothing they see.
+``AnalyzeStack``, and ``_get_provider_resource`` for the provider's properties) converts a resource's properties
+from the engine's protobuf Struct, and builds its options and provider objects, for every policy it runs:
+``unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(request.properties)))`` inside
+``for policy in policies``. With ~160 policies and ~440 resources that was most of the pack's time (the proxy, a
+deep copy of the properties wrapped for unknown-value checks, alone 1.4 s of a 1.9 s ``AnalyzeStack`` in prod).
+All of these are pure, so this module memoizes them by the identity of their argument (the same protobuf message
+object for every policy of one request: upb returns one wrapper per field; then the same dict, the same value):
+the first policy converts, the others reuse the result.
 
-:func:`install` patches only the two names ``pulumi_policy.policy`` looks up, and only when both are there: a
+Sharing is safe because no keel policy writes to the properties it is given (pulumi-policy's proxies accept an
+item assignment): ``tests/test_policy_memo.py`` runs the whole pack on the tests' stacks with and without the
+memo and requires the same diagnostics, so a policy that started writing would fail there.
+
+:func:`install` patches only the names ``pulumi_policy.policy`` looks up, and only when all are there: a
 pulumi-policy that works differently keeps its own behaviour (slower, never different).
 """
 
@@ -25,49 +31,94 @@ _local = threading.local()
 
 
 class _Entry:
-    """One message, its dict and its deserialized forms (by ``proxy_secrets``); holding the message and the dict
-    keeps their ids from being reused while the entry lives."""
+    """One message, its dict, its deserialized forms (by ``proxy_secrets``) and their proxies; holding the message,
+    the dict and the values keeps their ids from being reused while the entry lives."""
 
-    __slots__ = ("as_dict", "done", "message")
+    __slots__ = ("as_dict", "done", "message", "proxies")
 
     def __init__(self, message: Any, as_dict: dict[str, Any]) -> None:
         self.message = message
         self.as_dict = as_dict
         self.done: dict[bool, Any] = {}
+        self.proxies: dict[int, tuple[Any, Any]] = {}
+        """id of a deserialized value -> (that value, its proxy)."""
 
 
-def _caches() -> tuple[dict[int, _Entry], dict[int, _Entry]]:
-    """This thread's entries by message id and by dict id (started over past :data:`LIMIT`)."""
-    by_message: dict[int, _Entry] | None = getattr(_local, "by_message", None)
-    if by_message is None or len(by_message) > LIMIT:
-        _local.by_message, _local.by_dict = {}, {}
-    return _local.by_message, _local.by_dict
+class _Caches:
+    """This thread's entries by message id, by dict id and by deserialized value id, and the servicer's per-resource
+    results by (method, request id)."""
+
+    __slots__ = ("by_dict", "by_message", "by_request", "by_value")
+
+    def __init__(self) -> None:
+        self.by_message: dict[int, _Entry] = {}
+        self.by_dict: dict[int, _Entry] = {}
+        self.by_value: dict[int, _Entry] = {}
+        self.by_request: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def _caches() -> _Caches:
+    """This thread's caches (started over past :data:`LIMIT` messages)."""
+    caches: _Caches | None = getattr(_local, "caches", None)
+    if caches is None or len(caches.by_message) > LIMIT:
+        caches = _local.caches = _Caches()
+    return caches
 
 
 def memoized(
-    to_dict: Callable[..., dict[str, Any]], deserialize: Callable[..., Any]
-) -> tuple[Callable[..., dict[str, Any]], Callable[..., Any]]:
-    """``MessageToDict`` and ``deserialize_properties`` that compute once per message object (per thread)."""
+    to_dict: Callable[..., dict[str, Any]], deserialize: Callable[..., Any], proxy: Callable[[Any], Any] | None = None
+) -> tuple[Callable[..., dict[str, Any]], Callable[..., Any], Callable[[Any], Any]]:
+    """``MessageToDict``, ``deserialize_properties`` and ``unknown_checking_proxy`` that compute once per message
+    object (per thread). ``proxy`` None: the third is the identity (for tests of the first two)."""
+    proxy = proxy or (lambda value: value)
 
     def message_to_dict(message: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if args or kwargs:
             return to_dict(message, *args, **kwargs)
-        by_message, by_dict = _caches()
-        entry = by_message.get(id(message))
+        caches = _caches()
+        entry = caches.by_message.get(id(message))
         if entry is None or entry.message is not message:
             entry = _Entry(message, to_dict(message))
-            by_message[id(message)] = by_dict[id(entry.as_dict)] = entry
+            caches.by_message[id(message)] = caches.by_dict[id(entry.as_dict)] = entry
         return entry.as_dict
 
     def deserialize_properties(props: dict[str, Any], proxy_secrets: bool = False) -> Any:
-        entry = _caches()[1].get(id(props))
+        caches = _caches()
+        entry = caches.by_dict.get(id(props))
         if entry is None or entry.as_dict is not props:
             return deserialize(props, proxy_secrets)
         if proxy_secrets not in entry.done:
-            entry.done[proxy_secrets] = deserialize(props, proxy_secrets)
+            entry.done[proxy_secrets] = value = deserialize(props, proxy_secrets)
+            caches.by_value[id(value)] = entry
         return entry.done[proxy_secrets]
 
-    return message_to_dict, deserialize_properties
+    def unknown_checking_proxy(value: Any) -> Any:
+        entry = _caches().by_value.get(id(value))
+        if entry is None:
+            return proxy(value)
+        known = entry.proxies.get(id(value))
+        if known is None or known[0] is not value:
+            known = entry.proxies[id(value)] = (value, proxy(value))
+        return known[1]
+
+    return message_to_dict, deserialize_properties, unknown_checking_proxy
+
+
+def per_request(method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A servicer method of one request message (``_get_resource_options``, ``_get_provider_resource``) computed once
+    per message object (per thread), not once per policy."""
+    key = method.__name__
+
+    def once(self: Any, request: Any) -> Any:
+        cache = _caches().by_request
+        known = cache.get((key, id(request)))
+        if known is None or known[0] is not request:
+            known = cache[(key, id(request))] = (request, method(self, request))
+        return known[1]
+
+    once.__name__ = method.__name__
+    once.__wrapped__ = method  # type: ignore[attr-defined]
+    return once
 
 
 class _JsonFormat:
@@ -89,9 +140,17 @@ def install() -> bool:
         return False
     json_format = getattr(analyzer, "json_format", None)
     deserialize = getattr(analyzer, "deserialize_properties", None)
-    if json_format is None or deserialize is None or isinstance(json_format, _JsonFormat):
+    proxy = getattr(analyzer, "unknown_checking_proxy", None)
+    if json_format is None or deserialize is None or proxy is None or isinstance(json_format, _JsonFormat):
         return False
-    to_dict, deserialize_once = memoized(json_format.MessageToDict, deserialize)
+    servicer = getattr(analyzer, "_PolicyAnalyzerServicer", None)
+    methods = ("_get_resource_options", "_get_provider_resource")
+    if servicer is None or not all(callable(getattr(servicer, m, None)) for m in methods):
+        return False
+    to_dict, deserialize_once, proxy_once = memoized(json_format.MessageToDict, deserialize, proxy)
     setattr(analyzer, "json_format", _JsonFormat(json_format, to_dict))  # noqa: B010 (a module attribute, patched)
     setattr(analyzer, "deserialize_properties", deserialize_once)  # noqa: B010
+    setattr(analyzer, "unknown_checking_proxy", proxy_once)  # noqa: B010
+    for name in methods:
+        setattr(servicer, name, per_request(getattr(servicer, name)))
     return True

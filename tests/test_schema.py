@@ -74,6 +74,9 @@ def test_every_keel_key_is_in_the_schema_with_its_docstring() -> None:
         "minimum": 2,
         "type": "integer",
     }
+    generated = schema.schema(stackfiles.load_project(ROOT))  # descriptions are read only when a schema is made
+    caches = generated["properties"]["config"]["properties"]["keel:caches"]
+    assert caches["description"].startswith("Replication groups")
     assert StackConfig.model_fields["caches"].description is not None
     assert "``" not in json.dumps(shipped()) and ":data:`" not in json.dumps(shipped())
     retention = network["flowLogRetentionDays"]

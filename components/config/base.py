@@ -81,8 +81,9 @@ LogRetentionDays = Annotated[
 
 class Section(BaseModel):
     """Base for every config section: camelCase keys, unknown keys rejected, strict types, immutable. A field's
-    docstring is its description in the JSON Schema ``keel schema`` writes (``use_attribute_docstrings``; it changes
-    no validation)."""
+    docstring is its description in the JSON Schema ``keel schema`` writes: ``keel.schema`` reads the docstrings
+    when it writes the schema. Not ``use_attribute_docstrings``, which reads each model's source as it is defined
+    and took 0.45 s of every preview for descriptions only the schema uses (validation never reads them)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -90,7 +91,6 @@ class Section(BaseModel):
         validate_by_name=False,
         strict=True,
         frozen=True,
-        use_attribute_docstrings=True,
     )
 
 
