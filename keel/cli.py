@@ -5,12 +5,14 @@ Usage::
     keel preview prod            # resource tree and summary of the prod stack, offline
     keel preview dev --json      # the `pulumi preview --json` document, policyViolations filled
     keel policy saved.json       # the policy pack on a saved document
+    keel policy saved.json --saved   # the verdict keel preview --json saved in it (CI renders each stack once)
     keel diff prod@HEAD~1 prod@HEAD --format markdown   # what a change does, stateful replacements flagged
     keel diff prod               # prod@HEAD against the working tree (the `pulumi preview --diff` habit)
     keel cost prod               # monthly estimate per component
     keel cost saved.json         # the same from a saved preview (CI renders each stack once)
     keel preview prod --config-file my.yaml --policy-pack-config my-policy.json   # as `pulumi preview` takes them
     keel validate prod           # the stack file and its policy config checked in about a second, nothing run
+    keel watch prod              # re-render on every change to the stack: diff, policy changes, cost delta
     keel schema --output keel/data/stack.schema.json   # the stack files' JSON Schema (editor completion)
     keel --version               # keel's version and the Pulumi SDKs it runs with
 
@@ -31,10 +33,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from keel.stackfiles import StackConfigFile
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -85,7 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="a preview document (`keel preview STACK --json > FILE`)")
     check.add_argument("--json", action="store_true", help="print the document with policyViolations filled")
     check.add_argument("--stack", help="policy config of this stack (default: read from the document's URNs)")
+    check.add_argument(
+        "--saved",
+        action="store_true",
+        help="print the violations `keel preview --json` saved in the document instead of running the pack again",
+    )
     _policy_config_argument(check)
+    watch = sub.add_parser(
+        "watch", help="re-render a stack on every change to its files and print what changed (Ctrl-C stops)"
+    )
+    watch.add_argument("stack", help="stack name: the STACK of a Pulumi.STACK.yaml file")
+    watch.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    _config_file_argument(watch)
+    _policy_config_argument(watch)
     cost = sub.add_parser("cost", help="monthly estimate of a stack, per component (offline price table)")
     cost.add_argument("stack", help="stack name, or a saved preview document (`keel preview STACK --json > FILE`)")
     cost.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -169,7 +180,7 @@ def _checkout() -> Path:
 
 def preview(args: argparse.Namespace) -> int:
     # Imported here so `keel --help` stays instant.
-    from keel import policy, stackfiles, timings
+    from keel import render, session, stackfiles, timings
 
     try:
         root = _checkout()
@@ -177,29 +188,31 @@ def preview(args: argparse.Namespace) -> int:
             loaded = stackfiles.load_stack(root, args.stack, stackfiles.load_project(root), path=args.config_file)
     except stackfiles.StackError as err:
         return _usage_error(args.stack, err)
-    # Start the policy pack first and stream each registration to it: the pack analyzes while the program
-    # runs (as the engine does), instead of after it.
-    pack = session = None
-    try:
-        if not args.no_policy:
-            pack = policy.Pack(
-                root / "policies", stack=args.stack, project=str(loaded.project["name"]), config=loaded.config
-            )
-            session = policy.Session(
-                pack, stack=args.stack, pack_dir=root / "policies", config_path=args.policy_pack_config
-            )
-    except policy.PolicyError as err:
-        if pack is not None:
-            pack.close()
-        _error(str(err))
-        return _policy_exit(err)
-    try:
-        return _preview(args, root, loaded, session)
-    finally:
-        if session is not None:
-            session.stop()
-        if pack is not None:
-            pack.close()
+    outcome = session.preview(
+        args.stack,
+        root,
+        loaded,
+        analyze=not args.no_policy,
+        policy_config=args.policy_pack_config,
+        traceback=args.traceback,
+    )
+    for message in outcome.errors:
+        _error(message)
+    if outcome.document is None or outcome.result is None:
+        return outcome.code
+    if args.no_policy:
+        # No analysis ran: a saved document must not pass for a clean policy verdict (`keel policy --saved`).
+        del outcome.document["policyViolations"]
+    with _output(), timings.phase("render"):
+        if args.json:
+            json.dump(outcome.document, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            console = render.console()
+            render.preview(console, outcome.result)
+            if not args.no_policy:
+                render.violations(console, outcome.document["policyViolations"])
+    return outcome.code
 
 
 def _policy_exit(err: Exception) -> int:
@@ -207,59 +220,6 @@ def _policy_exit(err: Exception) -> int:
     from keel import policy
 
     return EXIT_USAGE if isinstance(err, policy.PolicyConfigError) else EXIT_FAILED
-
-
-def _preview(args: argparse.Namespace, root: Path, loaded: StackConfigFile, session: Any) -> int:
-    import pulumi
-
-    from components.config import ConfigError
-    from keel import engine, render, timings
-
-    timings.preimport()
-    try:
-        result = engine.run(
-            args.stack,
-            root,
-            loaded=loaded,
-            # The pack gets the inputs as the engine sends them: secrets in their envelope, with the plaintext.
-            on_step=(lambda step: session.add({**step.to_json()["newState"], "inputs": step.wire_inputs}))
-            if session is not None
-            else None,
-        )
-    except (engine.StackError, ConfigError) as err:
-        return _usage_error(args.stack, err)
-    except pulumi.RunError as err:
-        _error(f"stack {args.stack!r}: {err}")
-        return EXIT_FAILED
-    except Exception as err:
-        if args.traceback:
-            traceback.print_exc()
-        _error(
-            f"stack {args.stack!r}: the program failed: {type(err).__name__}: {err}"
-            + ("" if args.traceback else " (run with --traceback for details)")
-        )
-        return EXIT_FAILED
-    if result.leaks:
-        # The engine would store these in plain text: no Pulumi tool catches this; keel stops here.
-        for leak in result.leaks:
-            _error(f"stack {args.stack!r}: {leak}")
-        return EXIT_FAILED
-    with timings.phase("render"):
-        document = result.to_json()
-    if session is not None:
-        code = _finish(document, session)
-        if code is not None:
-            return code
-    code = EXIT_FAILED if _blocking(document) else EXIT_OK
-    with _output(), timings.phase("render"):
-        if args.json:
-            json.dump(document, sys.stdout, indent=2, sort_keys=True)
-            sys.stdout.write("\n")
-        else:
-            console = render.console()
-            render.preview(console, result)
-            render.violations(console, document["policyViolations"])
-    return code
 
 
 @contextlib.contextmanager
@@ -271,19 +231,6 @@ def _output() -> Iterator[None]:
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _finish(document: dict[str, Any], session: Any) -> int | None:
-    """Fill ``policyViolations`` from a streaming session; an exit code if the pack itself failed."""
-    from keel import policy
-
-    try:
-        violations = session.finish(document)
-    except policy.PolicyError as err:
-        _error(str(err))
-        return _policy_exit(err)
-    document["policyViolations"] = [v.to_json() for v in violations]
-    return None
 
 
 def _analyze(document: dict[str, Any], stack: str | None, root: Path, config_path: Path | None) -> int | None:
@@ -334,10 +281,16 @@ def check(args: argparse.Namespace) -> int:
     document = _read_document(args.file)
     if document is None:
         return EXIT_USAGE
-    stack = args.stack or _stack_of(document)
-    failed = _analyze(document, stack, root, args.policy_pack_config)
-    if failed is not None:
-        return failed
+    if args.saved:
+        # The PR workflow renders each stack once, with the pack: its verdict is in the saved document already.
+        if not isinstance(document.get("policyViolations"), list):
+            _error(f"{args.file}: no policy results saved (rendered with --no-policy?); run keel policy without it")
+            return EXIT_USAGE
+    else:
+        stack = args.stack or _stack_of(document)
+        failed = _analyze(document, stack, root, args.policy_pack_config)
+        if failed is not None:
+            return failed
     with _output():
         if args.json:
             json.dump(document, sys.stdout, indent=2, sort_keys=True)
@@ -511,6 +464,22 @@ def diff_command(args: argparse.Namespace) -> int:
     return EXIT_REPLACE if args.fail_on_replace and result.replacements else EXIT_OK
 
 
+def watch_command(args: argparse.Namespace) -> int:
+    from keel import stackfiles, watch
+
+    try:
+        root = _checkout()
+    except stackfiles.StackError as err:
+        return _usage_error(args.stack, err)
+    return watch.main(
+        args.stack,
+        root,
+        config_file=args.config_file.resolve() if args.config_file else None,
+        policy_config=args.policy_pack_config.resolve() if args.policy_pack_config else None,
+        policy=not args.no_policy,
+    )
+
+
 def validate_command(args: argparse.Namespace) -> int:
     """``keel validate STACK``: the stack file as ``keel preview`` reads it, validated as the program validates it
     (every problem at once, the same messages), and the stack's policy config checked against the pack's schemas,
@@ -609,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return diff_command(args)
     if args.command == "cost":
         return cost_command(args)
+    if args.command == "watch":
+        return watch_command(args)
     if args.command == "bootstrap":
         return bootstrap_command(args)
     if args.command == "preflight":

@@ -234,8 +234,13 @@ def stack_of(document: Mapping[str, Any]) -> str | None:
     return None
 
 
-def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
-    """The resource changes from ``base`` to ``head`` (two preview documents of one stack)."""
+def compare(
+    base: Mapping[str, Any],
+    head: Mapping[str, Any],
+    cost: tuple[Estimate | None, Estimate | None] | None = None,
+) -> Diff:
+    """The resource changes from ``base`` to ``head`` (two preview documents of one stack). ``cost``: the two
+    documents' estimates when the caller has them already (``keel watch``); None: estimated here."""
     stacks = stack_of(base), stack_of(head)
     if None not in stacks and stacks[0] != stacks[1]:
         raise DiffError(
@@ -265,9 +270,11 @@ def compare(base: Mapping[str, Any], head: Mapping[str, Any]) -> Diff:
             if changes:
                 op = "replace" if any(c.replaces == "always" for c in changes) else "update"
                 out.append(ResourceDiff(urn, kind, op, changes))
-    from keel.cost import of_document
+    if cost is None:
+        from keel.cost import of_document
 
-    return Diff(out, (of_document(base), of_document(head)))
+        cost = (of_document(base), of_document(head))
+    return Diff(out, cost)
 
 
 def cost_line(diff: Diff) -> str:

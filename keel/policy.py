@@ -445,10 +445,31 @@ class Pack:
             self._stderr.close()
 
 
+class _Answered:
+    """An ``Analyze`` answer taken from a :class:`Session`'s cache, shaped like the call's future."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.response
+
+    def done(self) -> bool:
+        return True
+
+    def exception(self, timeout: float | None = None) -> None:
+        return None
+
+
 class Session:
     """One analysis with a started pack: ``add`` each resource as the program registers it (``Analyze`` is sent
     right away, as the engine does, so the pack works while the program still runs), then ``finish`` with the
-    whole document (``AnalyzeStack``, in document order) to get the violations."""
+    whole document (``AnalyzeStack``, in document order) to get the violations.
+
+    ``cache`` (``keel watch``): ``Analyze`` answers by request (its deterministic serialization), kept by the caller
+    from one session to the next with the same pack and policy config: a resource whose request is byte for byte
+    one already answered is not sent again. Sound for a pack whose policies depend only on what they are sent and
+    their config, as keel's do (the engine sends every resource; ``keel preview`` never passes a cache)."""
 
     def __init__(
         self,
@@ -458,8 +479,11 @@ class Session:
         pack_dir: Path = PACK_DIR,
         config: Mapping[str, Any] | None = None,
         config_path: Path | None = None,
+        cache: dict[bytes, Any] | None = None,
     ) -> None:
         self.pack = pack
+        self._cache = cache
+        self._keys: list[bytes | None] = []
         if config is None and stack is None and config_path is None:
             raise PolicyConfigError("no stack to read the policy config of: name one (--stack)")
         self.settings = (
@@ -523,7 +547,16 @@ class Session:
         )
         if resource.HasField("provider"):
             request.provider.CopyFrom(resource.provider)
+        key = None
+        if self._cache is not None:
+            key = request.SerializeToString(deterministic=True)
+            known = self._cache.get(key)
+            if known is not None:
+                self._pending.append((resource.urn, _Answered(known)))
+                self._keys.append(None)
+                return
         self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
+        self._keys.append(key)
 
     @property
     def in_flight(self) -> int:
@@ -566,6 +599,9 @@ class Session:
             ]
             analyzed = [(urn, future.result()) for urn, future in self._pending]
             timings.mark("analysisDone")
+            if self._cache is not None:
+                answered = zip(self._keys, analyzed, strict=True)
+                self._cache.update((key, result) for key, (_, result) in answered if key is not None)
             providers = _providers(steps)
             resources = [_resource(step["newState"], providers) for step in steps]
             with timings.phase("stackPolicies"):

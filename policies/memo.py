@@ -8,7 +8,10 @@ from the engine's protobuf Struct, and builds its options and provider objects, 
 deep copy of the properties wrapped for unknown-value checks, alone 1.4 s of a 1.9 s ``AnalyzeStack`` in prod).
 All of these are pure, so this module memoizes them by the identity of their argument (the same protobuf message
 object for every policy of one request: upb returns one wrapper per field; then the same dict, the same value):
-the first policy converts, the others reuse the result.
+the first policy converts, the others reuse the result. A message object seen for the first time is looked up by
+its serialized bytes too, so a later request with the same properties (the ``AnalyzeStack`` that follows each
+resource's ``Analyze``, or the next render of an unchanged resource in a pack ``keel watch`` keeps running) reuses
+the conversions as well.
 
 Sharing is safe because no keel policy writes to the properties it is given (pulumi-policy's proxies accept an
 item assignment): ``tests/test_policy_memo.py`` runs the whole pack on the tests' stacks with and without the
@@ -31,13 +34,12 @@ _local = threading.local()
 
 
 class _Entry:
-    """One message, its dict, its deserialized forms (by ``proxy_secrets``) and their proxies; holding the message,
+    """One message's conversions: its dict, its deserialized forms (by ``proxy_secrets``) and their proxies; holding
     the dict and the values keeps their ids from being reused while the entry lives."""
 
-    __slots__ = ("as_dict", "done", "message", "proxies")
+    __slots__ = ("as_dict", "done", "proxies")
 
-    def __init__(self, message: Any, as_dict: dict[str, Any]) -> None:
-        self.message = message
+    def __init__(self, as_dict: dict[str, Any]) -> None:
         self.as_dict = as_dict
         self.done: dict[bool, Any] = {}
         self.proxies: dict[int, tuple[Any, Any]] = {}
@@ -45,13 +47,13 @@ class _Entry:
 
 
 class _Caches:
-    """This thread's entries by message id, by dict id and by deserialized value id, and the servicer's per-resource
-    results by (method, request id)."""
+    """This thread's entries by message id (with the message, so its id is not reused), by dict id and by
+    deserialized value id, and the servicer's per-resource results by (method, request id)."""
 
     __slots__ = ("by_dict", "by_message", "by_request", "by_value")
 
     def __init__(self) -> None:
-        self.by_message: dict[int, _Entry] = {}
+        self.by_message: dict[int, tuple[Any, _Entry]] = {}
         self.by_dict: dict[int, _Entry] = {}
         self.by_value: dict[int, _Entry] = {}
         self.by_request: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -69,18 +71,35 @@ def memoized(
     to_dict: Callable[..., dict[str, Any]], deserialize: Callable[..., Any], proxy: Callable[[Any], Any] | None = None
 ) -> tuple[Callable[..., dict[str, Any]], Callable[..., Any], Callable[[Any], Any]]:
     """``MessageToDict``, ``deserialize_properties`` and ``unknown_checking_proxy`` that compute once per message
-    object (per thread). ``proxy`` None: the third is the identity (for tests of the first two)."""
+    content (a message object is looked up by identity first, then by its serialized bytes). ``proxy`` None: the
+    third is the identity (for tests of the first two)."""
     proxy = proxy or (lambda value: value)
+    # Entries by the message's serialized bytes, shared by every thread: another request with equal properties
+    # (the ``AnalyzeStack`` after the ``Analyze`` of a resource, or the next preview of an unchanged resource in a
+    # pack that ``keel watch`` keeps) reuses the conversions. Started over past LIMIT entries.
+    by_content: dict[bytes, _Entry] = {}
+    lock = threading.Lock()
+
+    def _entry(message: Any) -> _Entry:
+        key = message.SerializeToString(deterministic=True)
+        entry = by_content.get(key)
+        if entry is None:
+            entry = _Entry(to_dict(message))
+            with lock:
+                if len(by_content) > LIMIT:
+                    by_content.clear()
+                by_content[key] = entry
+        return entry
 
     def message_to_dict(message: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if args or kwargs:
             return to_dict(message, *args, **kwargs)
         caches = _caches()
-        entry = caches.by_message.get(id(message))
-        if entry is None or entry.message is not message:
-            entry = _Entry(message, to_dict(message))
-            caches.by_message[id(message)] = caches.by_dict[id(entry.as_dict)] = entry
-        return entry.as_dict
+        known = caches.by_message.get(id(message))
+        if known is None or known[0] is not message:
+            known = caches.by_message[id(message)] = (message, _entry(message))
+            caches.by_dict[id(known[1].as_dict)] = known[1]
+        return known[1].as_dict
 
     def deserialize_properties(props: dict[str, Any], proxy_secrets: bool = False) -> Any:
         caches = _caches()
@@ -88,8 +107,8 @@ def memoized(
         if entry is None or entry.as_dict is not props:
             return deserialize(props, proxy_secrets)
         if proxy_secrets not in entry.done:
-            entry.done[proxy_secrets] = value = deserialize(props, proxy_secrets)
-            caches.by_value[id(value)] = entry
+            entry.done[proxy_secrets] = deserialize(props, proxy_secrets)
+        caches.by_value[id(entry.done[proxy_secrets])] = entry
         return entry.done[proxy_secrets]
 
     def unknown_checking_proxy(value: Any) -> Any:

@@ -272,6 +272,25 @@ def test_config_file_and_policy_pack_config_replace_the_stack_files(
         ("aws-elasticache-snapshot-retention", "advisory", "keel-qa-cache"),
         ("aws-elasticache-snapshot-retention", "advisory", "keel-qa-queue"),
     ]
+    # `keel policy --saved` prints that verdict from the saved document (the PR workflow's single render)
+    saved = tmp_path / "preview-qa.json"
+    saved.write_text(out)
+    code, text, err = keel(capsys, "policy", str(saved), "--saved")
+    assert (code, err) == (0, "")
+    lines = text.splitlines()
+    assert lines[1:3] == [f"Policies: {len(doc['policyViolations'])} violation(s), 0 mandatory", "  medium"]
+    assert sorted(lines[3:]) == sorted(
+        f"    advisory  {v['policyName']}  {v['urn'].rsplit('::', 1)[1]}: {v['message'].splitlines()[-1]}"
+        for v in doc["policyViolations"]
+    )
+    # a document rendered without the pack holds no verdict, and is not taken for a clean one
+    unanalyzed = tmp_path / "unanalyzed.json"
+    unanalyzed.write_text(json.dumps({k: v for k, v in doc.items() if k != "policyViolations"}))
+    assert keel(capsys, "policy", str(unanalyzed), "--saved") == (
+        2,
+        "",
+        f"error: {unanalyzed}: no policy results saved (rendered with --no-policy?); run keel policy without it\n",
+    )
 
 
 def test_missing_config_files_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,6 +48,7 @@ def test_one_conversion_per_message_whatever_the_number_of_policies() -> None:
     results = [deserialize_once(message_to_dict(one)) for _ in range(160)]  # what 160 policies do
     assert all(r is results[0] for r in results) and results[0] == {"a": 1, "b": {"c": "d"}}
     assert calls == ["to_dict", "deserialize:False"]
+    assert message_to_dict(struct(a=1, b={"c": "d"})) is message_to_dict(one)  # equal content: the same conversion
     assert deserialize_once(message_to_dict(two)) == {"a": 2}  # another message: its own conversion
     assert deserialize_once(message_to_dict(one), True) == {"a": 1, "b": {"c": "d"}}  # Remediate's variant
     assert calls == ["to_dict", "deserialize:False", "to_dict", "deserialize:False", "deserialize:True"]

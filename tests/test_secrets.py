@@ -122,6 +122,7 @@ def test_a_secure_account_id_is_accepted_and_nothing_leaks(scratch: Path, capsys
     _stack_with(scratch, "acct", {"keel:accountId": {"secure": "v1:BBBB"}}, env={"LOG_LEVEL": "info"})
     assert cli.main(["preview", "acct", "--json", "--no-policy"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert "policyViolations" not in doc  # no pack ran: no verdict, rather than an empty one
     [api] = [s["newState"] for s in doc["steps"] if s["urn"].endswith("Deployment::keel-acct-api")]
     env = {e["name"]: e["value"] for e in api["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["SERVICE_NAME"] == "api" and env["LOG_LEVEL"] == "info"  # plain env stays readable

@@ -287,13 +287,14 @@ def test_the_pull_request_report_is_written_when_a_step_fails(tmp_path: Path) ->
     assert (tmp_path / "report" / "verdict").read_text().strip() == "1"
     assert json.loads((tmp_path / "report" / "cost-prod.json").read_text()) == {"error": "cost not estimated for prod"}
     assert summary.read_text() == comment
-    # each stack is rendered once: the policy verdict, the diff's head side and the cost read the saved preview
+    # each stack is rendered and analyzed once: the policy verdict (the saved violations, no second run of the pack),
+    # the diff's head side and the cost read the saved preview
     calls = (tmp_path / "keel-calls.log").read_text().splitlines()
     for stack in ("dev", "prod", "qa"):
         saved = f"report/preview-{stack}.json"
         assert [c for c in calls if c.split()[1] in (stack, saved) or c.startswith(f"diff {stack}@")] == [
             f"preview {stack} --json",
-            f"policy {saved}",
+            f"policy {saved} --saved",
             f"diff {stack}@origin/main {saved} --format markdown",
             f"cost {saved} --json",
         ]
