@@ -42,7 +42,7 @@ unit: $(STAMP)
 
 test: lint typecheck unit  ## ruff, mypy and pytest
 
-bench: $(STAMP)  ## time `keel preview prod` against the SDK floor (DESIGN.md budgets)
+bench: $(STAMP)  ## time a cold `keel preview` against the SDK floor and a `keel watch` re-render (README: Speed)
 	$(BIN)/python -m keel.bench $(STACK)
 
 clean:
