@@ -35,8 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
+from keel import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 #: Installed distributions ``keel --version`` names besides keel: the SDKs a preview runs with, and botocore, whose
 #: EC2 model is the instance-type list the config is checked against.
@@ -95,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("stack", help="stack name: the STACK of a Pulumi.STACK.yaml file")
     watch.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    watch.add_argument("--traceback", action="store_true", help="show the traceback of a program failure")
     _config_file_argument(watch)
     _policy_config_argument(watch)
     cost = sub.add_parser("cost", help="monthly estimate of a stack, per component (offline price table)")
@@ -163,9 +163,9 @@ def _error(message: str) -> None:
 def _usage_error(stack: str, err: Exception) -> int:
     """Report a user error about a stack (unknown stack, unreadable stack file, invalid config) and return the
     usage exit code. An unknown-stack message already names the stack; config problems get it prefixed."""
-    from keel.stackfiles import StackError
+    from keel.stackfiles import usage_message
 
-    _error(str(err) if isinstance(err, StackError) else f"stack {stack!r}: {err}")
+    _error(usage_message(stack, err))
     return EXIT_USAGE
 
 
@@ -219,7 +219,7 @@ def _policy_exit(err: Exception) -> int:
     """A missing or invalid policy config is the user's to fix (2); a pack that fails is a failure (1)."""
     from keel import policy
 
-    return EXIT_USAGE if isinstance(err, policy.PolicyConfigError) else EXIT_FAILED
+    return policy.exit_code(err)
 
 
 @contextlib.contextmanager
@@ -477,6 +477,7 @@ def watch_command(args: argparse.Namespace) -> int:
         config_file=args.config_file.resolve() if args.config_file else None,
         policy_config=args.policy_pack_config.resolve() if args.policy_pack_config else None,
         policy=not args.no_policy,
+        traceback=args.traceback,
     )
 
 

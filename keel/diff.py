@@ -349,7 +349,12 @@ def render_at(stack: str, ref: str, root: Path, config_file: Path | None = None)
                     (project / f"Pulumi.{stack}.{suffix}").unlink(missing_ok=True)
                 (project / f"Pulumi.{stack}.yaml").write_bytes((project / relative).read_bytes())
             env = {**os.environ, "PYTHONPATH": str(project), "KEEL_PROJECT": str(project)}
-            code = "import sys; from keel.cli import main; sys.exit(main(sys.argv[1:]))"
+            # The revision's own `main`, with the two process settings of `keel.cli.entry` (no cyclic GC, no
+            # teardown: 4 s of a prod render), made here since an older revision's keel has no `entry`.
+            code = (
+                "import gc, os, sys; gc.disable(); from keel.cli import main; code = main(sys.argv[1:]); "
+                "sys.stdout.flush(); sys.stderr.flush(); os._exit(code)"
+            )
             done = subprocess.run(  # noqa: S603 - our interpreter, our code at that revision
                 [sys.executable, "-c", code, "preview", stack, "--json", "--no-policy"],
                 cwd=project,

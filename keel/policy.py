@@ -42,7 +42,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from keel import timings
+from keel import EXIT_FAILED, EXIT_USAGE, timings
 from keel.diff import DATA
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -65,6 +65,11 @@ class PolicyError(Exception):
 
 class PolicyConfigError(PolicyError):
     """The stack's policy config is missing or invalid: a user error (``keel`` exits 2)."""
+
+
+def exit_code(err: Exception) -> int:
+    """A missing or invalid policy config is the user's to fix (2); a pack that fails is a failure (1)."""
+    return EXIT_USAGE if isinstance(err, PolicyConfigError) else EXIT_FAILED
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keel import engine, policy, stackfiles
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from keel import EXIT_FAILED, EXIT_OK, EXIT_USAGE, engine, policy, stackfiles
 
 
 @dataclass
@@ -33,16 +31,6 @@ class Outcome:
     result: engine.Preview | None = None
     errors: list[str] = field(default_factory=list)
     code: int = EXIT_OK
-
-
-def _policy_exit(err: Exception) -> int:
-    """A missing or invalid policy config is the user's to fix (2); a pack that fails is a failure (1)."""
-    return EXIT_USAGE if isinstance(err, policy.PolicyConfigError) else EXIT_FAILED
-
-
-def usage(stack: str, err: Exception) -> str:
-    """An unknown-stack message already names the stack; config problems get it prefixed."""
-    return str(err) if isinstance(err, stackfiles.StackError) else f"stack {stack!r}: {err}"
 
 
 def preview(
@@ -72,7 +60,7 @@ def preview(
     except policy.PolicyError as err:
         if pack is not None and own:
             pack.close()
-        return Outcome(errors=[str(err)], code=_policy_exit(err))
+        return Outcome(errors=[str(err)], code=policy.exit_code(err))
     try:
         return _run(stack, root, loaded, session, traceback)
     finally:
@@ -102,7 +90,7 @@ def _run(
             else None,
         )
     except (engine.StackError, ConfigError) as err:
-        return Outcome(errors=[usage(stack, err)], code=EXIT_USAGE)
+        return Outcome(errors=[stackfiles.usage_message(stack, err)], code=EXIT_USAGE)
     except pulumi.RunError as err:
         return Outcome(errors=[f"stack {stack!r}: {err}"], code=EXIT_FAILED)
     except Exception as err:
@@ -124,6 +112,6 @@ def _run(
         try:
             document["policyViolations"] = [v.to_json() for v in session.finish(document)]
         except policy.PolicyError as err:
-            return Outcome(result=result, errors=[str(err)], code=_policy_exit(err))
+            return Outcome(result=result, errors=[str(err)], code=policy.exit_code(err))
     blocking = any(v["enforcementLevel"] == "mandatory" for v in document["policyViolations"])
     return Outcome(document=document, result=result, code=EXIT_FAILED if blocking else EXIT_OK)

@@ -41,6 +41,12 @@ class StackError(Exception):
     """An unknown stack, or a stack or project file that is not what Pulumi accepts."""
 
 
+def usage_message(stack: str, err: Exception) -> str:
+    """A user error about ``stack`` as keel prints it: an unknown-stack message already names the stack; config
+    problems get it prefixed."""
+    return str(err) if isinstance(err, StackError) else f"stack {stack!r}: {err}"
+
+
 def project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` (default: ``$KEEL_PROJECT`` or the working folder) holding
     ``Pulumi.yaml``."""

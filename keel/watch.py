@@ -22,9 +22,17 @@ program afresh, as ``keel preview`` does: ``__main__.py`` is executed again, the
 and the recording monitor are new, and the stack file is read again. When a file under ``components/`` changes,
 every ``components`` module is dropped from ``sys.modules`` before the run, so the program imports the new code
 (reloading is enough: nothing of ``components`` outlives a run anywhere else, and a restart would import the
-provider SDKs again for nothing). Each render starts its own policy pack process, as the engine does for each
-``pulumi preview``, so a change under ``policies/`` and the stack's config reach it without any reload. keel's own
-modules are not reloaded: restart ``keel watch`` after changing keel itself.
+provider SDKs again for nothing). keel's own modules are not reloaded: restart ``keel watch`` after changing keel
+itself.
+
+The policy pack process is kept between renders and started again when a file under ``policies/`` or the policy
+config changes (or it died); each render is still its own analysis (``GetAnalyzerInfo``, ``Configure`` with the
+policy config read again, every resource, ``AnalyzeStack``). While the pack is kept, an ``Analyze`` request byte for
+byte like one it already answered is answered from that (``keel.policy.Session``'s cache). Both rest on the pack's
+policies reading only what they are sent and their config, as keel's do: a policy that read the stack's own config
+(``pulumi.Config``, which the engine hands a pack when it starts it) would see the config of the pack's start, and
+one that read anything else (a clock, a file) would not be run again for an unchanged resource. ``keel preview``
+and CI start a new pack for every preview and send every resource.
 
 The cyclic garbage collector is off (as in ``keel preview``) and runs once after each render's output is
 printed, while the process waits for the next change; what the first render leaves (the provider SDKs' types,
@@ -81,6 +89,8 @@ class Watcher:
     config_file: Path | None = None
     policy_config: Path | None = None
     policy: bool = True
+    traceback: bool = False
+    """Print a program failure's traceback (to stderr) besides its one-line error."""
     last: Render | None = field(default=None, init=False)
     """The last render that produced a preview (the base of the next diff)."""
     _pack: Any = field(default=None, init=False, repr=False)
@@ -137,13 +147,12 @@ class Watcher:
                 policy_config=self.policy_config,
                 pack=self._pack,
                 cache=self._answers,
+                traceback=self.traceback,
             )
         except policy.PolicyError as err:  # the pack could not be started
             self.close()
             return None, f"error: {err}"
         if outcome.document is None:
-            if any("policy pack" in message for message in outcome.errors):
-                self.close()  # started again for the next render
             return None, "\n".join(f"error: {message}" for message in outcome.errors)
         return outcome.document, None
 
@@ -197,10 +206,10 @@ class Watcher:
         # runs is never missed, it is the next batch.
         next(changes, None)
         gc.disable()  # as in keel preview; collected below, between renders
-        out(self.step())
-        gc.collect()
-        gc.freeze()  # the provider SDKs and the rest of the first render: never walked again
         try:
+            out(self.step())
+            gc.collect()
+            gc.freeze()  # the provider SDKs and the rest of the first render: never walked again
             for batch in changes:
                 changed = {Path(path) for _, path in batch}
                 if changed and not (stop is not None and stop.is_set()):
@@ -297,12 +306,13 @@ def main(
     config_file: Path | None,
     policy_config: Path | None,
     policy: bool,
+    traceback: bool = False,
     out: Callable[[str], None] | None = None,
     stop: Any = None,
 ) -> int:
     """``keel watch``: 0 when stopped (Ctrl-C or ``stop``), 2 when the stack cannot be watched at all."""
     printer = out or _print
-    watcher = Watcher(stack, root, config_file, policy_config, policy)
+    watcher = Watcher(stack, root, config_file, policy_config, policy, traceback)
     try:
         stackfiles.load_stack(root, stack, stackfiles.load_project(root), path=config_file)
     except stackfiles.StackError as err:

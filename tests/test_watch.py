@@ -199,3 +199,31 @@ def test_keel_watch_follows_stack_and_component_changes_and_stops_on_ctrl_c(tmp_
     assert process.returncode == 0, err
     assert out.endswith("keel watch: stopped\n")
     assert "Traceback" not in err
+
+
+def test_the_packs_policies_read_only_what_they_are_sent() -> None:
+    """What lets keel watch keep its pack and its Analyze answers between renders: no module of the pack imports
+    anything that could read the stack's config, the environment, a file, a clock or chance; only pure libraries,
+    pulumi-policy's types, the pack's own modules and the constants it shares with the program (which themselves
+    import only the standard library's pure modules)."""
+    import ast
+
+    pure = {"__future__", "typing", "collections", "collections.abc", "re", "json", "fnmatch", "ipaddress"}
+    pure |= {"dataclasses", "functools"}
+    runtime = {"gc", "threading", "memo", "rules", "pulumi_policy", "pulumi_policy.proxy"}  # __main__ and memo.py
+    shared = {"components.upstream", "components.upstream.base", "components.vocabulary"}
+    shared |= {f"components.upstream.{p.stem}" for p in (ROOT / "components" / "upstream").glob("*.py")}
+    found = {}
+    paths = [*(ROOT / "policies").rglob("*.py"), *(ROOT / "components" / "upstream").glob("*.py")]
+    for path in sorted([*paths, ROOT / "components" / "vocabulary.py"]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = ["." * node.level + (node.module or "")]
+            else:
+                continue
+            for name in names:
+                if not (name.startswith(".") or name in pure | runtime | shared):
+                    found[f"{path.relative_to(ROOT)}:{node.lineno}"] = name
+    assert found == {}
