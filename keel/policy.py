@@ -489,6 +489,8 @@ class Session:
         self.pack = pack
         self._cache = cache
         self._keys: list[bytes | None] = []
+        self._resources: dict[str, analyzer_pb2.AnalyzerResource] = {}
+        """Each resource as built for ``Analyze``, by URN: ``AnalyzeStack`` sends the same (not built twice)."""
         if config is None and stack is None and config_path is None:
             raise PolicyConfigError("no stack to read the policy config of: name one (--stack)")
         self.settings = (
@@ -542,7 +544,7 @@ class Session:
 
     def _analyze(self, state: Mapping[str, Any]) -> None:
         self._providers.update(_providers([{"newState": state}]))
-        resource = _resource(state, self._providers)
+        resource = self._resources[str(state["urn"])] = _resource(state, self._providers)
         request = analyzer_pb2.AnalyzeRequest(
             type=resource.type,
             properties=resource.properties,
@@ -608,7 +610,7 @@ class Session:
                 answered = zip(self._keys, analyzed, strict=True)
                 self._cache.update((key, result) for key, (_, result) in answered if key is not None)
             providers = _providers(steps)
-            resources = [_resource(step["newState"], providers) for step in steps]
+            resources = [self._resources.get(step["urn"]) or _resource(step["newState"], providers) for step in steps]
             with timings.phase("stackPolicies"):
                 stacked = self.pack.stub.AnalyzeStack(
                     analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT

@@ -63,13 +63,16 @@ def test_the_schema_check_catches_a_broken_object(preview: Callable[[str], Previ
     custom resource are each reported, naming the resource."""
     steps = copy.deepcopy(preview("prod").to_json()["steps"])
     assert kubernetes_schema_problems(steps, "1.34.0") == []
+    broken = []
     for step in steps:
         state = step["newState"]
         if state["urn"].endswith("Deployment::keel-prod-web"):
             state["inputs"]["spec"]["replicas"] = "two"
+            broken.append(step)
         if state["urn"].endswith("TargetGroupBinding::keel-prod-api"):
             state["inputs"]["spec"]["targetType"] = "pod"
-    assert kubernetes_schema_problems(steps, "1.34.0") == [
+            broken.append(step)
+    assert kubernetes_schema_problems(broken, "1.34.0") == [
         "keel-prod-web (kubernetes:apps/v1:Deployment): 'two' is not of type 'integer', 'null'",
         "keel-prod-api (kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding): 'pod' is not one of ['instance', 'ip']",
     ]
