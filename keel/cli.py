@@ -200,9 +200,6 @@ def preview(args: argparse.Namespace) -> int:
         _error(message)
     if outcome.document is None or outcome.result is None:
         return outcome.code
-    if args.no_policy:
-        # No analysis ran: a saved document must not pass for a clean policy verdict (`keel policy --saved`).
-        del outcome.document["policyViolations"]
     with _output(), timings.phase("render"):
         if args.json:
             json.dump(outcome.document, sys.stdout, indent=2, sort_keys=True)
@@ -210,7 +207,7 @@ def preview(args: argparse.Namespace) -> int:
         else:
             console = render.console()
             render.preview(console, outcome.result)
-            if not args.no_policy:
+            if "policyViolations" in outcome.document:  # absent with --no-policy: nothing was checked
                 render.violations(console, outcome.document["policyViolations"])
     return outcome.code
 
@@ -244,10 +241,6 @@ def _analyze(document: dict[str, Any], stack: str | None, root: Path, config_pat
         return _policy_exit(err)
     document["policyViolations"] = [v.to_json() for v in violations]
     return None
-
-
-def _blocking(document: dict[str, Any]) -> bool:
-    return any(v["enforcementLevel"] == "mandatory" for v in document.get("policyViolations", []))
 
 
 def _read_document(file: str) -> dict[str, Any] | None:
@@ -297,7 +290,9 @@ def check(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             render.violations(render.console(), document["policyViolations"])
-    return EXIT_FAILED if _blocking(document) else EXIT_OK
+    from keel import policy
+
+    return EXIT_FAILED if policy.mandatory_in(document) else EXIT_OK
 
 
 EXIT_REPLACE = 3

@@ -131,6 +131,11 @@ def mandatory(violations: Iterable[Violation]) -> list[Violation]:
     return [v for v in violations if v.enforcement_level == "mandatory"]
 
 
+def mandatory_in(document: Mapping[str, Any]) -> int:
+    """How many of a preview document's ``policyViolations`` are mandatory (none when it has none)."""
+    return sum(1 for v in document.get("policyViolations", []) if v["enforcementLevel"] == "mandatory")
+
+
 def config_file(stack: str, pack_dir: Path = PACK_DIR, path: Path | None = None) -> Path:
     """The stack's policy config file: ``path`` when given (``--policy-pack-config``, as ``pulumi preview`` takes
     it), else ``<pack_dir>/config.<stack>.json``; :class:`PolicyConfigError` when it does not exist."""

@@ -84,6 +84,12 @@ def preview(console: Console, result: Preview) -> None:
             console.print(Text(f"  {key}: {json.dumps(value, sort_keys=True)}"))
 
 
+def finding(violation: dict[str, str]) -> str:
+    """A violation after its level, as one line: the policy, the resource (or ``stack``), the message's last line."""
+    where = violation["urn"].rsplit("::", 1)[-1] if violation["urn"] else "stack"
+    return f"{violation['policyName']}  {where}: {violation['message'].splitlines()[-1]}"
+
+
 def violations(console: Console, found: list[dict[str, str]]) -> None:
     """Policy violations grouped by severity, mandatory ones marked."""
     console.print()
@@ -99,10 +105,4 @@ def violations(console: Console, found: list[dict[str, str]]) -> None:
         console.print(Text(f"  {severity or 'unrated'}", style="bold"))
         for v in group:
             level = v["enforcementLevel"]
-            where = v["urn"].rsplit("::", 1)[-1] if v["urn"] else "stack"
-            message = v["message"].splitlines()[-1]
-            console.print(
-                Text.assemble(
-                    "    ", (level, "red" if level == "mandatory" else ""), f"  {v['policyName']}  {where}: {message}"
-                )
-            )
+            console.print(Text.assemble("    ", (level, "red" if level == "mandatory" else ""), f"  {finding(v)}"))

@@ -4,6 +4,7 @@ Usage::
 
     outcome = session.preview("prod", root, loaded)           # program, then the pack on what it registered
     outcome.document                                          # the preview document, policyViolations filled
+                                                              # (absent with analyze=False: nothing was checked)
     outcome.errors, outcome.code                              # or why not, and keel's exit code for it
 
 The pack is started before the program and gets each resource as it is registered (as the engine streams them),
@@ -108,10 +109,14 @@ def _run(
         return Outcome(result=result, errors=[f"stack {stack!r}: {leak}" for leak in result.leaks], code=EXIT_FAILED)
     with timings.phase("render"):
         document = result.to_json()
-    if session is not None:
-        try:
-            document["policyViolations"] = [v.to_json() for v in session.finish(document)]
-        except policy.PolicyError as err:
-            return Outcome(result=result, errors=[str(err)], code=policy.exit_code(err))
-    blocking = any(v["enforcementLevel"] == "mandatory" for v in document["policyViolations"])
-    return Outcome(document=document, result=result, code=EXIT_FAILED if blocking else EXIT_OK)
+    if session is None:
+        # No analysis ran: the document holds no verdict rather than an empty one (`keel policy --saved` refuses
+        # it, `keel watch` says the policies were not checked).
+        del document["policyViolations"]
+        return Outcome(document=document, result=result, code=EXIT_OK)
+    try:
+        found = session.finish(document)
+    except policy.PolicyError as err:
+        return Outcome(result=result, errors=[str(err)], code=policy.exit_code(err))
+    document["policyViolations"] = [v.to_json() for v in found]
+    return Outcome(document=document, result=result, code=EXIT_FAILED if policy.mandatory(found) else EXIT_OK)

@@ -63,6 +63,7 @@ DEBOUNCE_MS = 50
 STEP_MS = 20
 #: Milliseconds the watch waits for a change before it checks ``stop`` again.
 TIMEOUT_MS = 200
+NOT_CHECKED = "Policies: not checked (--no-policy)"
 
 
 @dataclass
@@ -240,17 +241,16 @@ def _drop_modules(package: str) -> None:
         del sys.modules[name]
 
 
-def _violation(v: dict[str, str]) -> str:
-    where = v["urn"].rsplit("::", 1)[-1] if v["urn"] else "stack"
-    return f"{v['enforcementLevel']}  {v['policyName']}  {where}: {v['message'].splitlines()[-1]}"
-
-
 def _violations(document: dict[str, Any]) -> list[str]:
-    return sorted({_violation(v) for v in document.get("policyViolations", [])})
+    from keel.render import finding
+
+    return sorted({f"{v['enforcementLevel']}  {finding(v)}" for v in document.get("policyViolations", [])})
 
 
 def _mandatory(document: dict[str, Any]) -> int:
-    return sum(1 for v in document.get("policyViolations", []) if v["enforcementLevel"] == "mandatory")
+    from keel.policy import mandatory_in
+
+    return mandatory_in(document)
 
 
 def _cost(render: Render) -> str:
@@ -266,7 +266,9 @@ def _first(render: Render) -> str:
     assert render.document is not None
     found = _violations(render.document)
     lines = [_cost(render)]
-    if found:
+    if "policyViolations" not in render.document:
+        lines.append(NOT_CHECKED)
+    elif found:
         lines.append(f"Policies: {len(found)} violation(s), {_mandatory(render.document)} mandatory")
         lines += [f"  {v}" for v in found]
     else:
@@ -294,6 +296,8 @@ def describe(before: Render, after: Render) -> str:
         lines += [f"  - {v}" for v in sorted(old - new)]
     elif new:
         lines.append(f"Policies: no change ({len(new)} violation(s), {_mandatory(after.document)} mandatory)")
+    elif "policyViolations" not in after.document:
+        lines.append(NOT_CHECKED)
     else:
         lines.append("Policies: no violations")
     return "\n".join(lines) + "\n"

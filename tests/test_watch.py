@@ -174,6 +174,7 @@ def test_keel_watch_follows_stack_and_component_changes_and_stops_on_ctrl_c(tmp_
         started = read_until(process.stdout, r"^Policies: ")
         assert "keel watch dev: watching Pulumi.dev.yaml, Pulumi.yaml, __main__.py, components, policies" in started
         assert re.search(r"dev: start; rendered in .* \(\d+ resources\)", started)
+        assert "\nPolicies: not checked (--no-policy)\n" in started  # never "no violations" when nothing ran
 
         time.sleep(0.3)
         edit(root / "Pulumi.dev.yaml", r"maxAllocatedStorageGb: 100", "maxAllocatedStorageGb: 150")
