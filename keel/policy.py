@@ -493,7 +493,6 @@ class Session:
     ) -> None:
         self.pack = pack
         self._cache = cache
-        self._keys: list[bytes | None] = []
         self._resources: dict[str, analyzer_pb2.AnalyzerResource] = {}
         """Each resource as built for ``Analyze``, by URN: ``AnalyzeStack`` sends the same (not built twice)."""
         if config is None and stack is None and config_path is None:
@@ -502,7 +501,8 @@ class Session:
             dict(config) if config is not None else load_config(config_file(str(stack), pack_dir, config_path))
         )
         self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
-        self._pending: list[tuple[str, Any]] = []
+        self._pending: list[tuple[str, Any, bytes | None]] = []
+        """(URN, the ``Analyze`` call's future, its request's cache key when the answer is to be cached)."""
         self._inputs: dict[str, Any] = {}
         self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
         self._error: BaseException | None = None
@@ -564,18 +564,16 @@ class Session:
             key = request.SerializeToString(deterministic=True)
             known = self._cache.get(key)
             if known is not None:
-                self._pending.append((resource.urn, _Answered(known)))
-                self._keys.append(None)
+                self._pending.append((resource.urn, _Answered(known), None))
                 return
-        self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT)))
-        self._keys.append(key)
+        self._pending.append((resource.urn, self.pack.stub.Analyze.future(request, timeout=CALL_TIMEOUT), key))
 
     @property
     def in_flight(self) -> int:
         """Resources added whose ``Analyze`` call has not finished (or not been sent): 0 once the session is
         stopped or finished."""
         unsent = self._queue.qsize() + (1 if self._thread.is_alive() else 0)
-        return unsent + sum(1 for _, future in self._pending if not future.done())
+        return unsent + sum(1 for _, future, _ in self._pending if not future.done())
 
     @property
     def analyzed(self) -> int:
@@ -588,7 +586,7 @@ class Session:
         :meth:`finish`."""
         self._queue.put(None)
         self._thread.join(timeout=STARTUP_TIMEOUT + CALL_TIMEOUT)
-        for _, future in self._pending:
+        for _, future, _ in self._pending:
             future.exception(timeout=CALL_TIMEOUT)  # waits; an error here is of no interest any more
 
     def finish(self, document: Mapping[str, Any]) -> list[Violation]:
@@ -609,18 +607,17 @@ class Session:
                 }
                 for step in document.get("steps", [])
             ]
-            analyzed = [(urn, future.result()) for urn, future in self._pending]
+            analyzed = [(urn, future.result(), key) for urn, future, key in self._pending]
             timings.mark("analysisDone")
             if self._cache is not None:
-                answered = zip(self._keys, analyzed, strict=True)
-                self._cache.update((key, result) for key, (_, result) in answered if key is not None)
+                self._cache.update((key, result) for _, result, key in analyzed if key is not None)
             providers = _providers(steps)
             resources = [self._resources.get(step["urn"]) or _resource(step["newState"], providers) for step in steps]
             with timings.phase("stackPolicies"):
                 stacked = self.pack.stub.AnalyzeStack(
                     analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=CALL_TIMEOUT
                 )
-            diagnostics = [(urn, d) for urn, result in analyzed for d in result.diagnostics]
+            diagnostics = [(urn, d) for urn, result, _ in analyzed for d in result.diagnostics]
             diagnostics += [("", d) for d in stacked.diagnostics]
         except grpc.RpcError as err:
             raise PolicyError(f"the policy pack failed: {err.details() if hasattr(err, 'details') else err}") from None
