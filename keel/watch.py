@@ -242,9 +242,10 @@ def _drop_modules(package: str) -> None:
 
 
 def _violations(document: dict[str, Any]) -> list[str]:
+    """Every violation's line, one per violation (as ``keel preview`` counts and lists them)."""
     from keel.render import finding
 
-    return sorted({f"{v['enforcementLevel']}  {finding(v)}" for v in document.get("policyViolations", [])})
+    return sorted(f"{v['enforcementLevel']}  {finding(v)}" for v in document.get("policyViolations", []))
 
 
 def _mandatory(document: dict[str, Any]) -> int:
@@ -283,7 +284,8 @@ def describe(before: Render, after: Render) -> str:
 
     assert before.document is not None and after.document is not None
     result = diff.compare(before.document, after.document, cost=(before.estimate, after.estimate))
-    old, new = set(_violations(before.document)), set(_violations(after.document))
+    found = _violations(after.document)
+    old, new = set(_violations(before.document)), set(found)
     lines = []
     if result.resources:
         lines.append(diff.text(result).rstrip("\n"))
@@ -295,7 +297,7 @@ def describe(before: Render, after: Render) -> str:
         lines += [f"  + {v}" for v in sorted(new - old)]
         lines += [f"  - {v}" for v in sorted(old - new)]
     elif new:
-        lines.append(f"Policies: no change ({len(new)} violation(s), {_mandatory(after.document)} mandatory)")
+        lines.append(f"Policies: no change ({len(found)} violation(s), {_mandatory(after.document)} mandatory)")
     elif "policyViolations" not in after.document:
         lines.append(NOT_CHECKED)
     else:
