@@ -12,8 +12,9 @@ imports included, as a user sees them), interleaved run by run:
   with the same parents and empty inputs, under the Pulumi SDK's own ``set_mocks``, and does nothing else.
   It first imports the provider SDK class of every type it registers (``pulumi_aws.ec2.Vpc`` for
   ``aws:ec2/vpc:Vpc``), because no program can register those types without that import. It runs with the same
-  two process settings as ``keel.cli.entry`` (the cyclic GC off, no interpreter teardown), so they are not counted
-  as keel's gain. The floor is what the Pulumi SDK needs for these resources; everything above it is keel's or the
+  two process settings as ``keel.cli.entry`` (the cyclic GC off, no interpreter teardown) and, as keel's program
+  does, without the SDK's per-registration stack traces (``keel.offline``), so none of these counts as keel's
+  gain. The floor is what the Pulumi SDK needs for these resources; everything above it is keel's or the
   cost of the program's real inputs.
 
 Then three instrumented runs of each (``keel.timings``: ``KEEL_TIMINGS``, keel importing the floor's classes first)
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from keel import timings
+from keel.offline import no_stack_traces
 from keel.timings import import_class
 
 RATIO_BUDGET = 1.5
@@ -94,7 +96,8 @@ def floor_program(steps_file: str) -> None:
 
     timings.mark("programStart")
     try:
-        loop.run_until_complete(run_pulumi_func(register))
+        with no_stack_traces():  # as keel runs its program (keel.offline says why)
+            loop.run_until_complete(run_pulumi_func(register))
     finally:
         timings.mark("programEnd")
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -137,7 +140,8 @@ def _run(cmd: list[str], timed: bool, env: dict[str, str] | None = None) -> Run:
 
 def floor_main(steps_file: str) -> None:
     """The floor as a process: the same two process settings keel's own entry point makes (``keel.cli.entry``: the
-    cyclic garbage collector off, no interpreter teardown at exit), so that neither counts as keel's gain."""
+    cyclic garbage collector off, no interpreter teardown at exit), so that neither counts as keel's gain (nor does
+    ``keel.offline.no_stack_traces``, which :func:`floor_program` runs with)."""
     gc.disable()
     timings.mark("main")
     floor_program(steps_file)

@@ -14,6 +14,8 @@ retainOnDelete, provider reference and ``dependencies``. Those last few are only
 request (a ``Mocks.new_resource`` callback never sees them), which is why the monitor, not a ``Mocks``
 subclass, does the recording. Custom resources without an explicit provider get the engine's default
 provider (``pulumi:providers:<pkg>::default_<version>``), recorded as a step of its own as the engine does.
+While the program runs, the SDK attaches no call stack to a registration (:func:`keel.offline.no_stack_traces`:
+no mock monitor reads it).
 
 Secrets: the program gets a stand-in plaintext for each ``secure:`` config value (``keel.stackfiles``), as the
 engine hands it the decrypted value. The monitor looks for each stand-in in every registered input and
@@ -44,6 +46,7 @@ from pulumi.runtime.stack import run_in_stack
 
 from keel import stackfiles, timings
 from keel.fake import DEFAULT_ACCOUNT, FakeCloud
+from keel.offline import no_stack_traces
 
 SIG = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (a wire signature, not a secret)
@@ -425,7 +428,8 @@ def execute(
     asyncio.set_event_loop(loop)
     timings.mark("programStart")
     try:
-        loop.run_until_complete(run_in_stack(program))
+        with no_stack_traces():
+            loop.run_until_complete(run_in_stack(program))
     finally:
         timings.mark("programEnd")
         _close(loop)
