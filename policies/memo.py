@@ -48,21 +48,48 @@ class _Entry:
 
 class _Caches:
     """This thread's entries by message id (with the message, so its id is not reused), by dict id and by
-    deserialized value id, and the servicer's per-resource results by (method, request id)."""
+    deserialized value id, and the servicer's per-resource results by (method, request id); and the last of each
+    looked up, which is what the next policy of the same request asks for (checked first: one identity test instead
+    of a thread lookup and a dict lookup, for each of the ~160 policies times ~440 resources)."""
 
-    __slots__ = ("by_dict", "by_message", "by_request", "by_value")
+    __slots__ = (
+        "by_dict",
+        "by_message",
+        "by_request",
+        "by_value",
+        "last_entry",
+        "last_message",
+        "last_proxied",
+        "last_request",
+        "last_value",
+        "last_value_entry",
+    )
 
     def __init__(self) -> None:
         self.by_message: dict[int, tuple[Any, _Entry]] = {}
         self.by_dict: dict[int, _Entry] = {}
         self.by_value: dict[int, _Entry] = {}
         self.by_request: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self.last_message: Any = None
+        self.last_entry: _Entry | None = None
+        self.last_value: Any = None
+        self.last_value_entry: _Entry | None = None
+        self.last_proxied: tuple[Any, Any] | None = None
+        self.last_request: dict[str, tuple[Any, Any]] = {}
 
 
 def _caches() -> _Caches:
-    """This thread's caches (started over past :data:`LIMIT` messages)."""
-    caches: _Caches | None = getattr(_local, "caches", None)
-    if caches is None or len(caches.by_message) > LIMIT:
+    """This thread's caches."""
+    try:
+        caches: _Caches = _local.caches
+    except AttributeError:
+        caches = _local.caches = _Caches()
+    return caches
+
+
+def _room(caches: _Caches) -> _Caches:
+    """``caches``, or new ones past :data:`LIMIT` messages (the thread starts over)."""
+    if len(caches.by_message) > LIMIT:
         caches = _local.caches = _Caches()
     return caches
 
@@ -95,29 +122,43 @@ def memoized(
         if args or kwargs:
             return to_dict(message, *args, **kwargs)
         caches = _caches()
+        if message is caches.last_message:
+            return caches.last_entry.as_dict  # type: ignore[union-attr]  # set with last_message
         known = caches.by_message.get(id(message))
         if known is None or known[0] is not message:
+            caches = _room(caches)
             known = caches.by_message[id(message)] = (message, _entry(message))
             caches.by_dict[id(known[1].as_dict)] = known[1]
+        caches.last_message, caches.last_entry = message, known[1]
         return known[1].as_dict
 
     def deserialize_properties(props: dict[str, Any], proxy_secrets: bool = False) -> Any:
         caches = _caches()
-        entry = caches.by_dict.get(id(props))
+        entry = caches.last_entry
         if entry is None or entry.as_dict is not props:
-            return deserialize(props, proxy_secrets)
-        if proxy_secrets not in entry.done:
-            entry.done[proxy_secrets] = deserialize(props, proxy_secrets)
-        caches.by_value[id(entry.done[proxy_secrets])] = entry
-        return entry.done[proxy_secrets]
+            entry = caches.by_dict.get(id(props))
+            if entry is None or entry.as_dict is not props:
+                return deserialize(props, proxy_secrets)
+        value = entry.done.get(proxy_secrets)
+        if value is None:
+            value = entry.done[proxy_secrets] = deserialize(props, proxy_secrets)
+        if value is not caches.last_value:
+            caches.by_value[id(value)] = entry
+            caches.last_value, caches.last_value_entry = value, entry
+        return value
 
     def unknown_checking_proxy(value: Any) -> Any:
-        entry = _caches().by_value.get(id(value))
+        caches = _caches()
+        last = caches.last_proxied
+        if last is not None and last[0] is value:
+            return last[1]
+        entry = caches.last_value_entry if value is caches.last_value else caches.by_value.get(id(value))
         if entry is None:
             return proxy(value)
         known = entry.proxies.get(id(value))
         if known is None or known[0] is not value:
             known = entry.proxies[id(value)] = (value, proxy(value))
+        caches.last_proxied = known
         return known[1]
 
     return message_to_dict, deserialize_properties, unknown_checking_proxy
@@ -129,10 +170,14 @@ def per_request(method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     key = method.__name__
 
     def once(self: Any, request: Any) -> Any:
-        cache = _caches().by_request
-        known = cache.get((key, id(request)))
+        caches = _caches()
+        last = caches.last_request.get(key)
+        if last is not None and last[0] is request:
+            return last[1]
+        known = caches.by_request.get((key, id(request)))
         if known is None or known[0] is not request:
-            known = cache[(key, id(request))] = (request, method(self, request))
+            known = caches.by_request[(key, id(request))] = (request, method(self, request))
+        caches.last_request[key] = known
         return known[1]
 
     once.__name__ = method.__name__

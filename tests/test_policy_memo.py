@@ -58,21 +58,40 @@ def test_one_conversion_per_message_whatever_the_number_of_policies() -> None:
     assert calls[-2:] == ["to_dict", "deserialize:False"]
 
 
-def test_one_proxy_per_converted_value() -> None:
+def proxying() -> tuple[list[Any], Any, Any, Any]:
+    """The memo's three functions, with a proxy that keeps each value it wraps (and numbers its proxies)."""
     _, to_dict, deserialize = counting()
     proxies: list[Any] = []
 
     def proxy(value: Any) -> Any:
         proxies.append(value)
-        return ("proxy", id(value))
+        return ("proxy", len(proxies))
 
-    message_to_dict, deserialize_once, proxy_once = memo.memoized(to_dict, deserialize, proxy)
+    return (proxies, *memo.memoized(to_dict, deserialize, proxy))
+
+
+def test_one_proxy_per_converted_value() -> None:
+    proxies, message_to_dict, deserialize_once, proxy_once = proxying()
     one = struct(a=1)
     results = [proxy_once(deserialize_once(message_to_dict(one))) for _ in range(160)]
     assert all(r == results[0] for r in results) and len(proxies) == 1
     proxy_once({"a": 1})  # a value the memo did not convert: proxied each time
     proxy_once({"a": 1})
     assert len(proxies) == 3
+
+
+def test_interleaved_messages_each_keep_their_one_conversion() -> None:
+    """``Analyze`` asks for one message many times in a row (the last one looked up is checked first);
+    ``AnalyzeStack`` goes through every resource once per policy, so each lookup follows another message's."""
+    proxies, message_to_dict, deserialize_once, proxy_once = proxying()
+    one, two = struct(a=1), struct(b=2)
+    first = {m is one: proxy_once(deserialize_once(message_to_dict(m))) for m in (one, two)}
+    for _ in range(3):  # policy after policy, resource after resource
+        for message in (one, two, two, one):
+            assert proxy_once(deserialize_once(message_to_dict(message))) == first[message is one]
+    assert len(proxies) == 2 and first[True] != first[False]
+    assert deserialize_once(message_to_dict(two)) == {"b": 2}
+    assert deserialize_once(message_to_dict(one)) == {"a": 1}
 
 
 def test_a_servicer_method_runs_once_per_request_object() -> None:
