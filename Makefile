@@ -10,6 +10,10 @@ STACK  ?= prod
 # pack, git, keel itself) rather than a core: 1 min 50 s against 1 min 58 s with two. JOBS=0 runs everything in one
 # process (to debug).
 JOBS   ?= 3
+# Byte-compile keel's own code (keel/, components/, policies/), as pip does for every package it installs: where
+# PYTHONDONTWRITEBYTECODE is set (CI machines often set it), Python would otherwise compile it again on every run,
+# 0.1-0.2 s of each preview. Only changed files are rewritten, and Python ignores a stale file.
+COMPILE = $(BIN)/python -m compileall -q keel components policies
 
 .PHONY: install preview test lint typecheck unit bench clean
 
@@ -19,6 +23,7 @@ $(RUN): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
+	$(COMPILE)
 	touch $(RUN)
 
 $(STAMP): $(RUN)
@@ -28,6 +33,7 @@ $(STAMP): $(RUN)
 install: $(STAMP)  ## create .venv and install keel with its dev tools
 
 preview: $(RUN)  ## offline preview of a stack: make preview [STACK=dev]
+	@$(COMPILE)
 	$(BIN)/keel preview $(STACK)
 
 lint: $(STAMP)
@@ -38,11 +44,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	@$(COMPILE)
 	$(BIN)/pytest -n $(JOBS)
 
 test: lint typecheck unit  ## ruff, mypy and pytest
 
 bench: $(STAMP)  ## time a cold `keel preview` against the SDK floor and a `keel watch` re-render (README: Speed)
+	@$(COMPILE)
 	$(BIN)/python -m keel.bench $(STACK)
 
 clean:
