@@ -193,9 +193,11 @@ class Watcher:
         """Render once, then again after every change, until ``stop`` (a ``threading.Event``) is set or Ctrl-C."""
         import watchfiles
 
+        folders, accept = _watch_plan(self.watched())
         changes = watchfiles.watch(
-            *self.watched(),
-            watch_filter=_relevant,
+            *folders,
+            watch_filter=accept,
+            recursive=False,
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
             stop_event=stop,
@@ -218,6 +220,34 @@ class Watcher:
                     gc.collect()
         finally:
             self.close()
+
+
+def _watch_plan(paths: Collection[Path]) -> tuple[list[Path], Callable[[Any, str], bool]]:
+    """What to hand ``watchfiles`` for ``paths`` (files and folders): the folder of each file, and each folder with its
+    subfolders, every one watched on its own (not recursively), and a filter that passes the files named and the
+    sources under the folders.
+
+    A file is watched through its folder, not by itself: an editor that saves by writing a new file and renaming it
+    over the old one (vim, JetBrains' safe write, ``sed -i``) replaces the very file a watch on it follows, so every
+    save after the first would go unseen. The project root is watched without its subfolders (``.venv``); a folder
+    made under ``components/`` or ``policies/`` after the watch began is watched from the next start."""
+    files = {p for p in paths if not p.is_dir()}
+    trees = [p for p in paths if p.is_dir()]
+    folders = {f.parent for f in files}
+    for tree in trees:
+        folders.add(tree)
+        folders.update(
+            d
+            for d in tree.rglob("*")
+            if d.is_dir()
+            and not any(part == "__pycache__" or part.startswith(".") for part in d.relative_to(tree).parts)
+        )
+
+    def accept(change: Any, path: str) -> bool:
+        where = Path(path)
+        return where in files or (any(tree in where.parents for tree in trees) and _relevant(change, path))
+
+    return sorted(folders), accept
 
 
 def _relevant(change: Any, path: str) -> bool:

@@ -156,6 +156,67 @@ def read_until(stream: IO[str], pattern: str, seconds: float = 120.0) -> str:
     return "".join(found)
 
 
+class Noting(watch.Watcher):
+    """A watcher that notes which files each batch of changes named instead of rendering."""
+
+    def step(self, changed: Any = ()) -> str:
+        return ",".join(sorted(str(Path(p).relative_to(self.root)) for p in changed)) or "start"
+
+
+def replace(path: Path, text: str) -> None:
+    """Save as vim, JetBrains' safe write and ``sed -i`` do: a new file renamed over the old one."""
+    fresh = path.with_name(f".{path.name}.tmp")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
+def test_a_file_saved_by_renaming_over_it_is_seen_every_time(tmp_path: Path) -> None:
+    """A watch on the stack file itself would follow the replaced file and miss every save after the first; the
+    watch is on its folder. Sources anywhere under components/ and policies/ count; the rest of the root does not."""
+    root = tmp_path.resolve()
+    for name in (
+        "Pulumi.yaml",
+        "__main__.py",
+        "Pulumi.dev.yaml",
+        "components/config/models.py",
+        "policies/rules/s3.py",
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("# 1\n")
+    (root / ".venv" / "lib").mkdir(parents=True)
+    seen: list[str] = []
+    stop = threading.Event()
+    watcher = Noting("dev", root, policy=False)
+    thread = threading.Thread(target=watcher.run, args=(seen.append, stop), daemon=True)
+    thread.start()
+
+    def after(change: Any) -> str:
+        count = len(seen)
+        change()
+        deadline = time.monotonic() + 10
+        while len(seen) == count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(seen) == count + 1, seen
+        return seen[-1]
+
+    try:
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen == ["start"]
+        for n in (2, 3):  # the second save is the one a watch on the file itself misses
+            assert after(lambda n=n: replace(root / "Pulumi.dev.yaml", f"# {n}\n")) == "Pulumi.dev.yaml"
+        assert after(lambda: replace(root / "__main__.py", "# 2\n")) == "__main__.py"
+        (root / ".venv" / "lib" / "site.py").write_text("# not the project's\n")
+        (root / "README.md").write_text("# not a source\n")
+        assert after(lambda: replace(root / "components/config/models.py", "# 2\n")) == "components/config/models.py"
+        assert after(lambda: (root / "policies/rules/s3.py").write_text("# 2\n")) == "policies/rules/s3.py"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def test_keel_watch_follows_stack_and_component_changes_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """The command itself, on a copy of the project: a stack file edit and a change under components/ (reloaded:
     the new code runs) each print their diff; SIGINT (Ctrl-C) ends it with exit 0 and no traceback."""
