@@ -15,7 +15,10 @@ imports included, as a user sees them), interleaved run by run:
   two process settings as ``keel.cli.entry`` (the cyclic GC off, no interpreter teardown) and, as keel's program
   does, without the SDK's per-registration stack traces (``keel.offline``), so none of these counts as keel's
   gain. The floor is what the Pulumi SDK needs for these resources; everything above it is keel's or the
-  cost of the program's real inputs.
+  cost of the program's real inputs;
+- for information, the floor again with each resource's own inputs (plain values from the saved preview, through
+  the SDK's generic resource classes, each answered with its inputs): what the SDK needs for these resources with
+  these inputs, without a program's typed classes, chained outputs and imports.
 
 Then three instrumented runs of each (``keel.timings``: ``KEEL_TIMINGS``, keel importing the floor's classes first)
 print where the time goes: start-up, SDK imports, the program (of which the fake cloud and recording), the pack's
@@ -52,8 +55,11 @@ RATIO_BUDGET = 1.5
 WATCH_BUDGET = 2.0
 
 
-def floor_program(steps_file: str) -> None:
-    """Register every step of a saved preview with empty inputs under the SDK's plain mocks."""
+def floor_program(steps_file: str, inputs: bool = False) -> None:
+    """Register every step of a saved preview with empty inputs under the SDK's plain mocks. ``inputs``: with the
+    step's own inputs instead (plain values, through the SDK's generic resource classes), the mocks answering each
+    with its inputs as a provider's preview does: what the SDK alone needs to register these resources with these
+    inputs, shown beside the floor for information (the budget is against the floor)."""
     import asyncio
 
     import pulumi
@@ -66,7 +72,7 @@ def floor_program(steps_file: str) -> None:
 
     class Empty(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            return f"{args.name}-id", {}
+            return f"{args.name}-id", dict(args.inputs) if inputs else {}
 
         def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
             return {}
@@ -87,10 +93,11 @@ def floor_program(steps_file: str) -> None:
             if kind == "pulumi:pulumi:Stack":
                 continue
             opts = pulumi.ResourceOptions(parent=made.get(state["parent"]))
+            props = dict(state.get("inputs") or {}) if inputs else {}
             if kind.startswith("pulumi:providers:"):
-                made[step["urn"]] = pulumi.ProviderResource(kind.split(":")[-1], name, {}, opts)
+                made[step["urn"]] = pulumi.ProviderResource(kind.split(":")[-1], name, props, opts)
             elif state["custom"]:
-                made[step["urn"]] = pulumi.CustomResource(kind, name, {}, opts)
+                made[step["urn"]] = pulumi.CustomResource(kind, name, props, opts)
             else:
                 made[step["urn"]] = pulumi.ComponentResource(kind, name, None, opts)
 
@@ -138,13 +145,13 @@ def _run(cmd: list[str], timed: bool, env: dict[str, str] | None = None) -> Run:
     return run
 
 
-def floor_main(steps_file: str) -> None:
+def floor_main(steps_file: str, inputs: bool = False) -> None:
     """The floor as a process: the same two process settings keel's own entry point makes (``keel.cli.entry``: the
     cyclic garbage collector off, no interpreter teardown at exit), so that neither counts as keel's gain (nor does
     ``keel.offline.no_stack_traces``, which :func:`floor_program` runs with)."""
     gc.disable()
     timings.mark("main")
-    floor_program(steps_file)
+    floor_program(steps_file, inputs)
     timings.write()
     sys.stdout.flush()
     os._exit(0)
@@ -257,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack", nargs="?", default="prod")
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each (default 7)")
     parser.add_argument("--floor", metavar="PREVIEW_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--inputs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=("cold", "watch"), help="run only the cold preview or the watch benchmark")
     args = parser.parse_args(argv)
     if args.floor:
-        floor_main(args.floor)
+        floor_main(args.floor, args.inputs)
         return 0
 
     over = False
@@ -300,10 +308,11 @@ def cold(stack: str, runs: int) -> bool:
     floor_cmd = [sys.executable, "-m", "keel.bench", "--floor", saved.name]
     try:
         # interleaved, so that a slow minute on the machine slows both alike
-        ours, floor = [], []
+        ours, floor, same = [], [], []
         for _ in range(runs):
             ours.append(_run(ours_cmd, timed=False).seconds)
             floor.append(_run(floor_cmd, timed=False).seconds)
+            same.append(_run([*floor_cmd, "--inputs"], timed=False).seconds)
         timed_ours = [_run(ours_cmd, timed=True, env={timings.IMPORTS_ENV: saved.name}) for _ in range(3)]
         timed_floor = [_run(floor_cmd, timed=True) for _ in range(3)]
     finally:
@@ -312,12 +321,19 @@ def cold(stack: str, runs: int) -> bool:
     ratio = statistics.median(ours) / statistics.median(floor)
     print(f"keel preview {stack} --json: {resources} resources, {runs} runs each, interleaved")
     print("(wall time of whole processes; both with the cyclic GC off and no interpreter teardown, as keel runs)")
-    for label, times in (("keel preview", ours), ("SDK floor", floor)):
+    for label, times in (("keel preview", ours), ("SDK floor", floor), ("same inputs", same)):
         print(
             f"  {label:<13} median {statistics.median(times):6.2f} s   "
             f"min {min(times):6.2f} s   max {max(times):6.2f} s"
         )
     print(f"  ratio {ratio:.2f} (budget {RATIO_BUDGET})")
+    same_ratio, over_same = (
+        statistics.median(same) / statistics.median(floor),
+        statistics.median(ours) / statistics.median(same),
+    )
+    print(
+        f"  (same inputs: the floor with the resources' inputs, {same_ratio:.2f}x the floor; keel {over_same:.2f}x it)"
+    )
     print("where the time goes (median of 3 instrumented runs each; keel imports the floor's classes first):")
     print(f"  {'':<52} {'keel':>8} {'floor':>8}")
     for label, mine, theirs in breakdown(timed_ours, timed_floor):
