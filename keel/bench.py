@@ -79,7 +79,8 @@ def floor_program(steps_file: str, inputs: bool = False) -> None:
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks.set_mocks(Empty(), project=project, stack=stack, preview=True)
+    with no_stack_traces():  # set_mocks registers the root stack, as keel's program does inside its block
+        mocks.set_mocks(Empty(), project=project, stack=stack, preview=True)
 
     with timings.phase("sdkImports"):
         for kind in sorted({s["newState"]["type"] for s in doc["steps"]}):
