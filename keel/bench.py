@@ -18,7 +18,9 @@ imports included, as a user sees them), interleaved run by run:
   cost of the program's real inputs;
 - for information, the floor again with each resource's own inputs (plain values from the saved preview, through
   the SDK's generic resource classes, each answered with its inputs): what the SDK needs for these resources with
-  these inputs, without a program's typed classes, chained outputs and imports.
+  these inputs, without a program's typed classes, chained outputs and imports;
+- for information, ``keel preview STACK --json --no-policy``: keel without the pack, which splits keel's time above
+  the floor into the program's share and the pack's.
 
 Then three instrumented runs of each (``keel.timings``: ``KEEL_TIMINGS``, keel importing the floor's classes first)
 print where the time goes: start-up, SDK imports, the program (of which the fake cloud and recording), the pack's
@@ -309,9 +311,10 @@ def cold(stack: str, runs: int) -> bool:
     floor_cmd = [sys.executable, "-m", "keel.bench", "--floor", saved.name]
     try:
         # interleaved, so that a slow minute on the machine slows both alike
-        ours, floor, same = [], [], []
+        ours, floor, same, bare = [], [], [], []
         for _ in range(runs):
             ours.append(_run(ours_cmd, timed=False).seconds)
+            bare.append(_run([*ours_cmd, "--no-policy"], timed=False).seconds)
             floor.append(_run(floor_cmd, timed=False).seconds)
             same.append(_run([*floor_cmd, "--inputs"], timed=False).seconds)
         timed_ours = [_run(ours_cmd, timed=True, env={timings.IMPORTS_ENV: saved.name}) for _ in range(3)]
@@ -322,7 +325,7 @@ def cold(stack: str, runs: int) -> bool:
     ratio = statistics.median(ours) / statistics.median(floor)
     print(f"keel preview {stack} --json: {resources} resources, {runs} runs each, interleaved")
     print("(wall time of whole processes; both with the cyclic GC off and no interpreter teardown, as keel runs)")
-    for label, times in (("keel preview", ours), ("SDK floor", floor), ("same inputs", same)):
+    for label, times in (("keel preview", ours), ("no pack", bare), ("SDK floor", floor), ("same inputs", same)):
         print(
             f"  {label:<13} median {statistics.median(times):6.2f} s   "
             f"min {min(times):6.2f} s   max {max(times):6.2f} s"
@@ -334,6 +337,10 @@ def cold(stack: str, runs: int) -> bool:
     )
     print(
         f"  (same inputs: the floor with the resources' inputs, {same_ratio:.2f}x the floor; keel {over_same:.2f}x it)"
+    )
+    print(
+        f"  (no pack: keel preview --no-policy, {statistics.median(bare) / statistics.median(floor):.2f}x the floor;"
+        f" the pack adds {statistics.median(ours) - statistics.median(bare):.2f} s)"
     )
     print("where the time goes (median of 3 instrumented runs each; keel imports the floor's classes first):")
     print(f"  {'':<52} {'keel':>8} {'floor':>8}")
