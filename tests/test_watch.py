@@ -36,8 +36,11 @@ def dev_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_change_prints_its_diff_lines_and_a_bad_value_its_error_until_fixed(dev_file: Path) -> None:
+def test_a_change_prints_its_diff_lines_and_a_bad_value_its_error_until_fixed(
+    dev_file: Path, request: pytest.FixtureRequest
+) -> None:
     watcher = watch.Watcher("dev", ROOT, config_file=dev_file, policy_config=policy_config_file("dev"))
+    request.addfinalizer(watcher.close)  # its warm pack process, which would outlive the test
     first = watcher.step()
     assert re.match(r"\[\d\d:\d\d:\d\d\] dev: start; rendered in \d+\.\d\d s \(\d+ resources\)\n", first)
     assert re.search(r"^Monthly cost: \$[\d,]+\.\d\d$", first, re.M)
